@@ -1,0 +1,19 @@
+"""Errors a user can act on: jobs print them as one line and exit non-zero."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """A problem with the user's input, configuration or environment.
+
+    The message is complete on its own (it names the file, key or value at
+    fault), so the jobs print it as a single line without a traceback.
+    """
+
+
+class ConfigError(PipelineError):
+    """A configuration file or value is invalid."""
+
+
+class DataError(PipelineError):
+    """Input data or a prepared dataset is missing, corrupt or inconsistent."""

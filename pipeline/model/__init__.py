@@ -1,0 +1,1 @@
+"""Models: registries of Keras building blocks and the model builder."""

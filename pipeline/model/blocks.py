@@ -1,0 +1,133 @@
+"""Registries of Keras building blocks: activations, losses, initializers, optimizers.
+
+Names are what configurations use; ``"module:attr"`` names a custom object instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import tensorflow as tf
+
+from pipeline.config import OptimizerConfig
+from pipeline.registry import Registry
+
+keras = tf.keras
+
+# ---------------------------------------------------------------------------
+# Activations: name -> a Keras activation identifier that survives model saving.
+
+ACTIVATIONS: Registry[str] = Registry("activation")
+for _name in ("linear", "relu", "leaky_relu", "elu", "selu", "gelu", "swish", "sigmoid",
+              "hard_sigmoid", "tanh", "softplus", "softsign", "softmax"):
+    ACTIVATIONS.register(_name, _name)
+
+
+def activation(name: str) -> str | Callable:
+    return ACTIVATIONS.get(name)
+
+
+# ---------------------------------------------------------------------------
+# Losses
+
+LabelEncoding = Literal["sparse", "onehot", "pm1"]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """How to build a loss and what it needs from labels and outputs.
+
+    ``fuses``: the output activation this loss can apply itself, from logits, which is
+    numerically stable (log-softmax instead of log(softmax)); the model then emits logits.
+    ``outputs``: output activations the loss is meant for; others run with a warning.
+    """
+
+    factory: Callable[..., keras.losses.Loss]
+    labels: LabelEncoding
+    fuses: str | None = None
+    outputs: tuple[str, ...] = ()
+
+
+LOSSES: Registry[LossSpec] = Registry("loss")
+_PROBS = ("softmax",)
+_SCORES = ("linear", "tanh", "softsign")
+LOSSES.register("mse", LossSpec(keras.losses.MeanSquaredError, "onehot"))
+LOSSES.register("mae", LossSpec(keras.losses.MeanAbsoluteError, "onehot"))
+LOSSES.register("huber", LossSpec(keras.losses.Huber, "onehot"))
+LOSSES.register("log_cosh", LossSpec(keras.losses.LogCosh, "onehot"))
+LOSSES.register("binary_crossentropy",
+                LossSpec(keras.losses.BinaryCrossentropy, "onehot", "sigmoid", ("sigmoid",)))
+LOSSES.register("categorical_crossentropy",
+                LossSpec(keras.losses.CategoricalCrossentropy, "onehot", "softmax", _PROBS))
+LOSSES.register("sparse_categorical_crossentropy",
+                LossSpec(keras.losses.SparseCategoricalCrossentropy, "sparse", "softmax", _PROBS))
+LOSSES.register("kl_divergence", LossSpec(keras.losses.KLDivergence, "onehot", None, _PROBS))
+LOSSES.register("poisson",
+                LossSpec(keras.losses.Poisson, "onehot", None, ("softmax", "softplus", "relu")))
+LOSSES.register("hinge", LossSpec(keras.losses.Hinge, "pm1", None, _SCORES))
+LOSSES.register("squared_hinge", LossSpec(keras.losses.SquaredHinge, "pm1", None, _SCORES))
+LOSSES.register("categorical_hinge",
+                LossSpec(keras.losses.CategoricalHinge, "onehot", None, _SCORES))
+
+
+def build_loss(name: str, output_activation: str) -> tuple[keras.losses.Loss, bool]:
+    """The loss object, and whether the model should emit logits for it."""
+    spec = LOSSES.get(name)
+    if not isinstance(spec, LossSpec):  # a custom "module:attr" loss: used as given
+        return spec, False
+    from_logits = spec.fuses is not None and spec.fuses == output_activation
+    loss = spec.factory(from_logits=True) if from_logits else spec.factory()
+    return loss, from_logits
+
+
+def loss_warnings(loss: str, output_activation: str) -> list[str]:
+    """Combinations that run but make little sense for classification."""
+    spec = LOSSES.get(loss)
+    if isinstance(spec, LossSpec) and spec.outputs and output_activation not in spec.outputs:
+        return [f"{loss} is meant for {'/'.join(spec.outputs)} outputs, "
+                f"not {output_activation}"]
+    return []
+
+
+# ---------------------------------------------------------------------------
+# Initializers: name -> factory(seed) so every layer gets its own reproducible stream.
+
+INITIALIZERS: Registry[Callable[[int], keras.initializers.Initializer]] = Registry("initializer")
+INITIALIZERS.register("zeros", lambda seed: keras.initializers.Zeros())
+INITIALIZERS.register("ones", lambda seed: keras.initializers.Ones())
+INITIALIZERS.register("constant", lambda seed: keras.initializers.Constant(0.01))
+for _name, _cls in {
+    "glorot_normal": keras.initializers.GlorotNormal,
+    "glorot_uniform": keras.initializers.GlorotUniform,
+    "he_normal": keras.initializers.HeNormal,
+    "he_uniform": keras.initializers.HeUniform,
+    "lecun_normal": keras.initializers.LecunNormal,
+    "lecun_uniform": keras.initializers.LecunUniform,
+    "random_normal": keras.initializers.RandomNormal,
+    "random_uniform": keras.initializers.RandomUniform,
+}.items():
+    INITIALIZERS.register(_name, lambda seed, _cls=_cls: _cls(seed=seed))
+
+
+def initializer(name: str, seed: int) -> keras.initializers.Initializer:
+    entry = INITIALIZERS.get(name)
+    return entry(seed) if name in INITIALIZERS else entry
+
+
+# ---------------------------------------------------------------------------
+# Optimizers: name -> factory(config, learning_rate)
+
+OPTIMIZERS: Registry[Callable[[OptimizerConfig, float], keras.optimizers.Optimizer]] = \
+    Registry("optimizer")
+# The legacy optimizers are the ones Horovod 0.28's DistributedOptimizer wraps in TF 2.15.
+_opt = keras.optimizers.legacy
+OPTIMIZERS.register("sgd", lambda c, lr: _opt.SGD(lr, momentum=c.momentum, nesterov=c.nesterov))
+OPTIMIZERS.register("adam", lambda c, lr: _opt.Adam(lr))
+OPTIMIZERS.register("rmsprop", lambda c, lr: _opt.RMSprop(lr, momentum=c.momentum))
+OPTIMIZERS.register("adagrad", lambda c, lr: _opt.Adagrad(lr))
+
+
+def optimizer(cfg: OptimizerConfig, learning_rate: float) -> keras.optimizers.Optimizer:
+    return OPTIMIZERS.get(cfg.name)(cfg, learning_rate)

@@ -1,0 +1,117 @@
+"""Comparison tables from a sweep's MLflow runs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from pipeline import tracking
+from pipeline.errors import PipelineError
+
+COLUMNS = {
+    "name": "configuration",
+    "params.model.architecture": "architecture",
+    "params.model.hidden_activation": "hidden_activation",
+    "params.model.output_activation": "output_activation",
+    "params.loss": "loss",
+    "params.model.kernel_initializer": "initializer",
+    "params.optimizer.name": "optimizer",
+    "metrics.test_accuracy": "test_accuracy",
+    "metrics.test_loss": "test_loss",
+    "best_val_accuracy": "best_val_accuracy",
+    "best_val_epoch": "best_val_epoch",
+    "metrics.epochs_run": "epochs_run",
+    "metrics.train_seconds": "train_seconds",
+    "mean_samples_per_sec": "samples_per_sec",
+    "tags.status": "status",
+    "run_id": "run_id",
+}
+
+
+@dataclass
+class Report:
+    leaderboard: pd.DataFrame
+    csv: Path
+    markdown: Path
+
+
+def leaderboard(client: MlflowClient, runs: list[Run], metric: str) -> pd.DataFrame:
+    """One row per configuration run, best ``metric`` first; failed runs stay, at the bottom."""
+    rows = [_row(client, run) for run in runs]
+    df = pd.DataFrame(rows, columns=list(COLUMNS)).rename(columns=COLUMNS)
+    key = COLUMNS.get(f"metrics.{metric}", metric)
+    if key not in df.columns:
+        raise PipelineError(f"--metric: {metric!r} is not a leaderboard column")
+    return df.sort_values(key, ascending="loss" in key, na_position="last").reset_index(drop=True)
+
+
+def _row(client: MlflowClient, run: Run) -> dict:
+    row = {"name": run.info.run_name, "run_id": run.info.run_id}
+    row.update({f"params.{k}": v for k, v in run.data.params.items()})
+    row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+    row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+    val = client.get_metric_history(run.info.run_id, "val_accuracy")
+    if val:
+        best = max(val, key=lambda m: m.value)
+        row["best_val_accuracy"], row["best_val_epoch"] = best.value, best.step + 1
+    speed = client.get_metric_history(run.info.run_id, "samples_per_sec")
+    if speed:
+        row["mean_samples_per_sec"] = sum(m.value for m in speed) / len(speed)
+    return row
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table; floats to 4 significant digits."""
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "" if pd.isna(value) else f"{value:.4g}"
+        return str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(df.columns) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def select_runs(client: MlflowClient, experiment: str, all_runs: bool) -> tuple[str, list[Run]]:
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise PipelineError(f"--experiment: no MLflow experiment named {experiment!r}")
+    parent_id = None
+    if not all_runs:
+        parent = tracking.latest_parent(client, exp.experiment_id)
+        if parent is None:
+            raise PipelineError(f"experiment {experiment!r} has no sweep runs")
+        parent_id = parent.info.run_id
+    runs = tracking.children(client, exp.experiment_id, parent_id)
+    if not runs and parent_id:
+        # A re-run that skipped everything has no children of its own: show the sweep's history.
+        runs = tracking.children(client, exp.experiment_id)
+    return parent_id or "", runs
+
+
+def write_report(client: MlflowClient, experiment: str, output: Path, metric: str = "test_accuracy",
+                 all_runs: bool = False) -> Report:
+    parent_id, runs = select_runs(client, experiment, all_runs)
+    if not runs:
+        raise PipelineError(f"experiment {experiment!r} has no configuration runs to compare")
+    df = leaderboard(client, runs, metric)
+    output.mkdir(parents=True, exist_ok=True)
+    csv, md = output / "leaderboard.csv", output / "leaderboard.md"
+    _atomic_write(csv, df.to_csv(index=False))
+    _atomic_write(md, f"# Sweep `{experiment}`: leaderboard by {metric}\n\n{to_markdown(df)}")
+    if parent_id:
+        for path in (csv, md):
+            client.log_artifact(parent_id, str(path), "report")
+    return Report(df, csv, md)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,102 @@
+"""MLflow conventions: where the store is, experiment and run naming, tags, look-ups.
+
+One experiment per sweep name; one parent run per sweep invocation; one child run
+per configuration, tagged so a re-run can tell which configurations are done.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from pipeline.errors import PipelineError
+
+TAG_SWEEP = "sweep"
+TAG_HASH = "config_hash"
+TAG_DATASET = "dataset"
+TAG_STATUS = "status"
+TAG_WARNINGS = "warnings"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_ROLE = "role"  # "sweep" on parent runs, "config" on child runs
+
+FINISHED, DIVERGED, FAILED, RUNNING = "finished", "diverged", "failed", "running"
+DONE_STATUSES = (FINISHED, DIVERGED)
+
+
+def tracking_uri(uri: str | None = None, home: str | Path | None = None) -> str:
+    """The MLflow store: explicit > $MLFLOW_TRACKING_URI > SQLite file in the project folder."""
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    root = Path(home or os.getcwd()).resolve()
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """For a local SQLite store, artifacts go beside it (absolute, so any process finds them)."""
+    if not uri.startswith("sqlite:///"):
+        return None  # a tracking server decides where artifacts live
+    db = Path(uri.removeprefix("sqlite:///"))
+    return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
+
+
+def connect(uri: str) -> MlflowClient:
+    """A client for ``uri``, failing fast with one line when the store is unreachable."""
+    # Fail within seconds instead of MLflow's default minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure here means "cannot use this store"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(f"MLflow tracking store {uri} is not usable: {first[:200]}") from exc
+    return client
+
+
+def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location(uri, name))
+    except Exception:  # noqa: BLE001 - another sweep may have created it meanwhile
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def done_hashes(client: MlflowClient, exp_id: str, fingerprint: str) -> set[str]:
+    """Hashes of configurations that already finished (or diverged) on this dataset."""
+    runs = search_all(client, exp_id,
+                      f"tags.{TAG_DATASET} = '{fingerprint}' and tags.{TAG_ROLE} = 'config'")
+    return {r.data.tags[TAG_HASH] for r in runs
+            if r.data.tags.get(TAG_STATUS) in DONE_STATUSES and TAG_HASH in r.data.tags}
+
+
+def search_all(client: MlflowClient, exp_id: str, filter_string: str = "") -> list[Run]:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([exp_id], filter_string, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def latest_parent(client: MlflowClient, exp_id: str) -> Run | None:
+    runs = client.search_runs([exp_id], f"tags.{TAG_ROLE} = 'sweep'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def children(client: MlflowClient, exp_id: str, parent_id: str | None = None) -> list[Run]:
+    query = f"tags.{TAG_ROLE} = 'config'"
+    if parent_id:
+        query += f" and tags.`{TAG_PARENT}` = '{parent_id}'"
+    return search_all(client, exp_id, query)

@@ -1,0 +1,1 @@
+"""Training: the Horovod worker, the driver-side sweep loop, and Keras callbacks."""

@@ -1,0 +1,29 @@
+"""Images logged with each configuration's run."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on workers; must precede pyplot
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def confusion_figure(confusion: np.ndarray) -> plt.Figure:
+    """Row-normalised confusion matrix with the raw counts written in each cell."""
+    k = confusion.shape[0]
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(0.55 * k + 2, 0.55 * k + 1.5))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_title("test confusion matrix")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,81 @@
+"""Keras callbacks used inside a Horovod rank.
+
+Order matters: MetricAverageCallback (Horovod) must run first, so that every later
+callback sees the same, rank-averaged logs and so takes the same decision on every rank.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import tensorflow as tf
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+
+class EpochClock(tf.keras.callbacks.Callback):
+    """Adds epoch_seconds and samples_per_sec (global samples) to the epoch logs."""
+
+    def __init__(self, samples_per_epoch: int) -> None:
+        super().__init__()
+        self.samples_per_epoch = samples_per_epoch
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = time.perf_counter() - self._start
+        if logs is not None:
+            logs["epoch_seconds"] = seconds
+            logs["samples_per_sec"] = self.samples_per_epoch / max(seconds, 1e-9)
+            logs["lr"] = _current_lr(self.model.optimizer)
+
+
+def _current_lr(optimizer: tf.keras.optimizers.Optimizer) -> float:
+    lr = optimizer.learning_rate
+    if isinstance(lr, tf.keras.optimizers.schedules.LearningRateSchedule):
+        lr = lr(optimizer.iterations)
+    return float(tf.keras.backend.get_value(lr))
+
+
+class DivergenceStop(tf.keras.callbacks.Callback):
+    """Stops training when the rank-averaged loss is NaN or inf.
+
+    It reads the averaged logs, identical on all ranks, so all ranks stop at the
+    same epoch; a per-batch local check could stop one rank and hang the others.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diverged_at: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.diverged_at = epoch
+            self.model.stop_training = True
+
+
+class MlflowEpochLogger(tf.keras.callbacks.Callback):
+    """Rank 0 only: every epoch's averaged logs to the configuration's MLflow run."""
+
+    KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
+            "samples_per_sec")
+
+    def __init__(self, client: MlflowClient, run_id: str, printer=print) -> None:  # noqa: ANN001
+        super().__init__()
+        self.client = client
+        self.run_id = run_id
+        self.printer = printer
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(logs[k]), now, epoch) for k in self.KEYS if k in logs]
+        self.client.log_batch(self.run_id, metrics=metrics)
+        shown = " ".join(f"{k}={logs[k]:.4g}" for k in ("loss", "accuracy", "val_loss",
+                                                          "val_accuracy") if k in logs)
+        self.printer(f"    epoch {epoch + 1}: {shown} ({logs.get('epoch_seconds', 0):.1f}s)")
+

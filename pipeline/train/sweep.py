@@ -1,0 +1,192 @@
+"""Driver side of a sweep: expand the grid, skip what is done, launch Horovod, retry.
+
+All configurations still to do go to one ``horovod.spark.run`` launch. If the launch
+fails (a rank crashed, a host went away), the configurations that finished are already
+in MLflow; the driver marks the interrupted one failed and relaunches with the rest,
+up to ``max_attempts`` launches.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+from pyspark.sql import SparkSession
+
+from pipeline import tracking
+from pipeline.config import SweepConfig, Trial, apply_overrides, config_hash, expand_grid
+from pipeline.data import feed
+from pipeline.data.manifest import Manifest, load_manifest
+from pipeline.errors import ConfigError
+from pipeline.spark import available_slots
+from pipeline.train.worker import TrialSpec, WorkerJob, run_worker
+
+
+@dataclass
+class SweepOptions:
+    data_dir: Path
+    num_proc: int | None = None
+    epochs: int | None = None
+    experiment: str | None = None
+    force: bool = False
+    verbose: bool = False
+    tracking_uri: str | None = None
+
+
+@dataclass
+class SweepResult:
+    experiment: str
+    experiment_id: str
+    parent_run_id: str
+    planned: int
+    skipped: int
+    summaries: list[dict] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
+                epochs: int | None) -> list[TrialSpec]:
+    """Resolve every grid point and check it can run, before anything starts."""
+    from pipeline.model import blocks
+    from pipeline.model.build import ARCHITECTURES
+
+    specs = []
+    for trial in expand_grid(sweep):
+        cfg = trial.config
+        if epochs is not None:
+            cfg = apply_overrides(cfg, {"training.epochs": epochs}, "--epochs")
+        _check_trial(trial, cfg.training.batch_size, num_proc, manifest)
+        # Unknown names fail here with the list of known ones, not inside a rank.
+        for name in (cfg.model.hidden_activation, cfg.model.output_activation):
+            blocks.activation(name)
+        blocks.LOSSES.get(cfg.loss)
+        blocks.INITIALIZERS.get(cfg.model.kernel_initializer)
+        blocks.INITIALIZERS.get(cfg.model.bias_initializer)
+        blocks.OPTIMIZERS.get(cfg.optimizer.name)
+        ARCHITECTURES.get(cfg.model.architecture)
+        specs.append(TrialSpec(trial.name, cfg, config_hash(cfg, manifest.fingerprint)))
+    return specs
+
+
+def _check_trial(trial: Trial, batch: int, num_proc: int, manifest: Manifest) -> None:
+    if batch % num_proc:
+        raise ConfigError(f"{trial.name}: training.batch_size {batch} is not divisible by "
+                          f"{num_proc} ranks (it is the global batch)")
+    feed.steps_per_epoch(manifest, "train", num_proc, batch // num_proc)
+    manifest.shard_files(Path("."), "train", 0, num_proc)  # raises if too few shards
+
+
+def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | None) -> int:
+    slots = available_slots(spark)
+    num_proc = requested or sweep.num_proc or slots
+    if num_proc < 1:
+        raise ConfigError(f"--num-proc: must be at least 1, got {num_proc}")
+    if num_proc > slots:
+        # Horovod needs all ranks running at once; more would wait until the start timeout.
+        raise ConfigError(f"--num-proc: {num_proc} ranks requested but Spark can run only "
+                          f"{slots} tasks at once (executor cores / spark.task.cpus)")
+    return num_proc
+
+
+def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
+              log=print) -> SweepResult:  # noqa: ANN001
+    manifest = load_manifest(opts.data_dir)
+    num_proc = resolve_num_proc(spark, sweep, opts.num_proc)
+    specs = plan_trials(sweep, manifest, num_proc, opts.epochs)
+    uri = tracking.tracking_uri(opts.tracking_uri)
+    client = tracking.connect(uri)
+    experiment = opts.experiment or sweep.name
+    exp_id = tracking.experiment_id(client, experiment, uri)
+    done = set() if opts.force else tracking.done_hashes(client, exp_id, manifest.fingerprint)
+    todo = [s for s in specs if s.config_hash not in done]
+    log(f"sweep {sweep.name}: {len(specs)} configurations, {len(specs) - len(todo)} already "
+        f"done, {len(todo)} to run on {num_proc} Horovod ranks; MLflow: {uri}")
+    parent = _start_parent(client, exp_id, sweep, manifest, num_proc, len(specs))
+    result = SweepResult(experiment, exp_id, parent, len(specs), len(specs) - len(todo))
+    job = WorkerJob(str(opts.data_dir.resolve()), sweep.name, todo, uri, exp_id, parent,
+                    manifest.fingerprint, sweep.threads_per_rank, opts.verbose)
+    try:
+        _launch_with_retries(client, job, num_proc, sweep.max_attempts, result, log)
+    finally:
+        _finish_parent(client, parent, result)
+    return result
+
+
+def _launch_with_retries(client: MlflowClient, job: WorkerJob, num_proc: int,
+                         max_attempts: int, result: SweepResult, log) -> None:  # noqa: ANN001
+    import horovod.spark
+
+    remaining = list(job.trials)
+    for attempt in range(1, max_attempts + 1):
+        if not remaining:
+            break
+        started = time.perf_counter()
+        try:
+            per_rank = horovod.spark.run(run_worker, args=(replace(job, trials=remaining),),
+                                         num_proc=num_proc, use_gloo=True, env=_rank_env(job),
+                                         verbose=1 if job.verbose else 0)
+            result.summaries.extend(per_rank[0])
+            remaining = []
+        except Exception as exc:  # noqa: BLE001 - a failed launch is retried, not fatal
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            log(f"launch {attempt}/{max_attempts} failed after "
+                f"{time.perf_counter() - started:.0f}s: {line}")
+            _fail_stale_children(client, job)
+            finished = tracking.done_hashes(client, job.experiment_id, job.fingerprint)
+            result.summaries.extend(_summaries_from_mlflow(client, job, finished, remaining))
+            remaining = [t for t in remaining if t.config_hash not in finished]
+    result.failed = [t.name for t in remaining]
+
+
+def _rank_env(job: WorkerJob) -> dict[str, str]:
+    """Environment overlaid on each rank's: thread counts and quiet TensorFlow logs."""
+    env = {"OMP_NUM_THREADS": str(job.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri}
+    for key in ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def _start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest: Manifest,
+                  num_proc: int, n_configs: int) -> str:
+    name = f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run = client.create_run(exp_id, run_name=name, tags={
+        tracking.TAG_ROLE: "sweep", tracking.TAG_SWEEP: sweep.name,
+        tracking.TAG_DATASET: manifest.fingerprint, tracking.TAG_STATUS: tracking.RUNNING})
+    for key, value in {"num_proc": num_proc, "configurations": n_configs,
+                       "dataset": manifest.dataset, "grid_axes": ",".join(sweep.grid)}.items():
+        client.log_param(run.info.run_id, key, value)
+    return run.info.run_id
+
+
+def _finish_parent(client: MlflowClient, parent: str, result: SweepResult) -> None:
+    status = tracking.FAILED if result.failed else tracking.FINISHED
+    client.set_tag(parent, tracking.TAG_STATUS, status)
+    client.set_terminated(parent, "FAILED" if result.failed else "FINISHED")
+
+
+def _fail_stale_children(client: MlflowClient, job: WorkerJob) -> None:
+    """Runs left 'running' by a crashed launch are marked failed, so none looks in progress."""
+    for run in tracking.children(client, job.experiment_id, job.parent_run_id):
+        if run.data.tags.get(tracking.TAG_STATUS) == tracking.RUNNING:
+            client.set_tag(run.info.run_id, tracking.TAG_STATUS, tracking.FAILED)
+            client.set_terminated(run.info.run_id, "FAILED")
+
+
+def _summaries_from_mlflow(client: MlflowClient, job: WorkerJob, finished: set[str],
+                           launched: list[TrialSpec]) -> list[dict]:
+    """Summaries of configurations a failed launch completed, read back from MLflow."""
+    hashes = {t.config_hash for t in launched} & finished
+    out = []
+    for run in tracking.children(client, job.experiment_id, job.parent_run_id):
+        tags, metrics = run.data.tags, run.data.metrics
+        if tags.get(tracking.TAG_HASH) in hashes and tags.get(tracking.TAG_STATUS) in \
+                tracking.DONE_STATUSES:
+            out.append({"name": run.info.run_name, "config_hash": tags[tracking.TAG_HASH],
+                        "status": tags[tracking.TAG_STATUS], **metrics})
+            hashes.discard(tags[tracking.TAG_HASH])
+    return out
