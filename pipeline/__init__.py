@@ -1,3 +1,3 @@
-"""Sweeps over activation, loss and initializer choices: Spark data prep, Horovod training, MLflow."""
+"""Sweeps over activation, loss and initializer choices: Spark, Horovod, MLflow."""
 
 __version__ = "0.1.0"

@@ -129,7 +129,7 @@ class Trial:
 
 def parse(cls: type, data: Any, path: str = "") -> Any:
     """Build dataclass ``cls`` from plain data, checking keys and types."""
-    return _coerce(cls, data, path or cls.__name__)
+    return _coerce(cls, data, path)
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
@@ -157,20 +157,20 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
 
 def _coerce_dataclass(cls: type, value: Any, path: str) -> Any:
     if not isinstance(value, dict):
-        raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        raise ConfigError(f"{path or 'top level'}: expected a mapping, got {type(value).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(value) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key {_join(path, unknown[0])!r} (known: {', '.join(fields)})"
+            f"unknown key {_join(path, unknown[0])!r} (known here: {', '.join(fields)})"
         )
     kwargs = {}
     for name, f in fields.items():
         if name in value:
             kwargs[name] = _coerce(hints[name], value[name], _join(path, name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{path}: missing required key {_join(path, name)!r}")
+            raise ConfigError(f"missing required key {_join(path, name)!r}")
     return cls(**kwargs)
 
 

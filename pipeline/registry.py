@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pipeline.errors import ConfigError
 
@@ -49,7 +49,7 @@ class Registry(Generic[T]):
         return iter(self._entries)
 
 
-def _import_attr(kind: str, spec: str):  # noqa: ANN202 - returns whatever the user named
+def _import_attr(kind: str, spec: str) -> Any:
     module_name, _, attr = spec.partition(":")
     try:
         return getattr(importlib.import_module(module_name), attr)

@@ -52,7 +52,7 @@ def connect(uri: str) -> MlflowClient:
     client = MlflowClient(tracking_uri=uri)
     try:
         client.search_experiments(max_results=1)
-    except Exception as exc:  # noqa: BLE001 - any failure here means "cannot use this store"
+    except Exception as exc:  # any failure here means "cannot use this store"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineError(f"MLflow tracking store {uri} is not usable: {first[:200]}") from exc
     return client
@@ -64,7 +64,7 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
         return exp.experiment_id
     try:
         return client.create_experiment(name, artifact_location=artifact_location(uri, name))
-    except Exception:  # noqa: BLE001 - another sweep may have created it meanwhile
+    except Exception:  # another sweep may have created it meanwhile
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise

@@ -6,8 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on workers; must precede pyplot
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def confusion_figure(confusion: np.ndarray) -> plt.Figure:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import tensorflow as tf
 from mlflow.entities import Metric
@@ -64,7 +65,8 @@ class MlflowEpochLogger(tf.keras.callbacks.Callback):
     KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
             "samples_per_sec")
 
-    def __init__(self, client: MlflowClient, run_id: str, printer=print) -> None:  # noqa: ANN001
+    def __init__(self, client: MlflowClient, run_id: str,
+                 printer: Callable[[str], None] = print) -> None:
         super().__init__()
         self.client = client
         self.run_id = run_id

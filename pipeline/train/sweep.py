@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | N
 
 
 def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
-              log=print) -> SweepResult:  # noqa: ANN001
+              log: Callable[[str], None] = print) -> SweepResult:
     manifest = load_manifest(opts.data_dir)
     num_proc = resolve_num_proc(spark, sweep, opts.num_proc)
     specs = plan_trials(sweep, manifest, num_proc, opts.epochs)
@@ -116,7 +117,8 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
 
 
 def _launch_with_retries(client: MlflowClient, job: WorkerJob, num_proc: int,
-                         max_attempts: int, result: SweepResult, log) -> None:  # noqa: ANN001
+                         max_attempts: int, result: SweepResult,
+                         log: Callable[[str], None]) -> None:
     import horovod.spark
 
     remaining = list(job.trials)
@@ -130,7 +132,7 @@ def _launch_with_retries(client: MlflowClient, job: WorkerJob, num_proc: int,
                                          verbose=1 if job.verbose else 0)
             result.summaries.extend(per_rank[0])
             remaining = []
-        except Exception as exc:  # noqa: BLE001 - a failed launch is retried, not fatal
+        except Exception as exc:  # a failed launch is retried, not fatal
             line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             log(f"launch {attempt}/{max_attempts} failed after "
                 f"{time.perf_counter() - started:.0f}s: {line}")

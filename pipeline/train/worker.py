@@ -14,6 +14,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +35,9 @@ from pipeline.tracking import (
     TAG_SWEEP,
     TAG_WARNINGS,
 )
+
+if TYPE_CHECKING:  # the model module imports TensorFlow; ranks import it lazily
+    from pipeline.model.build import BuiltModel
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,7 @@ def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: Rank
     return summary
 
 
-def evaluate_test(built, data: RankData, manifest: Manifest) -> dict:  # noqa: ANN001
+def evaluate_test(built: BuiltModel, data: RankData, manifest: Manifest) -> dict:
     """Exact test metrics over all ranks' shards: sums are allreduced, not averages."""
     import horovod.tensorflow as hvd_tf
     import tensorflow as tf
@@ -197,7 +202,7 @@ def _start_child_run(job: WorkerJob, trial: TrialSpec, warnings: list[str]) -> s
     return run.info.run_id
 
 
-def _record_results(job: WorkerJob, run_id: str, built, data: RankData,  # noqa: ANN001
+def _record_results(job: WorkerJob, run_id: str, built: BuiltModel, data: RankData,
                     test: dict, summary: dict) -> None:
     import mlflow
     import mlflow.tensorflow
@@ -214,8 +219,23 @@ def _record_results(job: WorkerJob, run_id: str, built, data: RankData,  # noqa:
     mlflow.set_tracking_uri(job.tracking_uri)
     example = data.splits["test"][0][:5].astype(np.float32) / 255.0
     with mlflow.start_run(run_id=run_id):
-        mlflow.tensorflow.log_model(built.inference, name="model", input_example=example)
+        # Explicit requirements: MLflow's inference imports the model in a subprocess (~5 s).
+        mlflow.tensorflow.log_model(built.inference, name="model", input_example=example,
+                                    pip_requirements=model_requirements())
     _end_child_run(job, run_id, summary["status"])
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements of a logged model: the versions this rank runs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for dist in ("tensorflow-cpu", "tensorflow", "numpy", "mlflow"):
+        try:
+            reqs.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return reqs
 
 
 def _resolved_config(summary: dict, job: WorkerJob) -> dict:
@@ -237,7 +257,7 @@ def _end_child_run(job: WorkerJob, run_id: str | None, status: str,
     client.set_terminated(run_id, "FAILED" if status == FAILED else "FINISHED")
 
 
-def _say(hvd, message: str) -> None:  # noqa: ANN001
+def _say(hvd: ModuleType, message: str) -> None:
     """Progress lines from rank 0 only, flushed so they reach the driver's console promptly."""
     if hvd.rank() == 0:
         print(message, file=sys.stdout, flush=True)

