@@ -25,7 +25,7 @@ SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $
 
 .DEFAULT_GOAL := help
 .PHONY: help setup data sweep report ui test test-unit test-integration lint bench \
-	cluster-up cluster-down clean lock
+	cluster-up cluster-down cluster-sweep clean lock
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -74,6 +74,9 @@ bench: $(SETUP_STAMP) ## Benchmarks; results in bench/results/
 
 cluster-up: ## Start the docker-compose cluster (needs a Docker engine)
 	docker compose up -d --build
+
+cluster-sweep: ## prepare + sweep + compare on the docker-compose cluster
+	docker compose --profile client run --rm client
 
 cluster-down: ## Stop the docker-compose cluster
 	docker compose down

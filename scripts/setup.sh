@@ -9,6 +9,12 @@ PYTHON="${PYTHON:-python3}"
 PIP="$VENV/bin/pip --disable-pip-version-check"
 
 die() { echo "setup: $*" >&2; exit 1; }
+# Run a step with its output kept in a log, shown only when the step fails.
+quiet() {
+  local log; log="$(mktemp)"
+  if ! "$@" >"$log" 2>&1; then cat "$log" >&2; rm -f "$log"; return 1; fi
+  rm -f "$log"
+}
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
   || die "Python 3.11 is required (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.11"
@@ -18,24 +24,28 @@ command -v g++ >/dev/null || die "a C++ compiler is required to build Horovod (D
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   "$PYTHON" -m venv "$VENV"
-  $PIP install -q --upgrade pip wheel
+  quiet $PIP install --upgrade pip wheel
 fi
 
 echo "setup: installing the pinned stack (constraints.txt)"
-$PIP install -q -r requirements.txt -c constraints.txt
+quiet $PIP install -r requirements.txt -c constraints.txt || die "installing the pinned stack failed"
 
 if ! "$VENV/bin/python" -c 'import horovod.tensorflow' 2>/dev/null; then
   echo "setup: building Horovod with TensorFlow and Gloo (several minutes on a fresh machine)"
   if ! command -v cmake >/dev/null; then
     $PIP install -q 'cmake<4'   # Horovod's bundled Gloo does not build with CMake 4
   fi
+  # A Horovod that is installed but does not import was built against another TensorFlow.
+  rebuild=()
+  if $PIP show horovod >/dev/null 2>&1; then rebuild=(--force-reinstall --no-deps --no-cache-dir); fi
   # --no-build-isolation: the build must see the TensorFlow installed above.
   HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
   HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 CMAKE_POLICY_VERSION_MINIMUM=3.5 \
-    PATH="$VENV/bin:$PATH" $PIP install -q --no-build-isolation 'horovod[spark]' -c constraints.txt
+    PATH="$VENV/bin:$PATH" quiet $PIP install --no-build-isolation "${rebuild[@]}" 'horovod[spark]' \
+      -c constraints.txt || die "building Horovod failed (see the log above)"
 fi
 
-$PIP install -q --no-deps --no-build-isolation -e .
+quiet $PIP install --no-deps --no-build-isolation -e . || die "installing the project failed"
 
 echo "setup: verifying the Horovod build"
 checks="$("$VENV/bin/horovodrun" --check-build 2>&1)"

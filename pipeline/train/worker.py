@@ -77,6 +77,7 @@ def run_worker(job: WorkerJob) -> list[dict]:
     # Threads must be set before TensorFlow starts its thread pools.
     tf.config.threading.set_intra_op_parallelism_threads(job.threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(2, job.threads))
+    tf.get_logger().setLevel("ERROR")  # keep rank output to our progress lines
     import horovod.tensorflow.keras as hvd
 
     hvd.init()  # [hvd] joins the Gloo ring of this launch

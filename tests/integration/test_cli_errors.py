@@ -1,0 +1,124 @@
+"""Bad input through the real entry points: one clear line, non-zero exit, nothing written."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, load_job, write_data_config, write_npz
+
+pytestmark = pytest.mark.integration
+
+SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+
+
+def submit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+                "PYSPARK_DRIVER_PYTHON": sys.executable, **(env or {})}
+    return subprocess.run([str(SPARK_SUBMIT), *args], capture_output=True, text=True,
+                          cwd=ROOT, env=full_env, timeout=300, check=False)
+
+
+def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    # spark-submit merges the Python driver's stderr into its stdout.
+    output = proc.stdout + proc.stderr
+    return [line for line in output.splitlines() if ": error: " in line]
+
+
+def test_prepare_missing_input_via_spark_submit(tmp_path):
+    cfg = write_data_config(tmp_path, tmp_path / "absent.npz")
+    proc = submit("jobs/prepare_data.py", "--config", str(cfg))
+    assert proc.returncode == 2
+    [line] = error_lines(proc)
+    assert "absent.npz: input file not found" in line
+    assert not (tmp_path / "processed").exists()
+
+
+def test_prepare_corrupt_gzip_idx_via_spark_submit(tmp_path):
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (folder / f"{name}.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01" + b"\x00" * 8)[:15])
+    cfg = write_data_config(tmp_path, folder, fmt="idx")
+    proc = submit("jobs/prepare_data.py", "--config", str(cfg))
+    assert proc.returncode == 2
+    [line] = error_lines(proc)
+    assert "train-images-idx3-ubyte.gz: cannot read" in line
+    assert not (tmp_path / "processed").exists()
+
+
+def test_prepare_unwritable_output(tmp_path, spark, capsys):
+    source = write_npz(tmp_path / "d.npz", n_train=40, n_test=8, side=8)
+    cfg = write_data_config(tmp_path, source)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    job = load_job("prepare_data")
+    from pipeline.cli import run_job
+
+    code = run_job(job.main, ["--config", str(cfg), "--output", str(blocker / "out")], "prepare")
+    assert code == 2
+    assert "output folder not writable" in capsys.readouterr().err
+
+
+def test_sweep_unknown_key_fails_before_anything_starts(tmp_path):
+    sweep = tmp_path / "bad.yaml"
+    sweep.write_text("name: s\ndataset: d\nbase:\n  model:\n    hidden_activaton: relu\n")
+    proc = submit("jobs/train_sweep.py", "--config", str(sweep))
+    assert proc.returncode == 2
+    [line] = error_lines(proc)
+    assert "unknown key 'base.model.hidden_activaton'" in line
+
+
+def _prepared(tmp_path, spark) -> Path:
+    source = write_npz(tmp_path / "d.npz", n_train=80, n_test=16, side=8)
+    cfg = write_data_config(tmp_path, source)
+    assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
+    return tmp_path / "processed" / "tiny"
+
+
+def test_sweep_more_ranks_than_spark_slots(tmp_path, spark, capsys, mlflow_uri):
+    from pipeline.cli import run_job
+
+    data = _prepared(tmp_path, spark)
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("name: s\ndataset: tiny\nbase:\n  training: {batch_size: 8}\n")
+    code = run_job(load_job("train_sweep").main,
+                   ["--config", str(sweep), "--data", str(data), "--num-proc", "3"], "sweep")
+    assert code == 2
+    assert "3 ranks requested but Spark can run only 2" in capsys.readouterr().err
+
+
+def test_sweep_unreachable_mlflow_fails_fast(tmp_path, spark, capsys, monkeypatch):
+    from pipeline.cli import run_job
+
+    data = _prepared(tmp_path, spark)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("name: s\ndataset: tiny\nbase:\n  training: {batch_size: 8}\n")
+    started = time.monotonic()
+    code = run_job(load_job("train_sweep").main,
+                   ["--config", str(sweep), "--data", str(data)], "sweep")
+    assert code == 2
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "http://127.0.0.1:9 is not usable" in err[0]
+
+
+def test_sweep_unknown_activation_lists_known_names(tmp_path, spark, capsys, mlflow_uri):
+    from pipeline.cli import run_job
+
+    data = _prepared(tmp_path, spark)
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("name: s\ndataset: tiny\nbase:\n  training: {batch_size: 8}\n"
+                     "grid:\n  model.hidden_activation: [relu, rellu]\n")
+    code = run_job(load_job("train_sweep").main,
+                   ["--config", str(sweep), "--data", str(data)], "sweep")
+    assert code == 2
+    assert "unknown activation 'rellu' (known: linear, relu" in capsys.readouterr().err
