@@ -69,7 +69,7 @@ test-integration: $(SETUP_STAMP) ## Real Spark, Horovod (2 ranks) and MLflow
 lint: $(SETUP_STAMP) ## ruff
 	$(VENV)/bin/ruff check pipeline jobs tests bench
 
-bench: $(SETUP_STAMP) ## Benchmarks; results in bench/results/
+bench: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Benchmarks; results in bench/results/ and BENCHMARKS.md
 	$(PYTHON) bench/run.py
 
 cluster-up: ## Start the docker-compose cluster (needs a Docker engine)
