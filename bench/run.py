@@ -97,7 +97,7 @@ def horovod_rank(setup: Setup) -> float:
     steps = feed.steps_per_epoch(manifest, "train", hvd.size(), local)
 
     class Broadcast(tf.keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):  # noqa: ANN001
+        def on_train_begin(self, logs: dict | None = None) -> None:
             hvd_tf.broadcast_variables(self.model.variables, root_rank=0)
 
     return _train_and_time(x, y, setup, local, steps,

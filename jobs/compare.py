@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline import tracking
 from pipeline.cli import run_job
 from pipeline.report import write_report
@@ -23,6 +25,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--metric", default="test_accuracy", help="column to rank by")
     p.add_argument("--all", action="store_true",
                    help="every run of the experiment, not only the latest sweep invocation")
+    p.add_argument("--no-register", action="store_true",
+                   help="do not register the best model as @champion")
     return p.parse_args(argv)
 
 
@@ -30,12 +34,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     client = tracking.connect(tracking.tracking_uri())
     output = Path(args.output or Path("reports") / args.experiment)
-    report = write_report(client, args.experiment, output, args.metric, args.all)
-    best = report.leaderboard.iloc[0]
-    print(f"compare: {len(report.leaderboard)} configurations; best {best['configuration']} "
-          f"({args.metric}={best.get(args.metric, float('nan')):.4f})", flush=True)
-    print(f"compare: leaderboard {report.markdown} and {report.csv}", flush=True)
+    report = write_report(client, args.experiment, output, args.metric, args.all,
+                          register=not args.no_register)
+    board = report.leaderboard
+    print(f"compare: {len(board)} configurations ({_counts(board)})", flush=True)
+    if report.champion:
+        c = report.champion
+        print(f"compare: champion {c.configuration} ({c.metric}={c.value:.4f}) -> {c.uri}",
+              flush=True)
+    print(f"compare: report {report.index.resolve()}", flush=True)
     return 0
+
+
+def _counts(board: pd.DataFrame) -> str:
+    return ", ".join(f"{n} {status}" for status, n in board["status"].value_counts().items())
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
+from pipeline import plots, tracking
+from pipeline.champion import Champion, register_champion
 from pipeline.errors import PipelineError
+from pipeline.report_page import render, write_page
 
 COLUMNS = {
     "name": "configuration",
@@ -36,8 +38,13 @@ COLUMNS = {
 @dataclass
 class Report:
     leaderboard: pd.DataFrame
-    csv: Path
-    markdown: Path
+    folder: Path
+    files: list[Path]
+    champion: Champion | None
+
+    @property
+    def index(self) -> Path:
+        return self.folder / "index.html"
 
 
 def leaderboard(client: MlflowClient, runs: list[Run], metric: str) -> pd.DataFrame:
@@ -96,19 +103,50 @@ def select_runs(client: MlflowClient, experiment: str, all_runs: bool) -> tuple[
 
 
 def write_report(client: MlflowClient, experiment: str, output: Path, metric: str = "test_accuracy",
-                 all_runs: bool = False) -> Report:
+                 all_runs: bool = False, register: bool = True) -> Report:
+    """Leaderboard, figures and index.html under ``output``; the champion registered."""
     parent_id, runs = select_runs(client, experiment, all_runs)
     if not runs:
         raise PipelineError(f"experiment {experiment!r} has no configuration runs to compare")
     df = leaderboard(client, runs, metric)
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PipelineError(f"{output}: report folder not writable ({exc.strerror})") from exc
     csv, md = output / "leaderboard.csv", output / "leaderboard.md"
     _atomic_write(csv, df.to_csv(index=False))
     _atomic_write(md, f"# Sweep `{experiment}`: leaderboard by {metric}\n\n{to_markdown(df)}")
+    images = {
+        f"{metric} by hidden activation and loss": plots.heatmap(df, metric,
+                                                                 output / "heatmap.png").name,
+        "validation loss and accuracy per epoch": plots.curves(_histories(client, runs),
+                                                               output / "curves.png").name,
+    }
+    champion = register_champion(client, df, experiment, metric) if register else None
+    page = render(f"Sweep {experiment}", df, images, _notes(df, metric, champion))
+    index = write_page(output / "index.html", page)
+    files = [csv, md, output / "heatmap.png", output / "curves.png", index]
     if parent_id:
-        for path in (csv, md):
+        for path in files:
             client.log_artifact(parent_id, str(path), "report")
-    return Report(df, csv, md)
+    return Report(df, output, files, champion)
+
+
+def _histories(client: MlflowClient, runs: list[Run]) -> dict[str, dict[str, list]]:
+    return {run.info.run_name: {key: [(m.step, m.value)
+                                      for m in client.get_metric_history(run.info.run_id, key)]
+                                for key in ("val_loss", "val_accuracy")}
+            for run in runs}
+
+
+def _notes(df: pd.DataFrame, metric: str, champion: Champion | None) -> list[str]:
+    counts = df["status"].value_counts().to_dict()
+    notes = [f"{len(df)} configurations: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
+             f"ranked by {metric}"]
+    if champion:
+        notes.append(f"champion: {champion.configuration} ({metric}={champion.value:.4f}), "
+                     f"registered as {champion.uri} (version {champion.version})")
+    return notes
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -1,0 +1,183 @@
+"""Spark transforms from raw arrays to validated, split, sharded Parquet with a manifest.
+
+Output layout: ``<output>/<name>/{train,val,test}/part-*.parquet`` and ``manifest.json``.
+Everything is written under a temporary folder beside the target and renamed into
+place only when complete, so a failed run never leaves a dataset that looks finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipeline.config import DataConfig
+from pipeline.data.manifest import (
+    MANIFEST_NAME,
+    SPLITS,
+    Manifest,
+    Shard,
+    SplitInfo,
+    load_manifest,
+    write_manifest,
+)
+from pipeline.data.sources import SourceData
+from pipeline.errors import DataError
+
+# Bump when the on-disk layout changes, so old datasets get new fingerprints.
+LAYOUT_VERSION = 1
+
+SCHEMA = T.StructType([
+    T.StructField("id", T.LongType(), False),
+    T.StructField("label", T.IntegerType(), False),
+    T.StructField("image", T.BinaryType(), False),
+    T.StructField("source_split", T.StringType(), False),
+])
+
+
+def dataset_fingerprint(cfg: DataConfig, source_sha256: str) -> str:
+    """Same source bytes + same split/shard settings -> same fingerprint."""
+    payload = {"layout": LAYOUT_VERSION, "source": source_sha256, "format": cfg.source.format,
+               "split": asdict(cfg.split), "shards": cfg.shards, "name": cfg.name}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def existing_manifest(target: Path, fingerprint: str) -> Manifest | None:
+    """The manifest at ``target`` if it is a complete dataset with this fingerprint."""
+    if not (target / MANIFEST_NAME).is_file():
+        return None
+    try:
+        manifest = load_manifest(target)
+    except DataError:
+        return None
+    return manifest if manifest.fingerprint == fingerprint else None
+
+
+def validate_source(data: SourceData) -> int:
+    """Checks across splits; returns the number of classes."""
+    shapes = {split: x.shape[1:] for split, (x, _) in data.splits.items()}
+    if len(set(shapes.values())) != 1:
+        raise DataError(f"image shapes differ between splits: {shapes}")
+    num_classes = int(max(int(y.max()) for _, y in data.splits.values())) + 1
+    train_classes = np.unique(data.splits["train"][1])
+    if len(train_classes) != num_classes:
+        missing = sorted(set(range(num_classes)) - set(train_classes.tolist()))
+        raise DataError(f"train split has no examples of class(es) {missing}")
+    return num_classes
+
+
+def to_dataframe(spark: SparkSession, data: SourceData) -> DataFrame:
+    """One row per example: id, label, raw uint8 image bytes, and the source's split."""
+    frames = []
+    offset = 0
+    for split, (x, y) in data.splits.items():
+        flat = x.reshape(len(x), -1)
+        frames.append(pd.DataFrame({
+            "id": np.arange(offset, offset + len(x), dtype=np.int64),
+            "label": y.astype(np.int32),
+            "image": [row.tobytes() for row in flat],
+            "source_split": split,
+        }))
+        offset += len(x)
+    return spark.createDataFrame(pd.concat(frames, ignore_index=True), schema=SCHEMA)
+
+
+def assign_splits(df: DataFrame, has_val: bool, val_fraction: float, seed: int) -> DataFrame:
+    """Add a ``split`` column; carve a stratified, seeded validation set from train if needed."""
+    if has_val or val_fraction == 0.0:
+        return df.withColumn("split", F.col("source_split"))
+    train = df.filter(F.col("source_split") == "train")
+    counts = train.groupBy("label").count().withColumnRenamed("count", "n")
+    order = Window.partitionBy("label").orderBy(F.rand(seed), F.col("id"))
+    ranked = (train.join(F.broadcast(counts), "label")
+              .withColumn("k", F.row_number().over(order))
+              # ceil keeps at least one validation example of every class present.
+              .withColumn("split", F.when(F.col("k") <= F.ceil(F.col("n") * val_fraction), "val")
+                          .otherwise("train"))
+              .drop("k", "n"))
+    rest = df.filter(F.col("source_split") != "train").withColumn("split", F.col("source_split"))
+    return ranked.unionByName(rest)
+
+
+def write_splits(df: DataFrame, staging: Path, shards: int, seed: int) -> None:
+    for split in SPLITS:
+        part = df.filter(F.col("split") == split).select("label", "image")
+        # A seeded shuffle before round-robin partitioning: shards are balanced in size
+        # and each holds a random mix of classes.
+        (part.orderBy(F.rand(seed)).repartition(shards)
+         .write.mode("error").parquet(str(staging / split)))
+
+
+def describe_split(folder: Path, num_classes: int) -> SplitInfo:
+    shards, hist = [], np.zeros(num_classes, dtype=np.int64)
+    for path in sorted(folder.glob("part-*.parquet")):
+        table = pq.read_table(path, columns=["label"])
+        shards.append(Shard(path.name, table.num_rows))
+        labels = table.column("label").to_numpy()
+        hist += np.bincount(labels, minlength=num_classes)[:num_classes]
+    return SplitInfo(int(hist.sum()), shards, hist.tolist())
+
+
+def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData, output: Path,
+            force: bool = False) -> tuple[Manifest, bool]:
+    """Write the dataset under ``output/<name>``; returns (manifest, whether it was written)."""
+    target = output / cfg.name
+    fingerprint = dataset_fingerprint(cfg, data.sha256)
+    if not force and (found := existing_manifest(target, fingerprint)):
+        return found, False
+    num_classes = validate_source(data)
+    staging = _staging_dir(output, cfg.name)
+    try:
+        df = assign_splits(to_dataframe(spark, data), "val" in data.splits,
+                           cfg.split.val_fraction, cfg.split.seed)
+        write_splits(df, staging, cfg.shards, cfg.split.seed)
+        manifest = Manifest(
+            dataset=cfg.name, fingerprint=fingerprint, source_format=cfg.source.format,
+            source_sha256=data.sha256, image_shape=list(data.image_shape),
+            num_classes=num_classes, pixel_dtype="uint8",
+            splits={s: describe_split(staging / s, num_classes) for s in SPLITS},
+        )
+        _check_nonempty(manifest)
+        write_manifest(staging, manifest)
+        _swap_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest, True
+
+
+def _check_nonempty(manifest: Manifest) -> None:
+    for split, info in manifest.splits.items():
+        if info.rows == 0:
+            raise DataError(f"{manifest.dataset}: split {split!r} would be empty")
+
+
+def _staging_dir(output: Path, name: str) -> Path:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        staging = output / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+    except OSError as exc:
+        raise DataError(f"{output}: output folder not writable ({exc.strerror})") from exc
+    return staging
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    """Replace ``target`` with ``staging``; the old copy is removed only after the swap."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
