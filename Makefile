@@ -24,7 +24,7 @@ SUBMIT := $(VENV)/bin/spark-submit \
 SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data sweep report ui test test-unit test-integration lint bench \
+.PHONY: help setup browser data sweep report ui test test-unit test-integration lint bench \
 	cluster-up cluster-down cluster-sweep clean lock
 
 help: ## List the targets
@@ -57,13 +57,16 @@ ui: $(SETUP_STAMP) ## MLflow UI on 127.0.0.1 (MLFLOW_PORT, default 5000) against
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
 		--backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}
 
-test: $(SETUP_STAMP) ## Run the whole test suite (unit + integration)
+test: $(SETUP_STAMP) browser ## Run the whole test suite (unit + integration)
 	$(PYTHON) -m pytest tests
 
 test-unit: $(SETUP_STAMP) ## Fast tests only
 	$(PYTHON) -m pytest tests -m "not integration"
 
-test-integration: $(SETUP_STAMP) ## Real Spark, Horovod (2 ranks) and MLflow
+browser: ## Install headless Chromium + ChromeDriver for the report page test (Debian, root)
+	bash scripts/setup-browser.sh
+
+test-integration: $(SETUP_STAMP) browser ## Real Spark, Horovod (2 ranks) and MLflow
 	$(PYTHON) -m pytest tests -m integration
 
 lint: $(SETUP_STAMP) ## ruff

@@ -32,9 +32,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    client = tracking.connect(tracking.tracking_uri())
+    uri = tracking.tracking_uri()
+    client = tracking.connect(uri)
     output = Path(args.output or Path("reports") / args.experiment)
-    report = write_report(client, args.experiment, output, args.metric, args.all,
+    report = write_report(client, uri, args.experiment, output, args.metric, args.all,
                           register=not args.no_register)
     board = report.leaderboard
     print(f"compare: {len(board)} configurations ({_counts(board)})", flush=True)

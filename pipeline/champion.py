@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import mlflow
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
@@ -31,7 +32,7 @@ def model_name(experiment: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{experiment}-champion")
 
 
-def register_champion(client: MlflowClient, board: pd.DataFrame, experiment: str,
+def register_champion(client: MlflowClient, uri: str, board: pd.DataFrame, experiment: str,
                       metric: str) -> Champion | None:
     """Register the top finished run's model (the board is sorted best first)."""
     finished = board[board["status"] == "finished"].dropna(subset=[metric])
@@ -45,8 +46,10 @@ def register_champion(client: MlflowClient, board: pd.DataFrame, experiment: str
     if current is not None and current.run_id == best["run_id"]:  # already the champion
         return Champion(name, current.version, best["run_id"], best["configuration"], metric,
                         float(best[metric]))
-    version = client.create_model_version(name, f"runs:/{best['run_id']}/model",
-                                          run_id=best["run_id"])
+    # register_model resolves runs:/ to the run's logged model (MLflow 3 keeps models
+    # outside the run's artifact folder, so a raw runs:/ source would register nothing).
+    mlflow.set_tracking_uri(uri)
+    version = mlflow.register_model(f"runs:/{best['run_id']}/model", name)
     summary = ", ".join(f"{k}={best[k]:.4f}" for k in ("test_accuracy", "test_loss")
                         if pd.notna(best.get(k)))
     client.update_model_version(name, version.version, description=(

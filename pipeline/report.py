@@ -102,8 +102,9 @@ def select_runs(client: MlflowClient, experiment: str, all_runs: bool) -> tuple[
     return parent_id or "", runs
 
 
-def write_report(client: MlflowClient, experiment: str, output: Path, metric: str = "test_accuracy",
-                 all_runs: bool = False, register: bool = True) -> Report:
+def write_report(client: MlflowClient, uri: str, experiment: str, output: Path,
+                 metric: str = "test_accuracy", all_runs: bool = False,
+                 register: bool = True) -> Report:
     """Leaderboard, figures and index.html under ``output``; the champion registered."""
     parent_id, runs = select_runs(client, experiment, all_runs)
     if not runs:
@@ -122,7 +123,7 @@ def write_report(client: MlflowClient, experiment: str, output: Path, metric: st
         "validation loss and accuracy per epoch": plots.curves(_histories(client, runs),
                                                                output / "curves.png").name,
     }
-    champion = register_champion(client, df, experiment, metric) if register else None
+    champion = register_champion(client, uri, df, experiment, metric) if register else None
     page = render(f"Sweep {experiment}", df, images, _notes(df, metric, champion))
     index = write_page(output / "index.html", page)
     files = [csv, md, output / "heatmap.png", output / "curves.png", index]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlflow.entities import Run
+from mlflow.entities import Param, Run
 from mlflow.tracking import MlflowClient
 
+from pipeline.config import RunConfig, flatten, to_dict
 from pipeline.errors import PipelineError
 
 TAG_SWEEP = "sweep"
@@ -100,3 +101,9 @@ def children(client: MlflowClient, exp_id: str, parent_id: str | None = None) ->
     if parent_id:
         query += f" and tags.`{TAG_PARENT}` = '{parent_id}'"
     return search_all(client, exp_id, query)
+
+
+def log_config_params(client: MlflowClient, run_id: str, cfg: RunConfig) -> None:
+    """The flattened configuration as run params (``model.hidden_activation`` = ``relu``)."""
+    params = flatten(to_dict(cfg))
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])

@@ -18,7 +18,13 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
 from pipeline import tracking
-from pipeline.config import SweepConfig, Trial, apply_overrides, config_hash, expand_grid
+from pipeline.config import (
+    SweepConfig,
+    Trial,
+    apply_overrides,
+    config_hash,
+    expand_grid,
+)
 from pipeline.data import feed
 from pipeline.data.manifest import Manifest, load_manifest
 from pipeline.errors import ConfigError
@@ -141,6 +147,7 @@ def _launch_with_retries(client: MlflowClient, job: WorkerJob, num_proc: int,
             result.summaries.extend(_summaries_from_mlflow(client, job, finished, remaining))
             remaining = [t for t in remaining if t.config_hash not in finished]
     result.failed = [t.name for t in remaining]
+    _record_failures(client, job, remaining)
 
 
 def _rank_env(job: WorkerJob) -> dict[str, str]:
@@ -177,6 +184,22 @@ def _fail_stale_children(client: MlflowClient, job: WorkerJob) -> None:
         if run.data.tags.get(tracking.TAG_STATUS) == tracking.RUNNING:
             client.set_tag(run.info.run_id, tracking.TAG_STATUS, tracking.FAILED)
             client.set_terminated(run.info.run_id, "FAILED")
+
+
+def _record_failures(client: MlflowClient, job: WorkerJob, failed: list[TrialSpec]) -> None:
+    """Every configuration that never finished gets a failed run, so reports list it."""
+    have = {r.data.tags.get(tracking.TAG_HASH)
+            for r in tracking.children(client, job.experiment_id, job.parent_run_id)}
+    for trial in failed:
+        if trial.config_hash in have:
+            continue  # the rank created its run; _fail_stale_children marked it failed
+        run = client.create_run(job.experiment_id, run_name=trial.name, tags={
+            tracking.TAG_PARENT: job.parent_run_id, tracking.TAG_ROLE: "config",
+            tracking.TAG_SWEEP: job.sweep, tracking.TAG_HASH: trial.config_hash,
+            tracking.TAG_DATASET: job.fingerprint, tracking.TAG_STATUS: tracking.FAILED,
+            "error": "training did not complete; see the sweep's console output"})
+        tracking.log_config_params(client, run.info.run_id, trial.config)
+        client.set_terminated(run.info.run_id, "FAILED")
 
 
 def _summaries_from_mlflow(client: MlflowClient, job: WorkerJob, finished: set[str],

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.config import RunConfig, flatten, to_dict
+from pipeline.config import RunConfig, to_dict
 from pipeline.data import feed
 from pipeline.data.manifest import Manifest, load_manifest
 from pipeline.tracking import (
@@ -188,8 +188,9 @@ def evaluate_test(built: BuiltModel, data: RankData, manifest: Manifest) -> dict
 
 
 def _start_child_run(job: WorkerJob, trial: TrialSpec, warnings: list[str]) -> str:
-    from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking import log_config_params
 
     client = MlflowClient(job.tracking_uri)
     tags = {TAG_PARENT: job.parent_run_id, TAG_ROLE: "config", TAG_SWEEP: job.sweep,
@@ -198,8 +199,7 @@ def _start_child_run(job: WorkerJob, trial: TrialSpec, warnings: list[str]) -> s
     if warnings:
         tags[TAG_WARNINGS] = "; ".join(warnings)
     run = client.create_run(job.experiment_id, run_name=trial.name, tags=tags)
-    params = flatten(to_dict(trial.config))
-    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    log_config_params(client, run.info.run_id, trial.config)
     return run.info.run_id
 
 
