@@ -52,7 +52,7 @@ def heatmap(board: pd.DataFrame, metric: str, path: Path) -> Path:
         ax.set_xticks(range(len(heads)), heads, rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(rows)), rows, fontsize=8)
         key = key if isinstance(key, tuple) else (key,)
-        ax.set_title(", ".join(f"{f}={v}" for f, v in zip(facets, key, strict=True)) or metric,
+        ax.set_title(", ".join(f"{f}={v}" for f, v in zip(facets, key, strict=True)),
                      fontsize=9)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")

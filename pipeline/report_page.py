@@ -11,12 +11,12 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
-th { background: #f3f3f3; } td.text { text-align: left; }
+th { background: #f3f3f3; text-align: left; } td.text { text-align: left; }
 tr.diverged td { background: #fff4e0; } tr.failed td { background: #fde8e8; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 """
 
-SHOWN = ["configuration", "hidden_activation", "output_activation", "loss", "initializer",
+SHOWN = ["hidden_activation", "output_activation", "loss", "initializer",
          "optimizer", "test_accuracy", "test_loss", "best_val_accuracy", "best_val_epoch",
          "epochs_run", "train_seconds", "samples_per_sec", "status"]
 
