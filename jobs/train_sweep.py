@@ -27,6 +27,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--experiment", help="MLflow experiment (default: the sweep's name)")
     p.add_argument("--force", action="store_true", help="re-run configurations already done")
     p.add_argument("--verbose", action="store_true", help="Keras progress bars from rank 0")
+    p.add_argument("--checkpoint-dir", type=Path,
+                   help="per-epoch checkpoints (default checkpoints/<experiment>; shared storage "
+                        "on a cluster)")
     return p.parse_args(argv)
 
 
@@ -35,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep = load_sweep_config(args.config)
     data_dir = Path(args.data or Path("data/processed") / sweep.dataset)
     opts = SweepOptions(data_dir, args.num_proc, args.epochs, args.experiment, args.force,
-                        args.verbose)
+                        args.verbose, checkpoint_dir=args.checkpoint_dir)
     spark = build_session()
     result = run_sweep(spark, sweep, opts)
     print(f"sweep {sweep.name}: {len(result.summaries)} trained, {result.skipped} skipped, "

@@ -79,14 +79,35 @@ class OptimizerConfig:
     learning_rate: float = 0.001
     momentum: float = 0.0
     nesterov: bool = False
+    # constant | exponential: lr * decay_rate ** (step / decay_steps)
+    # inverse_time: lr / (1 + decay_rate * step / decay_steps) | per_epoch: lr * decay_rate ** epoch
+    schedule: Literal["constant", "exponential", "inverse_time", "per_epoch"] = "constant"
+    decay_rate: float = 1.0
+    decay_steps: int = 1000
+    # Linear ramp of the learning rate over the first epochs (0 = none).
+    warmup_epochs: float = 0.0
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
+    monitor: str = "val_loss"
+    min_delta: float = 0.0
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     epochs: int = 3
-    # Global batch size, summed over ranks; each rank takes batch_size / ranks.
+    # "global": batch_size is summed over ranks, each rank takes batch_size / ranks, and
+    # learning_rate is the one for that global batch, so results do not depend on the rank
+    # count. "per_rank": each rank takes batch_size, and the learning rate is scaled by the
+    # number of ranks with a warm-up (set optimizer.warmup_epochs).
+    batch_mode: Literal["global", "per_rank"] = "global"
     batch_size: int = 256
+    # "mean" averages the loss over the batch; "sum" adds it up (classic gradient descent).
+    loss_reduction: Literal["mean", "sum"] = "mean"
     seed: int = 0
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
 @dataclass(frozen=True)

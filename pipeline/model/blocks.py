@@ -72,14 +72,21 @@ LOSSES.register("categorical_hinge",
                 LossSpec(keras.losses.CategoricalHinge, "onehot", None, _SCORES))
 
 
-def build_loss(name: str, output_activation: str) -> tuple[keras.losses.Loss, bool]:
+def build_loss(name: str, output_activation: str,
+               reduction: str = "mean") -> tuple[keras.losses.Loss, bool]:
     """The loss object, and whether the model should emit logits for it."""
     spec = LOSSES.get(name)
     if not isinstance(spec, LossSpec):  # a custom "module:attr" loss: used as given
         return spec, False
     from_logits = spec.fuses is not None and spec.fuses == output_activation
-    loss = spec.factory(from_logits=True) if from_logits else spec.factory()
-    return loss, from_logits
+    kwargs = {"reduction": _REDUCTIONS[reduction]}
+    if from_logits:
+        kwargs["from_logits"] = True
+    return spec.factory(**kwargs), from_logits
+
+
+_REDUCTIONS = {"mean": keras.losses.Reduction.SUM_OVER_BATCH_SIZE,
+               "sum": keras.losses.Reduction.SUM}
 
 
 def loss_warnings(loss: str, output_activation: str) -> list[str]:
@@ -131,3 +138,48 @@ OPTIMIZERS.register("adagrad", lambda c, lr: _opt.Adagrad(lr))
 
 def optimizer(cfg: OptimizerConfig, learning_rate: float) -> keras.optimizers.Optimizer:
     return OPTIMIZERS.get(cfg.name)(cfg, learning_rate)
+
+
+# ---------------------------------------------------------------------------
+# Learning-rate schedules: name -> factory(config, lr, steps_per_epoch)
+
+SCHEDULES: Registry[Callable[[OptimizerConfig, float, int], float | LearningRateSchedule]] = \
+    Registry("learning-rate schedule")
+LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
+SCHEDULES.register("constant", lambda c, lr, spe: lr)
+SCHEDULES.register("exponential", lambda c, lr, spe: keras.optimizers.schedules.ExponentialDecay(
+    lr, c.decay_steps, c.decay_rate))
+SCHEDULES.register("inverse_time", lambda c, lr, spe: keras.optimizers.schedules.InverseTimeDecay(
+    lr, c.decay_steps, c.decay_rate))
+# Staircase decay once per epoch: lr * decay_rate ** epoch.
+SCHEDULES.register("per_epoch", lambda c, lr, spe: keras.optimizers.schedules.ExponentialDecay(
+    lr, spe, c.decay_rate, staircase=True))
+
+
+class LinearWarmup(LearningRateSchedule):
+    """Ramps linearly from ``start_factor`` x the schedule to the full schedule."""
+
+    def __init__(self, after: float | LearningRateSchedule, warmup_steps: int,
+                 start_factor: float) -> None:
+        super().__init__()
+        self.after = after
+        self.warmup_steps = max(1, warmup_steps)
+        self.start_factor = start_factor
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        step = tf.cast(step, tf.float32)
+        base = self.after(step) if callable(self.after) else tf.constant(self.after, tf.float32)
+        progress = tf.minimum(1.0, (step + 1.0) / float(self.warmup_steps))
+        return base * (self.start_factor + (1.0 - self.start_factor) * progress)
+
+    def get_config(self) -> dict:
+        return {"warmup_steps": self.warmup_steps, "start_factor": self.start_factor}
+
+
+def learning_rate(cfg: OptimizerConfig, lr: float, steps_per_epoch: int,
+                  warmup_start: float = 0.0) -> float | LearningRateSchedule:
+    """The configured schedule around ``lr``, with the warm-up ramp when one is set."""
+    schedule = SCHEDULES.get(cfg.schedule)(cfg, lr, steps_per_epoch)
+    if cfg.warmup_epochs > 0:
+        return LinearWarmup(schedule, int(cfg.warmup_epochs * steps_per_epoch), warmup_start)
+    return schedule

@@ -87,7 +87,8 @@ def _cnn(x: tf.Tensor, layers: _Layers) -> tf.Tensor:
 def build(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -> BuiltModel:
     """Build the train and inference models for one configuration."""
     m = cfg.model
-    loss, from_logits = blocks.build_loss(cfg.loss, m.output_activation)
+    loss, from_logits = blocks.build_loss(cfg.loss, m.output_activation,
+                                          cfg.training.loss_reduction)
     spec = blocks.LOSSES.get(cfg.loss)
     encoding = spec.labels if isinstance(spec, blocks.LossSpec) else "onehot"
     layers = _Layers(m, cfg.training.seed * 1000)

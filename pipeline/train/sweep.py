@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 
 from pipeline import tracking
 from pipeline.config import (
+    RunConfig,
     SweepConfig,
     Trial,
     apply_overrides,
@@ -41,6 +42,9 @@ class SweepOptions:
     force: bool = False
     verbose: bool = False
     tracking_uri: str | None = None
+    # Per-epoch checkpoints; default checkpoints/<experiment>. Must be shared storage on a
+    # cluster: a relaunched rank may run on another host.
+    checkpoint_dir: Path | None = None
 
 
 @dataclass
@@ -52,6 +56,8 @@ class SweepResult:
     skipped: int
     summaries: list[dict] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # Each rank's summaries of the last successful launch (their averaged histories agree).
+    rank_summaries: list[list[dict]] = field(default_factory=list)
 
 
 def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
@@ -65,7 +71,7 @@ def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
         cfg = trial.config
         if epochs is not None:
             cfg = apply_overrides(cfg, {"training.epochs": epochs}, "--epochs")
-        _check_trial(trial, cfg.training.batch_size, num_proc, manifest)
+        _check_trial(trial, cfg, num_proc, manifest)
         # Unknown names fail here with the list of known ones, not inside a rank.
         for name in (cfg.model.hidden_activation, cfg.model.output_activation):
             blocks.activation(name)
@@ -78,12 +84,22 @@ def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
     return specs
 
 
-def _check_trial(trial: Trial, batch: int, num_proc: int, manifest: Manifest) -> None:
-    if batch % num_proc:
-        raise ConfigError(f"{trial.name}: training.batch_size {batch} is not divisible by "
-                          f"{num_proc} ranks (it is the global batch)")
-    feed.steps_per_epoch(manifest, "train", num_proc, batch // num_proc)
+MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def _check_trial(trial: Trial, cfg: RunConfig, num_proc: int, manifest: Manifest) -> None:
+    t = cfg.training
+    local = t.batch_size
+    if t.batch_mode == "global":
+        if t.batch_size % num_proc:
+            raise ConfigError(f"{trial.name}: training.batch_size {t.batch_size} is not "
+                              f"divisible by {num_proc} ranks (it is the global batch)")
+        local = t.batch_size // num_proc
+    if t.early_stopping.monitor not in MONITORS:
+        raise ConfigError(f"{trial.name}: training.early_stopping.monitor must be one of "
+                          f"{', '.join(MONITORS)}")
     manifest.shard_files(Path("."), "train", 0, num_proc)  # raises if too few shards
+    feed.steps_per_epoch(manifest, "train", num_proc, local)
 
 
 def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | None) -> int:
@@ -113,8 +129,9 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
         f"done, {len(todo)} to run on {num_proc} Horovod ranks; MLflow: {uri}")
     parent = _start_parent(client, exp_id, sweep, manifest, num_proc, len(specs))
     result = SweepResult(experiment, exp_id, parent, len(specs), len(specs) - len(todo))
+    ckpt_dir = (opts.checkpoint_dir or Path("checkpoints") / experiment).resolve()
     job = WorkerJob(str(opts.data_dir.resolve()), sweep.name, todo, uri, exp_id, parent,
-                    manifest.fingerprint, sweep.threads_per_rank, opts.verbose)
+                    manifest.fingerprint, str(ckpt_dir), sweep.threads_per_rank, opts.verbose)
     try:
         _launch_with_retries(client, job, num_proc, sweep.max_attempts, result, log)
     finally:
@@ -137,6 +154,7 @@ def _launch_with_retries(client: MlflowClient, job: WorkerJob, num_proc: int,
                                          num_proc=num_proc, use_gloo=True, env=_rank_env(job),
                                          verbose=1 if job.verbose else 0)
             result.summaries.extend(per_rank[0])
+            result.rank_summaries = per_rank
             remaining = []
         except Exception as exc:  # a failed launch is retried, not fatal
             line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

@@ -36,8 +36,12 @@ from pipeline.tracking import (
     TAG_WARNINGS,
 )
 
-if TYPE_CHECKING:  # the model module imports TensorFlow; ranks import it lazily
+if TYPE_CHECKING:  # TensorFlow is imported inside the ranks, not at import time
+    import tensorflow as tf
+    from mlflow.tracking import MlflowClient
+
     from pipeline.model.build import BuiltModel
+    from pipeline.train.callbacks import DivergenceStop
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class WorkerJob:
     experiment_id: str
     parent_run_id: str
     fingerprint: str
+    checkpoint_dir: str = "checkpoints"
     threads: int = 1
     verbose: bool = False
     extra_tags: dict[str, str] = field(default_factory=dict)
@@ -71,7 +76,7 @@ class RankData:
 
 
 def run_worker(job: WorkerJob) -> list[dict]:
-    """Entry point of every rank. Returns rank 0's per-configuration summaries."""
+    """Entry point of every rank. Returns this rank's per-configuration summaries."""
     import tensorflow as tf
 
     # Threads must be set before TensorFlow starts its thread pools.
@@ -89,57 +94,46 @@ def run_worker(job: WorkerJob) -> list[dict]:
     for k, trial in enumerate(job.trials, 1):
         _say(hvd, f"[{k}/{len(job.trials)}] {trial.name} ({trial.config_hash})")
         summaries.append(train_trial(job, trial, manifest, data))
-    return summaries if hvd.rank() == 0 else []
+    return summaries  # every rank's: the driver reads rank 0's, tests compare them
 
 
 def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData) -> dict:
-    """Train, evaluate and (rank 0) record one configuration."""
+    """Train, evaluate and (rank 0) record one configuration; resumes from its checkpoint."""
     import horovod.tensorflow as hvd_tf
     import horovod.tensorflow.keras as hvd
     import tensorflow as tf
 
-    from pipeline.model import blocks
-    from pipeline.model.build import build, class_accuracy, encode_labels
-    from pipeline.train.callbacks import DivergenceStop, EpochClock, MlflowEpochLogger
+    from pipeline.model.build import build, class_accuracy
+    from pipeline.train import checkpoint
 
     cfg = trial.config
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(cfg.training.seed)  # same seed on every rank
     built = build(cfg, manifest.image_shape, manifest.num_classes)
-    size, rank = hvd.size(), hvd.rank()
-    local_batch = cfg.training.batch_size // size
-    steps = feed.steps_per_epoch(manifest, "train", size, local_batch)
-
-    # [hvd] gradients are averaged over ranks; with per-rank batch = global / ranks the
-    # update equals one step on the global batch, so the configured lr applies unchanged.
-    opt = hvd.DistributedOptimizer(blocks.optimizer(cfg.optimizer, cfg.optimizer.learning_rate))
+    rank = hvd.rank()
+    local_batch, steps = _batching(cfg, manifest, hvd.size())
+    opt = _distributed_optimizer(cfg, steps, hvd.size())
     built.train.compile(optimizer=opt, loss=built.loss, metrics=[class_accuracy])
-    # [hvd] start from rank 0's initial weights on every rank.
+    ckpt = tf.train.Checkpoint(model=built.train, optimizer=opt)
+    folder = checkpoint.trial_dir(job.checkpoint_dir, trial.config_hash)
+    # [hvd] rank 0 decides whether to resume; every rank then reads the same checkpoint.
+    state = hvd_tf.broadcast_object(checkpoint.read_state(folder) if rank == 0 else None,
+                                    root_rank=0, name=f"resume.{trial.config_hash}")
+    if state:
+        checkpoint.restore(ckpt, state)
+    # [hvd] identical starting weights on every rank (rank 0's initialisation or checkpoint).
     hvd_tf.broadcast_variables(built.train.variables, root_rank=0)
+    initial_epoch = state["epoch"] if state else 0
 
-    enc = built.label_encoding
-    x_tr, y_tr = data.splits["train"]
-    x_va, y_va = data.splits["val"]
-    train_ds = feed.to_dataset(x_tr, encode_labels(y_tr, manifest.num_classes, enc),
-                               local_batch, shuffle_seed=cfg.training.seed + rank, repeat=True)
-    val_ds = feed.to_dataset(x_va, encode_labels(y_va, manifest.num_classes, enc), local_batch)
-
-    run_id = _start_child_run(job, trial, built.warnings) if rank == 0 else None
-    diverge = DivergenceStop()
-    callbacks = [
-        hvd.callbacks.MetricAverageCallback(),  # [hvd] allreduce: average the epoch's logs
-        EpochClock(steps * cfg.training.batch_size),
-        diverge,
-    ]
-    if rank == 0:
-        from mlflow.tracking import MlflowClient
-
-        callbacks.append(MlflowEpochLogger(MlflowClient(job.tracking_uri), run_id,
-                                           printer=lambda m: _say(hvd, m)))
+    run_id = _open_child_run(job, trial, built.warnings, state) if rank == 0 else None
+    callbacks, diverge = _callbacks(job, cfg, steps, run_id, folder, ckpt)
+    train_ds, val_ds = _datasets(data, manifest, built.label_encoding, local_batch,
+                                 cfg.training.seed + rank)
     started = time.perf_counter()
     try:
         history = built.train.fit(train_ds, epochs=cfg.training.epochs, steps_per_epoch=steps,
-                                  validation_data=val_ds, callbacks=callbacks,
+                                  initial_epoch=initial_epoch, validation_data=val_ds,
+                                  callbacks=callbacks,
                                   verbose=1 if job.verbose and rank == 0 else 0)
         train_seconds = time.perf_counter() - started
         test = evaluate_test(built, data, manifest)  # [hvd] collective: all ranks call it
@@ -149,13 +143,85 @@ def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: Rank
         raise
     status = DIVERGED if diverge.diverged_at is not None else FINISHED
     summary = {"name": trial.name, "config_hash": trial.config_hash, "status": status,
-               "epochs_run": len(history.history.get("loss", [])),
-               "train_seconds": train_seconds, **test["metrics"]}
+               "epochs_run": initial_epoch + len(history.history.get("loss", [])),
+               "resumed_from_epoch": initial_epoch, "train_seconds": train_seconds,
+               "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+               **test["metrics"]}
     if rank == 0:
         _record_results(job, run_id, built, data, test, summary)
+        checkpoint.clear(folder)  # recorded in MLflow: the checkpoint has served its purpose
         _say(hvd, f"    -> {status}: test_accuracy={summary['test_accuracy']:.4f} "
                   f"test_loss={summary['test_loss']:.4g} ({train_seconds:.1f}s)")
     return summary
+
+
+def _batching(cfg: RunConfig, manifest: Manifest, size: int) -> tuple[int, int]:
+    """(per-rank batch, steps per epoch), the same on every rank."""
+    t = cfg.training
+    local = t.batch_size // size if t.batch_mode == "global" else t.batch_size
+    return local, feed.steps_per_epoch(manifest, "train", size, local)
+
+
+def _distributed_optimizer(cfg: RunConfig, steps: int, size: int) -> tf.keras.optimizers.Optimizer:
+    """The configured optimizer wrapped by Horovod.
+
+    Global batch mode: gradients are averaged over ranks, each rank holding 1/size of the
+    batch, so an update equals one step on the global batch and the configured learning rate
+    applies unchanged. Per-rank mode: the batch grows with the ranks, so the learning rate is
+    scaled by size, warming up from the single-rank value. A summed loss sums gradients too.
+    """
+    import horovod.tensorflow.keras as hvd
+
+    from pipeline.model import blocks
+
+    o, t = cfg.optimizer, cfg.training
+    scale = size if t.batch_mode == "per_rank" else 1
+    lr = blocks.learning_rate(o, o.learning_rate * scale, steps,
+                              warmup_start=1.0 / scale if scale > 1 else 0.0)
+    op = hvd.Sum if t.loss_reduction == "sum" else hvd.Average
+    return hvd.DistributedOptimizer(blocks.optimizer(o, lr), op=op)  # [hvd] allreduce grads
+
+
+def _callbacks(job: WorkerJob, cfg: RunConfig, steps: int, run_id: str | None,
+               folder: Path, ckpt: tf.train.Checkpoint) -> tuple[list, DivergenceStop]:
+    """Callbacks in the order that keeps ranks in step; rank 0 adds logging and checkpoints."""
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    from pipeline.train.callbacks import DivergenceStop, EpochClock, MlflowEpochLogger
+    from pipeline.train.checkpoint import EpochCheckpoint
+
+    batch = cfg.training.batch_size * (hvd.size() if cfg.training.batch_mode == "per_rank" else 1)
+    diverge = DivergenceStop()
+    callbacks = [
+        hvd.callbacks.MetricAverageCallback(),  # [hvd] allreduce: average the epoch's logs
+        EpochClock(steps * batch),
+        diverge,  # reads averaged logs: every rank stops at the same epoch
+    ]
+    es = cfg.training.early_stopping
+    if es.patience > 0:  # also on averaged logs, so the decision is the same on every rank
+        callbacks.append(tf.keras.callbacks.EarlyStopping(es.monitor, es.min_delta, es.patience))
+    if hvd.rank() == 0:
+        from mlflow.tracking import MlflowClient
+
+        # Checkpoint first: its state also carries the epoch's logs (see _log_missing_epoch).
+        callbacks.append(EpochCheckpoint(folder, ckpt, run_id))
+        callbacks.append(MlflowEpochLogger(MlflowClient(job.tracking_uri), run_id,
+                                           printer=lambda m: _say(hvd, m)))
+    return callbacks, diverge
+
+
+def _datasets(data: RankData, manifest: Manifest, encoding: str, local_batch: int,
+              shuffle_seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    from pipeline.model.build import encode_labels
+
+    k = manifest.num_classes
+    x_tr, y_tr = data.splits["train"]
+    x_va, y_va = data.splits["val"]
+    train = feed.to_dataset(x_tr, encode_labels(y_tr, k, encoding), local_batch,
+                            shuffle_seed=shuffle_seed, repeat=True)
+    val = feed.to_dataset(x_va, encode_labels(y_va, k, encoding), local_batch)
+    return train, val
 
 
 def evaluate_test(built: BuiltModel, data: RankData, manifest: Manifest) -> dict:
@@ -187,6 +253,35 @@ def evaluate_test(built: BuiltModel, data: RankData, manifest: Manifest) -> dict
 # Rank 0: MLflow
 
 
+def _open_child_run(job: WorkerJob, trial: TrialSpec, warnings: list[str],
+                    state: dict | None) -> str:
+    """A new child run, or the interrupted one again when resuming from its checkpoint."""
+    if state and state.get("run_id"):
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(job.tracking_uri)
+        run_id = state["run_id"]
+        client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, TAG_STATUS, RUNNING)
+        client.set_tag(run_id, "resumed_from_epoch", str(state["epoch"]))
+        _log_missing_epoch(client, run_id, state)
+        return run_id
+    return _start_child_run(job, trial, warnings)
+
+
+def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict) -> None:
+    """The checkpointed epoch's metrics, if the crash came before they reached MLflow."""
+    from pipeline.train.callbacks import MlflowEpochLogger
+
+    last = state["epoch"] - 1
+    if any(m.step == last for m in client.get_metric_history(run_id, "loss")):
+        return
+    logs = state.get("logs", {})
+    for key in MlflowEpochLogger.KEYS:
+        if key in logs:
+            client.log_metric(run_id, key, logs[key], step=last)
+
+
 def _start_child_run(job: WorkerJob, trial: TrialSpec, warnings: list[str]) -> str:
     from mlflow.tracking import MlflowClient
 
@@ -212,6 +307,7 @@ def _record_results(job: WorkerJob, run_id: str, built: BuiltModel, data: RankDa
 
     client = mlflow.tracking.MlflowClient(job.tracking_uri)
     for key in ("test_loss", "test_accuracy", "train_seconds", "epochs_run"):
+        # NaN test metrics of a diverged run are logged as such; the status tag says why.
         client.log_metric(run_id, key, float(summary[key]))
     client.log_dict(run_id, _resolved_config(summary, job), "resolved_config.json")
     figure = confusion_figure(test["confusion"])

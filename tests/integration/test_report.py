@@ -53,7 +53,7 @@ def sweep(tmp_path_factory, spark):
     (root / "sweep.yaml").write_text(SWEEP_YAML)
     data = root / "processed" / "tiny"
     code = load_job("train_sweep").main(["--config", str(root / "sweep.yaml"), "--data",
-                                         str(data)])
+                                         str(data), "--checkpoint-dir", str(root / "ckpt")])
     out = root / "out"
     assert load_job("compare").main(["--experiment", "report", "--output", str(out)]) == 0
     yield {"root": root, "uri": uri, "code": code, "out": out, "data": data,

@@ -1,0 +1,70 @@
+"""Per-epoch checkpoints of a configuration, so an interrupted one resumes where it stopped.
+
+Layout: ``<checkpoint_dir>/<config_hash>/epoch-NNNN.{index,data-*}`` plus ``latest.json``.
+Rank 0 writes the TensorFlow checkpoint first and ``latest.json`` last, by atomic rename:
+a checkpoint is complete exactly when ``latest.json`` names it, so a crash mid-write leaves
+the previous epoch's state in force. The folder must be on storage every rank can read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import tensorflow as tf
+
+STATE = "latest.json"
+
+
+def trial_dir(root: str | Path, config_hash: str) -> Path:
+    return Path(root) / config_hash
+
+
+def read_state(folder: Path) -> dict | None:
+    """``{"epoch": epochs done, "prefix": checkpoint path, "run_id": MLflow run}`` or None."""
+    path = folder / STATE
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except ValueError:
+        return None  # unreadable: start over rather than resume from something unknown
+    if not Path(f"{state.get('prefix', '')}.index").is_file():
+        return None
+    return state
+
+
+def restore(ckpt: tf.train.Checkpoint, state: dict) -> None:
+    # expect_partial: optimizer slots are created lazily and restored when they appear.
+    ckpt.read(state["prefix"]).expect_partial()
+
+
+def clear(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class EpochCheckpoint(tf.keras.callbacks.Callback):
+    """Rank 0 only: save model and optimizer after every epoch, then commit ``latest.json``."""
+
+    def __init__(self, folder: Path, ckpt: tf.train.Checkpoint, run_id: str) -> None:
+        super().__init__()
+        self.folder = folder
+        self.ckpt = ckpt
+        self.run_id = run_id
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        prefix = self.folder / f"epoch-{epoch + 1:04d}"
+        self.ckpt.write(str(prefix))
+        tmp = self.folder / f".{STATE}.tmp"
+        # The epoch's (rank-averaged) logs travel with the checkpoint: if the process dies
+        # between this commit and MLflow logging, the resumed run logs them from here.
+        tmp.write_text(json.dumps({"epoch": epoch + 1, "prefix": str(prefix),
+                                   "run_id": self.run_id,
+                                   "logs": {k: float(v) for k, v in (logs or {}).items()}}))
+        os.replace(tmp, self.folder / STATE)
+        for old in self.folder.glob("epoch-*"):
+            if not old.name.startswith(prefix.name):
+                old.unlink(missing_ok=True)

@@ -1,0 +1,126 @@
+"""Distributed training behaviour on 2 real Horovod ranks: agreement, early stopping, and a
+rank killed with SIGKILL mid-epoch resuming from its checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline import tracking
+from pipeline.config import load_sweep_config
+from pipeline.train.sweep import SweepOptions, run_sweep
+from tests.conftest import load_job, write_data_config, write_npz
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, spark) -> Path:
+    root = tmp_path_factory.mktemp("training")
+    cfg = write_data_config(root, write_npz(root / "d.npz", n_train=1600, n_test=160))
+    assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
+    return root / "processed" / "tiny"
+
+
+def _sweep(tmp_path: Path, body: str, spark, data: Path, uri: str):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(body)
+    opts = SweepOptions(data, num_proc=2, tracking_uri=uri, checkpoint_dir=tmp_path / "ckpt")
+    return run_sweep(spark, load_sweep_config(path), opts, log=lambda m: None)
+
+
+def _loss_steps(client: MlflowClient, run_id: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, "loss"))
+
+
+def test_ranks_agree_and_metrics_are_logged_once(tmp_path, spark, data):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = _sweep(tmp_path, """
+name: agree
+dataset: tiny
+base:
+  model: {hidden_layers: [8]}
+  training: {epochs: 3, batch_size: 64, seed: 2}
+""", spark, data, uri)
+    assert not result.failed
+    rank0, rank1 = result.rank_summaries
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):  # averaged by an allreduce
+        assert rank0[0]["history"][key] == rank1[0]["history"][key], key
+    assert rank0[0]["test_accuracy"] == rank1[0]["test_accuracy"]
+    client = MlflowClient(uri)
+    [run] = tracking.children(client, result.experiment_id)
+    assert _loss_steps(client, run.info.run_id) == [0, 1, 2]  # once per epoch, rank 0 only
+    assert not any((tmp_path / "ckpt").iterdir()), "checkpoint not cleared after recording"
+
+
+def test_early_stopping_is_agreed_by_all_ranks(tmp_path, spark, data):
+    """With a zero learning rate nothing improves: patience 1 stops after epoch 2 of 10."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    started = time.monotonic()
+    result = _sweep(tmp_path, """
+name: early
+dataset: tiny
+base:
+  model: {hidden_layers: [8]}
+  optimizer: {name: sgd, learning_rate: 0.0}
+  training: {epochs: 10, batch_size: 64, early_stopping: {patience: 1, monitor: val_loss}}
+""", spark, data, uri)
+    assert time.monotonic() - started < 240  # no rank left waiting in a collective
+    rank0, rank1 = result.rank_summaries
+    assert rank0[0]["epochs_run"] == rank1[0]["epochs_run"] == 2
+    assert result.summaries[0]["status"] == "finished"
+
+
+def _kill_rank_when(uri: str, experiment: str, epochs_logged: int, killed: dict) -> None:
+    """SIGKILL Horovod rank 0 once the first configuration has logged some epochs."""
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not killed:
+        exp = client.get_experiment_by_name(experiment)
+        runs = tracking.children(client, exp.experiment_id) if exp else []
+        if runs and len(_loss_steps(client, runs[0].info.run_id)) >= epochs_logged:
+            for proc in psutil.process_iter(["cmdline"]):
+                try:
+                    cmd = " ".join(proc.info["cmdline"] or [])
+                    if "gloo_exec_fn" in cmd and proc.environ().get("HOROVOD_RANK") == "0":
+                        os.kill(proc.pid, signal.SIGKILL)
+                        killed["pid"], killed["run_id"] = proc.pid, runs[0].info.run_id
+                        return
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+        time.sleep(0.2)
+
+
+def test_rank_killed_mid_run_resumes_from_checkpoint(tmp_path, spark, data):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    killed: dict = {}
+    killer = threading.Thread(target=_kill_rank_when, args=(uri, "crash", 2, killed))
+    killer.start()
+    result = _sweep(tmp_path, """
+name: crash
+dataset: tiny
+max_attempts: 3
+base:
+  model: {hidden_layers: [8]}
+  training: {epochs: 6, batch_size: 4, seed: 4}
+grid:
+  model.hidden_activation: [relu, tanh]
+""", spark, data, uri)
+    killer.join()
+    assert killed, "the rank was never killed: training finished too fast"
+    assert not result.failed
+    client = MlflowClient(uri)
+    runs = tracking.children(client, result.experiment_id)
+    assert sorted(r.data.params["model.hidden_activation"] for r in runs) == ["relu", "tanh"]
+    assert all(r.data.tags["status"] == "finished" for r in runs)
+    resumed = client.get_run(killed["run_id"])
+    assert int(resumed.data.tags["resumed_from_epoch"]) >= 2
+    assert resumed.info.status == "FINISHED"
+    assert _loss_steps(client, killed["run_id"]) == list(range(6))  # each epoch exactly once
