@@ -27,3 +27,24 @@ def confusion_figure(confusion: np.ndarray) -> plt.Figure:
     ax.set_title("test confusion matrix")
     fig.tight_layout()
     return fig
+
+
+def history_figure(history: dict[str, list[tuple[int, float]]]) -> plt.Figure:
+    """Loss and accuracy per epoch, train and validation, from (step, value) pairs."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        for name, style in ((key, "-"), (f"val_{key}", "--")):
+            points = sorted(history.get(name, []))
+            if points:
+                steps, values = zip(*points, strict=True)
+                ax.plot(np.asarray(steps) + 1, values, style, marker="o", markersize=3,
+                        label=name)
+        ax.set(title=key, xlabel="epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def close(fig: plt.Figure) -> None:
+    """Release a figure; pyplot keeps every open figure alive otherwise."""
+    plt.close(fig)

@@ -235,8 +235,7 @@ def evaluate_test(built: BuiltModel, data: RankData, manifest: Manifest) -> dict
     k = manifest.num_classes
     outputs = built.train.predict(feed.to_dataset(x, y, 1024), verbose=0)
     targets = encode_labels(y, k, built.label_encoding)
-    # Losses built with default reduction average over the batch: times n gives the sum.
-    loss_sum = float(built.loss(targets, outputs)) * len(y) if len(y) else 0.0
+    loss_sum = float(np.sum(per_example_loss(built.loss, targets, outputs))) if len(y) else 0.0
     predicted = np.argmax(outputs, axis=-1)
     confusion = np.zeros((k, k), np.float64)
     np.add.at(confusion, (y, predicted), 1.0)
@@ -247,6 +246,17 @@ def evaluate_test(built: BuiltModel, data: RankData, manifest: Manifest) -> dict
     confusion = total[2:].reshape(k, k).astype(np.int64)
     metrics = {"test_loss": total[0] / n, "test_accuracy": float(np.trace(confusion)) / n}
     return {"metrics": metrics, "confusion": confusion}
+
+
+def per_example_loss(loss: tf.keras.losses.Loss, targets: tf.Tensor,
+                     outputs: np.ndarray) -> np.ndarray:
+    """The loss of every example, whatever reduction training used (mean or sum)."""
+    import tensorflow as tf
+
+    if isinstance(loss, tf.keras.losses.Loss):
+        config = {**loss.get_config(), "reduction": tf.keras.losses.Reduction.NONE}
+        loss = loss.__class__.from_config(config)
+    return np.asarray(loss(targets, outputs))  # custom functions return per-example values
 
 
 # ---------------------------------------------------------------------------
@@ -303,16 +313,20 @@ def _record_results(job: WorkerJob, run_id: str, built: BuiltModel, data: RankDa
     import mlflow
     import mlflow.tensorflow
 
-    from pipeline.train.artifacts import confusion_figure
+    from pipeline.train.artifacts import close, confusion_figure, history_figure
 
     client = mlflow.tracking.MlflowClient(job.tracking_uri)
     for key in ("test_loss", "test_accuracy", "train_seconds", "epochs_run"):
         # NaN test metrics of a diverged run are logged as such; the status tag says why.
         client.log_metric(run_id, key, float(summary[key]))
     client.log_dict(run_id, _resolved_config(summary, job), "resolved_config.json")
-    figure = confusion_figure(test["confusion"])
-    client.log_figure(run_id, figure, "confusion_matrix.png")
-    figure.clf()
+    # From MLflow rather than Keras' history: a resumed run's history starts mid-way.
+    history = {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+               for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    for figure, name in ((confusion_figure(test["confusion"]), "confusion_matrix.png"),
+                         (history_figure(history), "curves.png")):
+        client.log_figure(run_id, figure, name)
+        close(figure)
     mlflow.set_tracking_uri(job.tracking_uri)
     example = data.splits["test"][0][:5].astype(np.float32) / 255.0
     with mlflow.start_run(run_id=run_id):

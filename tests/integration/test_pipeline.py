@@ -140,7 +140,7 @@ def test_logged_model_reproduces_the_test_accuracy(sweep_run, prepared):
     accuracy = float((probs.argmax(axis=1) == y).mean())
     assert accuracy == pytest.approx(run.data.metrics["test_accuracy"], abs=1e-6)
     artifacts = {a.path for a in sweep_run["client"].list_artifacts(run.info.run_id)}
-    assert {"confusion_matrix.png", "resolved_config.json"} <= artifacts
+    assert {"confusion_matrix.png", "curves.png", "resolved_config.json"} <= artifacts
     confusion = sweep_run["client"].download_artifacts(run.info.run_id, "resolved_config.json")
     assert json.loads(Path(confusion).read_text())["config_hash"] == run.data.tags["config_hash"]
 

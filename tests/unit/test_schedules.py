@@ -49,3 +49,16 @@ def test_sum_reduction_is_batch_size_times_mean():
     mean, _ = blocks.build_loss("categorical_crossentropy", "softmax", "mean")
     total, _ = blocks.build_loss("categorical_crossentropy", "softmax", "sum")
     assert float(total(y, logits)) == pytest.approx(4 * float(mean(y, logits)), rel=1e-5)
+
+
+def test_per_example_loss_ignores_the_training_reduction():
+    from pipeline.train.worker import per_example_loss
+
+    y = tf.one_hot([0, 1, 2], 3)
+    logits = tf.constant([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.5]])
+    mean, _ = blocks.build_loss("categorical_crossentropy", "softmax", "mean")
+    total, _ = blocks.build_loss("categorical_crossentropy", "softmax", "sum")
+    a, b = per_example_loss(mean, y, logits), per_example_loss(total, y, logits)
+    assert a.shape == (3,)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert float(a.mean()) == pytest.approx(float(mean(y, logits)), rel=1e-5)
