@@ -25,7 +25,7 @@ SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser data sweep report ui test test-unit test-integration lint bench \
-	cluster-up cluster-down cluster-sweep clean lock
+	cluster-up cluster-down cluster-sweep local-cluster-up local-cluster-down clean lock
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -70,7 +70,7 @@ test-integration: $(SETUP_STAMP) browser ## Real Spark, Horovod (2 ranks) and ML
 	$(PYTHON) -m pytest tests -m integration
 
 lint: $(SETUP_STAMP) ## ruff
-	$(VENV)/bin/ruff check pipeline jobs tests bench
+	$(VENV)/bin/ruff check pipeline jobs tests bench scripts
 
 bench: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Benchmarks; results in bench/results/ and BENCHMARKS.md
 	$(PYTHON) bench/run.py
@@ -83,6 +83,12 @@ cluster-sweep: ## prepare + sweep + compare on the docker-compose cluster
 
 cluster-down: ## Stop the docker-compose cluster
 	docker compose down
+
+local-cluster-up: $(SETUP_STAMP) ## Spark master + 2 workers and MLflow on PostgreSQL, on 127.0.0.1, no Docker
+	$(PYTHON) scripts/local_cluster.py up --state .local-cluster
+
+local-cluster-down: ## Stop what local-cluster-up started (by process id)
+	$(PYTHON) scripts/local_cluster.py down --state .local-cluster
 
 lock: $(SETUP_STAMP) ## Rewrite constraints.txt from the current .venv
 	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable; } > constraints.tmp

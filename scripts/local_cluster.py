@@ -1,0 +1,249 @@
+"""The docker-compose topology without Docker: a Spark standalone master and two workers from
+the installed PySpark, and an MLflow tracking server on a throw-away PostgreSQL, all on 127.0.0.1.
+
+    python scripts/local_cluster.py up   [--state .local-cluster] [--worker-cores 1]
+    python scripts/local_cluster.py down [--state .local-cluster]
+
+``up`` prints the master URL and MLFLOW_TRACKING_URI to use and records every process id in
+``<state>/cluster.json``; ``down`` stops exactly those processes and removes the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyspark
+
+SPARK_HOME = Path(pyspark.__file__).parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Cluster:
+    state_dir: str
+    master_url: str = ""
+    master_ui: str = ""
+    tracking_uri: str = ""
+    pids: dict[str, int] = field(default_factory=dict)
+    pg_data: str = ""
+
+    @property
+    def state_file(self) -> Path:
+        return Path(self.state_dir) / "cluster.json"
+
+    def save(self) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(self.state_file)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn(cluster: Cluster, name: str, cmd: list[str], env: dict | None = None) -> None:
+    log = open(Path(cluster.state_dir) / f"{name}.log", "w")  # noqa: SIM115 - outlives us
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})})
+    cluster.pids[name] = proc.pid
+    cluster.save()  # record before waiting, so `down` can stop it even if start-up fails
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float, cluster: Cluster,
+          name: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if check():
+                return
+        time.sleep(0.5)
+    log = Path(cluster.state_dir) / f"{name}.log"
+    tail = log.read_text()[-1500:] if log.is_file() else ""
+    raise RuntimeError(f"{what} did not start within {timeout:.0f}s\n{tail}")
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as r:
+        return r.status == 200
+
+
+def _port_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def start_spark(cluster: Cluster, workers: int, worker_cores: int, worker_memory: str) -> None:
+    port, ui = free_port(), free_port()
+    spark_class = str(SPARK_HOME / "bin" / "spark-class")
+    env = {"SPARK_HOME": str(SPARK_HOME), "PYSPARK_PYTHON": sys.executable}
+    _spawn(cluster, "spark-master", [spark_class, "org.apache.spark.deploy.master.Master",
+                                     "--host", "127.0.0.1", "--port", str(port),
+                                     "--webui-port", str(ui)], env)
+    cluster.master_url, cluster.master_ui = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}"
+    _wait("Spark master", lambda: _port_open(port), 60, cluster, "spark-master")
+    for i in range(1, workers + 1):
+        work = Path(cluster.state_dir) / f"worker-{i}"
+        work.mkdir(exist_ok=True)
+        _spawn(cluster, f"spark-worker-{i}", [
+            spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+            "--cores", str(worker_cores), "--memory", worker_memory, "--work-dir", str(work),
+            "--webui-port", str(free_port()), cluster.master_url], env)
+
+    def registered() -> bool:
+        with urllib.request.urlopen(f"{cluster.master_ui}/json/", timeout=2) as r:
+            return len([w for w in json.load(r)["workers"] if w["state"] == "ALIVE"]) >= workers
+    _wait(f"{workers} Spark workers", registered, 90, cluster, "spark-worker-1")
+    cluster.save()
+
+
+def start_postgres(cluster: Cluster) -> str:
+    """A throw-away PostgreSQL owned by this cluster; returns its SQLAlchemy URI."""
+    data = Path(cluster.state_dir) / "pgdata"
+    port = free_port()
+    user = "mlflow"
+    password = os.environ.get("LOCAL_CLUSTER_PG_PASSWORD") or os.urandom(12).hex()
+    pwfile = Path(cluster.state_dir) / "pgpass"
+    pwfile.write_text(password)
+    pwfile.chmod(0o600)
+    owner = _pg_owner()
+    _run_as(owner, ["initdb", "-D", str(data), "-U", user, "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}"], cluster)
+    cluster.pg_data = str(data)
+    cluster.save()
+    _run_as(owner, ["pg_ctl", "-D", str(data), "-l", str(Path(cluster.state_dir) / "pg.log"),
+                    "-o", f"-h 127.0.0.1 -p {port} -k {cluster.state_dir}", "-w", "start"],
+            cluster)
+    # initdb's own "postgres" database is ours alone: the server lives only for this cluster.
+    return f"postgresql://{user}:{password}@127.0.0.1:{port}/postgres"
+
+
+def _pg_owner() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as a system account."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    for name in ("postgres", "actloss-pg"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    subprocess.run(["useradd", "--system", "--no-create-home", "actloss-pg"], check=True)
+    return "actloss-pg"
+
+
+def _run_as(owner: str | None, cmd: list[str], cluster: Cluster) -> None:
+    if owner:
+        shutil.chown(cluster.state_dir, user=owner)
+        for path in Path(cluster.state_dir).iterdir():
+            shutil.chown(path, user=owner)
+        cmd = ["runuser", "-u", owner, "--", *cmd]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def start_mlflow(cluster: Cluster, backend_uri: str) -> None:
+    port = free_port()
+    artifacts = Path(cluster.state_dir) / "mlartifacts"
+    artifacts.mkdir(exist_ok=True)
+    # The backend URI carries the password: pass it through the environment, not argv.
+    _spawn(cluster, "mlflow", [str(BIN / "mlflow"), "server", "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "1",
+                               "--artifacts-destination", str(artifacts), "--serve-artifacts"],
+           {"MLFLOW_BACKEND_STORE_URI": backend_uri})
+    cluster.tracking_uri = f"http://127.0.0.1:{port}"
+    _wait("MLflow server", lambda: _http_ok(f"{cluster.tracking_uri}/health"), 120, cluster,
+          "mlflow")
+    cluster.save()
+
+
+def up(state_dir: Path, workers: int = 2, worker_cores: int = 1,
+       worker_memory: str = "3g") -> Cluster:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if any(state_dir.iterdir()):
+        raise RuntimeError(f"{state_dir} is not empty: is a cluster already running there?")
+    cluster = Cluster(str(state_dir.resolve()))
+    try:
+        start_spark(cluster, workers, worker_cores, worker_memory)
+        start_mlflow(cluster, start_postgres(cluster))
+    except BaseException:
+        down(state_dir)
+        raise
+    return cluster
+
+
+def down(state_dir: Path) -> None:
+    """Stop every process the state file names (by process group), then PostgreSQL."""
+    state_file = state_dir / "cluster.json"
+    if not state_file.is_file():
+        return
+    cluster = Cluster(**json.loads(state_file.read_text()))
+    for pid in cluster.pids.values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for pid in cluster.pids.values():
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    if cluster.pg_data and Path(cluster.pg_data).is_dir():
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _run_as(_pg_owner(), ["pg_ctl", "-D", cluster.pg_data, "-m", "fast", "-w", "stop"],
+                    cluster)
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap our own children so they do not linger as zombies
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["up", "down"])
+    p.add_argument("--state", type=Path, default=Path(".local-cluster"))
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--worker-cores", type=int, default=1)
+    p.add_argument("--worker-memory", default="3g")
+    args = p.parse_args(argv)
+    if args.action == "down":
+        down(args.state)
+        print(f"local cluster in {args.state} stopped")
+        return 0
+    if args.state.exists() and any(args.state.iterdir()):
+        print(f"local_cluster: error: {args.state} exists; run 'down' first", file=sys.stderr)
+        return 2
+    cluster = up(args.state, args.workers, args.worker_cores, args.worker_memory)
+    print(f"Spark master:  {cluster.master_url}  (UI {cluster.master_ui})")
+    print(f"MLflow server: {cluster.tracking_uri}")
+    print(f"export MLFLOW_TRACKING_URI={cluster.tracking_uri}")
+    print(f"spark-submit --master {cluster.master_url} jobs/train_sweep.py ...")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

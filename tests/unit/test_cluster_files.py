@@ -1,0 +1,86 @@
+"""docker-compose.yml and the Dockerfile, checked by the real Compose and hadolint binaries
+(no Docker engine runs on these machines, so nothing is started here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import compose
+import pytest
+
+from tests.conftest import ROOT
+
+COMPOSE = Path(compose.__file__).parent / "docker-compose"  # the real Go binary, real exit codes
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def compose_config(*extra: str, env_file: Path = ROOT / ".env.example") -> dict:
+    proc = subprocess.run([str(COMPOSE), "--env-file", str(env_file), "-f",
+                           str(ROOT / "docker-compose.yml"), "--profile", "client", *extra,
+                           "config", "--format", "json"], capture_output=True, text=True,
+                          check=False, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_compose_file_is_valid_with_the_example_env():
+    proc = subprocess.run([str(COMPOSE), "--env-file", str(ROOT / ".env.example"), "-f",
+                           str(ROOT / "docker-compose.yml"), "config", "-q"], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_compose_services_ports_and_healthchecks():
+    services = compose_config()["services"]
+    assert {"postgres", "mlflow", "spark-master", "spark-worker-1", "spark-worker-2",
+            "client"} <= set(services)
+    published = {(name, p["target"]): p for name, s in services.items()
+                 for p in s.get("ports", [])}
+    assert set(published) == {("mlflow", 5000), ("spark-master", 7077), ("spark-master", 8080)}
+    assert all(p["host_ip"] == "127.0.0.1" for p in published.values())  # loopback only
+    assert "healthcheck" in services["postgres"] and "healthcheck" in services["mlflow"]
+    assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    client = services["client"]
+    assert client["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert "spark://spark-master:7077" in " ".join(client["command"])
+    for worker in ("spark-worker-1", "spark-worker-2"):
+        assert "spark://spark-master:7077" in services[worker]["command"]
+        assert any(v["target"] == "/data" for v in services[worker]["volumes"])
+
+
+def test_compose_takes_cores_and_credentials_from_the_environment(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("POSTGRES_USER=u\nPOSTGRES_PASSWORD=s3cret\nSPARK_WORKER_CORES=3\n"
+                   "SPARK_WORKER_MEMORY=5g\n")
+    services = compose_config(env_file=env)["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "s3cret"
+    assert "s3cret" in services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
+    assert "s3cret" not in " ".join(services["mlflow"]["command"])  # not visible in ps
+    command = " ".join(services["spark-worker-1"]["command"])
+    assert "--cores 3" in command and "--memory 5g" in command
+
+
+def test_compose_refuses_to_start_without_a_password(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("POSTGRES_USER=u\n")
+    proc = subprocess.run([str(COMPOSE), "--env-file", str(env), "-f",
+                           str(ROOT / "docker-compose.yml"), "config", "-q"], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "POSTGRES_PASSWORD" in proc.stderr
+
+
+@pytest.mark.parametrize("dockerfile", sorted((ROOT / "docker").glob("Dockerfile*")),
+                         ids=lambda p: p.name)
+def test_dockerfile_passes_hadolint(dockerfile):
+    proc = subprocess.run([str(HADOLINT), str(dockerfile)], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_image_runs_as_a_non_root_user():
+    lines = (ROOT / "docker" / "Dockerfile").read_text().splitlines()
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
