@@ -67,14 +67,14 @@ def _spawn(cluster: Cluster, name: str, cmd: list[str], env: dict | None = None)
 def _wait(what: str, check: Callable[[], bool], timeout: float, cluster: Cluster,
           name: str) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and _alive(cluster.pids[name]):
         with contextlib.suppress(OSError):
             if check():
                 return
         time.sleep(0.5)
     log = Path(cluster.state_dir) / f"{name}.log"
     tail = log.read_text()[-1500:] if log.is_file() else ""
-    raise RuntimeError(f"{what} did not start within {timeout:.0f}s\n{tail}")
+    raise RuntimeError(f"{what} did not start (within {timeout:.0f}s)\n{tail}")
 
 
 def _http_ok(url: str) -> bool:
@@ -129,7 +129,7 @@ def start_postgres(cluster: Cluster) -> str:
                     "-o", f"-h 127.0.0.1 -p {port} -k {cluster.state_dir}", "-w", "start"],
             cluster)
     # initdb's own "postgres" database is ours alone: the server lives only for this cluster.
-    return f"postgresql://{user}:{password}@127.0.0.1:{port}/postgres"
+    return f"postgresql+psycopg2://{user}:{password}@127.0.0.1:{port}/postgres"
 
 
 def _pg_owner() -> str | None:
