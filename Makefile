@@ -47,7 +47,7 @@ sweep: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Run the default
 	$(SUBMIT) jobs/train_sweep.py --config $(SWEEP) --experiment $(EXPERIMENT) $(SWEEP_ARGS)
 	$(SUBMIT) jobs/compare.py --experiment $(EXPERIMENT)
 	@echo
-	@echo "Results:  reports/$(EXPERIMENT)/leaderboard.md  (table: reports/$(EXPERIMENT)/leaderboard.csv)"
+	@echo "Report:   reports/$(EXPERIMENT)/index.html  (leaderboard.md / .csv beside it)"
 	@echo "Browse:   make ui   then open http://127.0.0.1:$(MLFLOW_PORT)"
 
 report: $(SETUP_STAMP) ## Leaderboard of the latest sweep (EXPERIMENT=name)
