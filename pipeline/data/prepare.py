@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipeline.config import DataConfig
+from pipeline.config import DataConfig, SplitConfig
 from pipeline.data.manifest import (
     MANIFEST_NAME,
     SPLITS,
@@ -33,6 +33,7 @@ from pipeline.data.manifest import (
     write_manifest,
 )
 from pipeline.data.sources import SourceData
+from pipeline.data.tabular import SparkSource
 from pipeline.errors import DataError
 
 # Bump when the on-disk layout changes, so old datasets get new fingerprints.
@@ -48,7 +49,10 @@ SCHEMA = T.StructType([
 
 def dataset_fingerprint(cfg: DataConfig, source_sha256: str) -> str:
     """Same source bytes + same split/shard settings -> same fingerprint."""
-    payload = {"layout": LAYOUT_VERSION, "source": source_sha256, "format": cfg.source.format,
+    src = cfg.source
+    reading = {"format": src.format, "label_column": src.label_column,
+               "image_shape": src.image_shape, "num_classes": src.num_classes}
+    payload = {"layout": LAYOUT_VERSION, "source": source_sha256, "reading": reading,
                "split": asdict(cfg.split), "shards": cfg.shards, "name": cfg.name}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -64,15 +68,24 @@ def existing_manifest(target: Path, fingerprint: str) -> Manifest | None:
     return manifest if manifest.fingerprint == fingerprint else None
 
 
-def validate_source(data: SourceData) -> int:
-    """Checks across splits; returns the number of classes."""
+def validate_shapes(data: SourceData) -> None:
     shapes = {split: x.shape[1:] for split, (x, _) in data.splits.items()}
     if len(set(shapes.values())) != 1:
         raise DataError(f"image shapes differ between splits: {shapes}")
-    num_classes = int(max(int(y.max()) for _, y in data.splits.values())) + 1
-    train_classes = np.unique(data.splits["train"][1])
-    if len(train_classes) != num_classes:
-        missing = sorted(set(range(num_classes)) - set(train_classes.tolist()))
+
+
+def count_classes(df: DataFrame, configured: int | None) -> int:
+    """Number of classes, checked against the labels (one small Spark aggregation)."""
+    counts = {(r["source_split"], r["label"]): r["count"]
+              for r in df.groupBy("source_split", "label").count().collect()}
+    labels = {label for _, label in counts}
+    top = max(labels)
+    if configured is not None and top >= configured:
+        raise DataError(f"labels outside [0, {configured}): found label {top}")
+    num_classes = configured or top + 1
+    train = {label for split, label in counts if split == "train"}
+    missing = sorted(set(range(num_classes)) - train)
+    if missing:
         raise DataError(f"train split has no examples of class(es) {missing}")
     return num_classes
 
@@ -93,18 +106,26 @@ def to_dataframe(spark: SparkSession, data: SourceData) -> DataFrame:
     return spark.createDataFrame(pd.concat(frames, ignore_index=True), schema=SCHEMA)
 
 
-def assign_splits(df: DataFrame, has_val: bool, val_fraction: float, seed: int) -> DataFrame:
-    """Add a ``split`` column; carve a stratified, seeded validation set from train if needed."""
-    if has_val or val_fraction == 0.0:
+def assign_splits(df: DataFrame, present: set[str], split: SplitConfig) -> DataFrame:
+    """Add a ``split`` column, carving the splits the source lacks out of its train split.
+
+    Within each class, rows are ordered by a seeded random key; the first ceil(n x test
+    fraction) become test, the next ceil(n x val fraction) validation: stratified and
+    reproducible, and every class present keeps at least one example in each carved split.
+    """
+    test_frac = 0.0 if "test" in present else split.test_fraction
+    val_frac = 0.0 if "val" in present else split.val_fraction
+    if test_frac == 0.0 and val_frac == 0.0:
         return df.withColumn("split", F.col("source_split"))
     train = df.filter(F.col("source_split") == "train")
     counts = train.groupBy("label").count().withColumnRenamed("count", "n")
-    order = Window.partitionBy("label").orderBy(F.rand(seed), F.col("id"))
+    order = Window.partitionBy("label").orderBy(F.rand(split.seed), F.col("id"))
+    n_test = F.ceil(F.col("n") * test_frac)
+    n_val = F.ceil(F.col("n") * val_frac)
     ranked = (train.join(F.broadcast(counts), "label")
               .withColumn("k", F.row_number().over(order))
-              # ceil keeps at least one validation example of every class present.
-              .withColumn("split", F.when(F.col("k") <= F.ceil(F.col("n") * val_fraction), "val")
-                          .otherwise("train"))
+              .withColumn("split", F.when(F.col("k") <= n_test, "test")
+                          .when(F.col("k") <= n_test + n_val, "val").otherwise("train"))
               .drop("k", "n"))
     rest = df.filter(F.col("source_split") != "train").withColumn("split", F.col("source_split"))
     return ranked.unionByName(rest)
@@ -129,19 +150,22 @@ def describe_split(folder: Path, num_classes: int) -> SplitInfo:
     return SplitInfo(int(hist.sum()), shards, hist.tolist())
 
 
-def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData, output: Path,
+def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData | SparkSource, output: Path,
             force: bool = False) -> tuple[Manifest, bool]:
     """Write the dataset under ``output/<name>``; returns (manifest, whether it was written)."""
     target = output / cfg.name
     fingerprint = dataset_fingerprint(cfg, data.sha256)
     if not force and (found := existing_manifest(target, fingerprint)):
         return found, False
-    num_classes = validate_source(data)
+    if isinstance(data, SourceData):
+        validate_shapes(data)
+        df, present = to_dataframe(spark, data), set(data.splits)
+    else:
+        df, present = data.df, set(data.splits)
+    num_classes = count_classes(df, cfg.source.num_classes)
     staging = _staging_dir(output, cfg.name)
     try:
-        df = assign_splits(to_dataframe(spark, data), "val" in data.splits,
-                           cfg.split.val_fraction, cfg.split.seed)
-        write_splits(df, staging, cfg.shards, cfg.split.seed)
+        write_splits(assign_splits(df, present, cfg.split), staging, cfg.shards, cfg.split.seed)
         manifest = Manifest(
             dataset=cfg.name, fingerprint=fingerprint, source_format=cfg.source.format,
             source_sha256=data.sha256, image_shape=list(data.image_shape),
