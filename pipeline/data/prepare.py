@@ -163,7 +163,7 @@ def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData | SparkSource
     else:
         df, present = data.df, set(data.splits)
     num_classes = count_classes(df, cfg.source.num_classes)
-    staging = _staging_dir(output, cfg.name)
+    staging = staging_dir(output, cfg.name)
     try:
         write_splits(assign_splits(df, present, cfg.split), staging, cfg.shards, cfg.split.seed)
         manifest = Manifest(
@@ -174,7 +174,7 @@ def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData | SparkSource
         )
         _check_nonempty(manifest)
         write_manifest(staging, manifest)
-        _swap_into_place(staging, target)
+        swap_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest, True
@@ -186,7 +186,7 @@ def _check_nonempty(manifest: Manifest) -> None:
             raise DataError(f"{manifest.dataset}: split {split!r} would be empty")
 
 
-def _staging_dir(output: Path, name: str) -> Path:
+def staging_dir(output: Path, name: str) -> Path:
     try:
         output.mkdir(parents=True, exist_ok=True)
         staging = output / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -196,7 +196,7 @@ def _staging_dir(output: Path, name: str) -> Path:
     return staging
 
 
-def _swap_into_place(staging: Path, target: Path) -> None:
+def swap_into_place(staging: Path, target: Path) -> None:
     """Replace ``target`` with ``staging``; the old copy is removed only after the swap."""
     old = None
     if target.exists():

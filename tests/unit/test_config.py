@@ -109,3 +109,11 @@ def test_malformed_yaml_gives_file_and_line(tmp_path):
     bad.write_text("name: x\n  dataset: [\n")
     with pytest.raises(ConfigError, match="bad.yaml"):
         load_sweep_config(bad)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "conf" / "augment").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_augment_config_loads(path):
+    from pipeline.data.augment import load_augment_config
+
+    assert load_augment_config(path).copies >= 1
