@@ -17,6 +17,7 @@ def test_bench_runs_and_writes_results(tmp_path, spark):
 
     out, md = tmp_path / "results", tmp_path / "BENCH.md"
     code = run.main(["--data", str(tmp_path / "processed" / "tiny"), "--repeats", "1",
+                     "--skip-data-prep",
                      "--epochs", "2", "--global-batch", "32", "--hidden", "8",
                      "--out", str(out), "--markdown", str(md)])
     assert code == 0
