@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.config import RunConfig, to_dict
 from pipeline.data import feed
 from pipeline.data.manifest import Manifest, load_manifest
+from pipeline.errors import DataError
 from pipeline.tracking import (
     DIVERGED,
     FAILED,
@@ -88,6 +89,9 @@ def run_worker(job: WorkerJob) -> list[dict]:
     hvd.init()  # [hvd] joins the Gloo ring of this launch
     root = Path(job.data_dir)
     manifest = load_manifest(root)
+    if manifest.fingerprint != job.fingerprint:  # rewritten since the sweep was planned
+        raise DataError(f"{root}: dataset changed after the sweep began (fingerprint "
+                        f"{manifest.fingerprint}, planned on {job.fingerprint})")
     data = RankData({s: feed.rank_split(root, manifest, s, hvd.rank(), hvd.size())
                      for s in ("train", "val", "test")})
     summaries = []
