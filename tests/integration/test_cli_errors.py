@@ -122,3 +122,18 @@ def test_sweep_unknown_activation_lists_known_names(tmp_path, spark, capsys, mlf
                    ["--config", str(sweep), "--data", str(data)], "sweep")
     assert code == 2
     assert "unknown activation 'rellu' (known: linear, relu" in capsys.readouterr().err
+
+
+def test_sweep_refuses_a_dataset_with_a_missing_shard(tmp_path, spark, capsys, mlflow_uri):
+    from pipeline.cli import run_job
+
+    data = _prepared(tmp_path, spark)
+    victim = next((data / "train").glob("part-*.parquet"))
+    victim.unlink()
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("name: s\ndataset: tiny\nbase:\n  training: {batch_size: 8}\n")
+    code = run_job(load_job("train_sweep").main,
+                   ["--config", str(sweep), "--data", str(data)], "sweep")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"shard train/{victim.name} listed but missing" in err
