@@ -35,10 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = replace(cfg, **overrides)
     spark = build_session()
     manifest, written = augment(spark, cfg, force=args.force)
-    counts = ", ".join(f"{s} {i.rows}" for s, i in manifest.splits.items())
-    state = "written" if written else "up to date (use --force to rewrite)"
-    print(f"augment: {Path(cfg.output) / cfg.name} {state}: {counts} rows; "
-          f"fingerprint {manifest.fingerprint}", flush=True)
+    print(f"augment: {manifest.summary(Path(cfg.output) / cfg.name, written)}", flush=True)
     return 0
 
 

@@ -62,11 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = read_source(cfg.source)  # validated before Spark starts
         spark = build_session()
     manifest, written = prepare(spark, cfg, data, Path(cfg.output), force=args.force)
-    where = Path(cfg.output) / cfg.name
-    counts = ", ".join(f"{s} {i.rows}" for s, i in manifest.splits.items())
-    state = "written" if written else "up to date (use --force to rewrite)"
-    print(f"prepare: {where} {state}: {counts} rows; image {manifest.image_shape}, "
-          f"{manifest.num_classes} classes, fingerprint {manifest.fingerprint}", flush=True)
+    print(f"prepare: {manifest.summary(Path(cfg.output) / cfg.name, written)}", flush=True)
     return 0
 
 

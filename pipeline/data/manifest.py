@@ -60,6 +60,13 @@ class Manifest:
     def rank_rows(self, split: str, rank: int, size: int) -> int:
         return sum(s.rows for s in self.splits[split].shards[rank::size])
 
+    def summary(self, where: Path, written: bool) -> str:
+        """One line for the jobs' output: where, whether written, rows, shape, fingerprint."""
+        counts = ", ".join(f"{s} {i.rows}" for s, i in self.splits.items())
+        state = "written" if written else "up to date (use --force to rewrite)"
+        return (f"{where} {state}: {counts} rows; image {self.image_shape}, "
+                f"{self.num_classes} classes, fingerprint {self.fingerprint}")
+
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     tmp = folder / f".{MANIFEST_NAME}.tmp"

@@ -3,6 +3,7 @@ rank killed with SIGKILL mid-epoch resuming from its checkpoint."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
@@ -124,3 +125,19 @@ grid:
     assert int(resumed.data.tags["resumed_from_epoch"]) >= 2
     assert resumed.info.status == "FINISHED"
     assert _loss_steps(client, killed["run_id"]) == list(range(6))  # each epoch exactly once
+
+
+def test_ranks_refuse_a_dataset_changed_after_planning(data, spark):
+    """The sweep planned on one fingerprint; the ranks find another: they stop, loudly."""
+    import horovod.spark
+
+    from pipeline.config import RunConfig
+    from pipeline.train.worker import TrialSpec, WorkerJob, run_worker
+
+    job = WorkerJob(str(data), "s", [TrialSpec("t", RunConfig(), "h")], "sqlite:///unused.db",
+                    "0", "parent", fingerprint="not-the-current-one")
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(Exception, match="exited with non-zero status"):
+        horovod.spark.run(run_worker, args=(job,), num_proc=2, use_gloo=True, verbose=0,
+                          stdout=out, stderr=err)
+    assert "dataset changed after the sweep began" in out.getvalue() + err.getvalue()
