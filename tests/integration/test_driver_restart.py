@@ -1,0 +1,85 @@
+"""The Spark driver killed mid-sweep (with everything it started), then the same command run
+again: finished configurations are kept and skipped, the rest run, nothing is duplicated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline import tracking
+from tests.conftest import ROOT, load_job, write_data_config, write_npz
+
+pytestmark = pytest.mark.integration
+
+SWEEP = """
+name: restart
+dataset: tiny
+base:
+  model: {hidden_layers: [8]}
+  training: {epochs: 4, batch_size: 4, seed: 6}
+grid:
+  model.hidden_activation: [relu, tanh, elu]
+"""
+
+
+def _kill_tree(root: psutil.Process) -> None:
+    """SIGKILL the driver and every process under it, and any rank it left behind."""
+    victims = [root, *root.children(recursive=True)]
+    victims += [p for p in psutil.process_iter(["cmdline"])
+                if "gloo_exec_fn" in " ".join(p.info["cmdline"] or [])]
+    for proc in victims:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(victims, timeout=30)
+
+
+def _finished(client: MlflowClient) -> list:
+    exp = client.get_experiment_by_name("restart")
+    if exp is None:
+        return []
+    return [r for r in tracking.children(client, exp.experiment_id)
+            if r.data.tags.get("status") == "finished"]
+
+
+def test_rerun_after_driver_kill_runs_only_what_is_unfinished(tmp_path, spark):
+    cfg = write_data_config(tmp_path, write_npz(tmp_path / "d.npz", n_train=800, n_test=80))
+    assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(SWEEP)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [str(Path(sys.executable).parent / "spark-submit"), "jobs/train_sweep.py",
+            "--config", str(sweep), "--data", str(tmp_path / "processed" / "tiny"),
+            "--checkpoint-dir", str(tmp_path / "ckpt")]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "SPARK_LOCAL_IP": "127.0.0.1",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    driver = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + 400
+    while not _finished(client) and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert driver.poll() is None, "the sweep ended before it could be interrupted"
+    _kill_tree(psutil.Process(driver.pid))
+    done_before = {r.data.tags["config_hash"] for r in _finished(client)}
+    assert 1 <= len(done_before) < 3
+
+    rerun = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=600, check=False)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert f"{len(done_before)} already done" in rerun.stdout + rerun.stderr
+    finished = _finished(client)
+    hashes = [r.data.tags["config_hash"] for r in finished]
+    assert len(hashes) == len(set(hashes)) == 3  # every configuration once, none duplicated
+    for run in finished:
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
+        assert steps == [0, 1, 2, 3]
