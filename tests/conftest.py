@@ -18,6 +18,15 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+
+
+def submit_env(**extra: str) -> dict[str, str]:
+    """Environment for a spark-submit child: loopback, this venv's Python, plus ``extra``."""
+    return {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable, **extra}
+
+
 def load_job(name: str) -> ModuleType:
     """Import jobs/<name>.py as a module so tests can call its main(argv)."""
     spec = importlib.util.spec_from_file_location(f"jobs_{name}", ROOT / "jobs" / f"{name}.py")

@@ -143,9 +143,9 @@ def optimizer(cfg: OptimizerConfig, learning_rate: float) -> keras.optimizers.Op
 # ---------------------------------------------------------------------------
 # Learning-rate schedules: name -> factory(config, lr, steps_per_epoch)
 
+LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 SCHEDULES: Registry[Callable[[OptimizerConfig, float, int], float | LearningRateSchedule]] = \
     Registry("learning-rate schedule")
-LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 SCHEDULES.register("constant", lambda c, lr, spe: lr)
 SCHEDULES.register("exponential", lambda c, lr, spe: keras.optimizers.schedules.ExponentialDecay(
     lr, c.decay_steps, c.decay_rate))

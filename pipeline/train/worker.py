@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -66,7 +66,6 @@ class WorkerJob:
     checkpoint_dir: str = "checkpoints"
     threads: int = 1
     verbose: bool = False
-    extra_tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,7 +151,7 @@ def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: Rank
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
                **test["metrics"]}
     if rank == 0:
-        _record_results(job, run_id, built, data, test, summary)
+        _record_results(job, trial, run_id, built, data, test, summary)
         checkpoint.clear(folder)  # recorded in MLflow: the checkpoint has served its purpose
         _say(hvd, f"    -> {status}: test_accuracy={summary['test_accuracy']:.4f} "
                   f"test_loss={summary['test_loss']:.4g} ({train_seconds:.1f}s)")
@@ -303,8 +302,7 @@ def _start_child_run(job: WorkerJob, trial: TrialSpec, warnings: list[str]) -> s
 
     client = MlflowClient(job.tracking_uri)
     tags = {TAG_PARENT: job.parent_run_id, TAG_ROLE: "config", TAG_SWEEP: job.sweep,
-            TAG_HASH: trial.config_hash, TAG_DATASET: job.fingerprint, TAG_STATUS: RUNNING,
-            **job.extra_tags}
+            TAG_HASH: trial.config_hash, TAG_DATASET: job.fingerprint, TAG_STATUS: RUNNING}
     if warnings:
         tags[TAG_WARNINGS] = "; ".join(warnings)
     run = client.create_run(job.experiment_id, run_name=trial.name, tags=tags)
@@ -312,7 +310,8 @@ def _start_child_run(job: WorkerJob, trial: TrialSpec, warnings: list[str]) -> s
     return run.info.run_id
 
 
-def _record_results(job: WorkerJob, run_id: str, built: BuiltModel, data: RankData,
+def _record_results(job: WorkerJob, trial: TrialSpec, run_id: str, built: BuiltModel,
+                    data: RankData,
                     test: dict, summary: dict) -> None:
     import mlflow
     import mlflow.tensorflow
@@ -323,7 +322,9 @@ def _record_results(job: WorkerJob, run_id: str, built: BuiltModel, data: RankDa
     for key in ("test_loss", "test_accuracy", "train_seconds", "epochs_run"):
         # NaN test metrics of a diverged run are logged as such; the status tag says why.
         client.log_metric(run_id, key, float(summary[key]))
-    client.log_dict(run_id, _resolved_config(summary, job), "resolved_config.json")
+    resolved = {"name": trial.name, "config_hash": trial.config_hash,
+                "dataset": job.fingerprint, "config": to_dict(trial.config)}
+    client.log_dict(run_id, resolved, "resolved_config.json")
     # From MLflow rather than Keras' history: a resumed run's history starts mid-way.
     history = {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
                for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
@@ -351,12 +352,6 @@ def model_requirements() -> list[str]:
         except PackageNotFoundError:
             continue
     return reqs
-
-
-def _resolved_config(summary: dict, job: WorkerJob) -> dict:
-    trial = next(t for t in job.trials if t.config_hash == summary["config_hash"])
-    return {"name": trial.name, "config_hash": trial.config_hash, "dataset": job.fingerprint,
-            "config": to_dict(trial.config)}
 
 
 def _end_child_run(job: WorkerJob, run_id: str | None, status: str,

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import gzip
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, load_job, write_data_config, write_npz
+from tests.conftest import ROOT, SPARK_SUBMIT, load_job, submit_env, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 
-SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
-
-
-def submit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
-                "PYSPARK_DRIVER_PYTHON": sys.executable, **(env or {})}
+def submit(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(SPARK_SUBMIT), *args], capture_output=True, text=True,
-                          cwd=ROOT, env=full_env, timeout=300, check=False)
+                          cwd=ROOT, env=submit_env(), timeout=300, check=False)
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:

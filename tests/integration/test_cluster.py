@@ -3,9 +3,7 @@ an MLflow server on PostgreSQL; the three jobs through spark-submit --master spa
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
 from scripts import local_cluster
-from tests.conftest import ROOT, write_data_config, write_npz
+from tests.conftest import ROOT, SPARK_SUBMIT, submit_env, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 
@@ -33,22 +31,19 @@ grid:
 @pytest.fixture(scope="module")
 def cluster():
     state = Path(tempfile.mkdtemp(prefix="actloss-cluster-"))
-    try:
-        started = local_cluster.up(state, workers=2, worker_cores=1, worker_memory="2g")
+    started = local_cluster.up(state, workers=2, worker_cores=1, worker_memory="2g")
+    try:  # up() stops what it started if it fails part-way
         yield started
     finally:
-        pids = dict(getattr(locals().get("started"), "pids", {}))
         local_cluster.down(state)
-        for name, pid in pids.items():  # everything it started is gone
-            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", name
+    for name, pid in started.pids.items():  # everything it started is gone
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", name
 
 
 def submit(cluster, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": cluster.tracking_uri,
-           "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
-           "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "PIPELINE_SPARK_CONF": str(ROOT / "conf" / "spark" / "cluster.conf")}
-    cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", cluster.master_url,
+    env = submit_env(MLFLOW_TRACKING_URI=cluster.tracking_uri,
+                     PIPELINE_SPARK_CONF=str(ROOT / "conf" / "spark" / "cluster.conf"))
+    cmd = [str(SPARK_SUBMIT), "--master", cluster.master_url,
            "--conf", "spark.executor.memory=1g", *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
                           check=False)

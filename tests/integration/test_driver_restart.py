@@ -3,19 +3,16 @@ again: finished configurations are kept and skipped, the rest run, nothing is du
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
-from tests.conftest import ROOT, load_job, write_data_config, write_npz
+from tests.conftest import ROOT, SPARK_SUBMIT, load_job, submit_env, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 
@@ -57,11 +54,10 @@ def test_rerun_after_driver_kill_runs_only_what_is_unfinished(tmp_path, spark):
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(SWEEP)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [str(Path(sys.executable).parent / "spark-submit"), "jobs/train_sweep.py",
+    args = [str(SPARK_SUBMIT), "jobs/train_sweep.py",
             "--config", str(sweep), "--data", str(tmp_path / "processed" / "tiny"),
             "--checkpoint-dir", str(tmp_path / "ckpt")]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "SPARK_LOCAL_IP": "127.0.0.1",
-           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env = submit_env(MLFLOW_TRACKING_URI=uri)
     driver = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     client = MlflowClient(uri)
