@@ -131,7 +131,8 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
     result = SweepResult(experiment, exp_id, parent, len(specs), len(specs) - len(todo))
     ckpt_dir = (opts.checkpoint_dir or Path("checkpoints") / experiment).resolve()
     job = WorkerJob(str(opts.data_dir.resolve()), sweep.name, todo, uri, exp_id, parent,
-                    manifest.fingerprint, str(ckpt_dir), sweep.threads_per_rank, opts.verbose)
+                    manifest.fingerprint, str(ckpt_dir), sweep.threads_per_rank, opts.verbose,
+                    sweep.pin_threads, sweep.feed)
     try:
         _launch_with_retries(client, job, num_proc, sweep.max_attempts, result, log)
     finally:
@@ -171,11 +172,18 @@ def _launch_with_retries(client: MlflowClient, job: WorkerJob, num_proc: int,
 def _rank_env(job: WorkerJob) -> dict[str, str]:
     """Environment overlaid on each rank's: thread counts and quiet TensorFlow logs."""
     env = {"OMP_NUM_THREADS": str(job.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri}
-    for key in ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        if key in os.environ:
-            env[key] = os.environ[key]
+           "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri,
+           "HOROVOD_CYCLE_TIME": HOROVOD_CYCLE_TIME_MS}
+    for key, value in os.environ.items():
+        if key in ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD") \
+                or key.startswith("HOROVOD_"):  # the user's Horovod tuning wins
+            env[key] = value
     return env
+
+
+# Horovod's background loop wakes every cycle to start pending allreduces; at the default
+# 1 ms a small model's step waited ~2.8 ms per allreduce, at 0.1 ms ~1.3 ms (bench/README.md).
+HOROVOD_CYCLE_TIME_MS = "0.1"
 
 
 def _start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest: Manifest,

@@ -66,13 +66,17 @@ class WorkerJob:
     checkpoint_dir: str = "checkpoints"
     threads: int = 1
     verbose: bool = False
+    pin_threads: bool = True
+    feed: str = "stream"
 
 
 @dataclass
 class RankData:
-    """This rank's share of each split, loaded once per launch."""
+    """This rank's share of each split: val and test in memory, train in memory or streamed."""
 
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    train_files: list[Path]
+    stream: bool
 
 
 def run_worker(job: WorkerJob) -> list[dict]:
@@ -86,18 +90,45 @@ def run_worker(job: WorkerJob) -> list[dict]:
     import horovod.tensorflow.keras as hvd
 
     hvd.init()  # [hvd] joins the Gloo ring of this launch
+    if job.pin_threads:
+        pin_cores(hvd.local_rank(), hvd.local_size(), job.threads)
     root = Path(job.data_dir)
     manifest = load_manifest(root)
     if manifest.fingerprint != job.fingerprint:  # rewritten since the sweep was planned
         raise DataError(f"{root}: dataset changed after the sweep began (fingerprint "
                         f"{manifest.fingerprint}, planned on {job.fingerprint})")
-    data = RankData({s: feed.rank_split(root, manifest, s, hvd.rank(), hvd.size())
-                     for s in ("train", "val", "test")})
+    data = load_rank_data(root, manifest, hvd.rank(), hvd.size(), job.feed == "stream")
     summaries = []
     for k, trial in enumerate(job.trials, 1):
         _say(hvd, f"[{k}/{len(job.trials)}] {trial.name} ({trial.config_hash})")
         summaries.append(train_trial(job, trial, manifest, data))
     return summaries  # every rank's: the driver reads rank 0's, tests compare them
+
+
+def pin_cores(local_rank: int, local_size: int, threads: int) -> list[int] | None:
+    """Bind this rank (and the threads it starts from now on) to cores of its own.
+
+    Only when the host has a core per thread of every local rank: two ranks sharing
+    cores while TensorFlow's pools float over all of them was the main per-step cost
+    on small models. Returns the cores, or None when left unpinned.
+    """
+    import os
+
+    cores = sorted(os.sched_getaffinity(0))
+    if local_size * threads > len(cores):
+        return None
+    mine = cores[local_rank * threads:(local_rank + 1) * threads]
+    os.sched_setaffinity(0, mine)
+    return mine
+
+
+def load_rank_data(root: Path, manifest: Manifest, rank: int, size: int,
+                   stream: bool) -> RankData:
+    """Val and test arrays now; train arrays too unless the training shards are streamed."""
+    splits = {s: feed.rank_split(root, manifest, s, rank, size) for s in ("val", "test")}
+    if not stream:
+        splits["train"] = feed.rank_split(root, manifest, "train", rank, size)
+    return RankData(splits, manifest.shard_files(root, "train", rank, size), stream)
 
 
 def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData) -> dict:
@@ -219,11 +250,15 @@ def _datasets(data: RankData, manifest: Manifest, encoding: str, local_batch: in
     from pipeline.model.build import encode_labels
 
     k = manifest.num_classes
-    x_tr, y_tr = data.splits["train"]
     x_va, y_va = data.splits["val"]
-    train = feed.to_dataset(x_tr, encode_labels(y_tr, k, encoding), local_batch,
-                            shuffle_seed=shuffle_seed, repeat=True)
     val = feed.to_dataset(x_va, encode_labels(y_va, k, encoding), local_batch)
+    if data.stream:
+        train = feed.stream_dataset(data.train_files, manifest.image_shape, local_batch,
+                                    shuffle_seed, lambda y: encode_labels(y, k, encoding))
+    else:
+        x_tr, y_tr = data.splits["train"]
+        train = feed.to_dataset(x_tr, encode_labels(y_tr, k, encoding), local_batch,
+                                shuffle_seed=shuffle_seed, repeat=True)
     return train, val
 
 
