@@ -8,7 +8,7 @@ is what MLflow stores, always ends in the configured output activation.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +27,8 @@ class BuiltModel:
     loss: keras.losses.Loss
     label_encoding: str
     warnings: list[str]
+    # Custom ("module:attr") activations by the name Keras saves them under, for loading.
+    custom_objects: dict[str, Callable] = field(default_factory=dict)
 
 
 class _Layers:
@@ -98,8 +100,10 @@ def build(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -> Built
     train = keras.Model(inputs, head, name=f"{m.architecture}_train")
     outputs = keras.layers.Activation(m.output_activation)(head) if from_logits else head
     inference = keras.Model(inputs, outputs, name=m.architecture)
+    custom = {fn.__name__: fn for name in (m.hidden_activation, m.output_activation)
+              if callable(fn := blocks.activation(name))}
     return BuiltModel(train, inference, loss, encoding,
-                      blocks.loss_warnings(cfg.loss, m.output_activation))
+                      blocks.loss_warnings(cfg.loss, m.output_activation), custom)
 
 
 # ---------------------------------------------------------------------------
