@@ -2,7 +2,9 @@
 same work, and the driver's peak memory while the Spark jobs run.
 
 - prepare: read MNIST's pkl.gz, bytes -> uint8, shuffle, shard, write Parquet (70,000 rows);
-- augment: N distorted copies of each training image (the same distortion code both sides).
+- augment: N distorted copies of each training image (the same distortion code both sides);
+- prepare at x10: the augmented set (550,000 training rows) as a Parquet source: validate,
+  carve a validation split, shuffle, shard, write.
 
 Each Spark job runs as its own spark-submit process; its driver's resident memory (the Python
 process, not the JVM) is sampled while it runs.
@@ -67,8 +69,11 @@ def baseline_prepare(raw: Path, out: Path, shards: int = 4, seed: int = 42) -> i
     return rows
 
 
-def baseline_augment(prepared: Path, out: Path, copies: int) -> int:
-    """The augment job's work in one process, with the same distortion function."""
+def baseline_augment(prepared: Path, out: Path, copies: int, limit: int | None = None) -> int:
+    """The augment job's work in one process, with the same distortion function.
+
+    ``limit``: only the first images (the rate per row is what is compared).
+    """
     from pipeline.data.augment import AugmentConfig, distort
     from pipeline.data.feed import read_shards
     from pipeline.data.manifest import load_manifest
@@ -77,6 +82,7 @@ def baseline_augment(prepared: Path, out: Path, copies: int) -> int:
     m = load_manifest(prepared)
     x, y = read_shards([prepared / "train" / s.file for s in m.splits["train"].shards],
                        m.image_shape)
+    x, y = x[:limit], y[:limit]
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     for start in range(0, len(y), 5000):  # bounded batches, as the executors do
@@ -94,36 +100,98 @@ def baseline_augment(prepared: Path, out: Path, copies: int) -> int:
     return written
 
 
-def measure(raw: Path, copies: int) -> dict:
-    log4j = f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'spark' / 'log4j2.properties'}"
+def baseline_prepare_parquet(train: Path, test: Path, out: Path, shards: int = 16,
+                             val_fraction: float = 0.1, seed: int = 42) -> int:
+    """The Parquet-source prepare in one process: read, validate, carve val, shuffle, shard."""
+    import pyarrow.dataset as ds
+
+    from pipeline.data.feed import decode_images
+
+    rng = np.random.default_rng(seed)
+    rows = 0
+    for name, folder in (("train", train), ("test", test)):
+        table = ds.dataset(folder, format="parquet").to_table(columns=["label", "image"])
+        images = decode_images(table.column("image"), [28, 28, 1], folder)  # validates sizes
+        labels = np.asarray(table.column("label"), np.int64)
+        if labels.min() < 0:
+            raise ValueError(f"{folder}: negative labels")
+        order = rng.permutation(len(labels))
+        n_val = int(len(labels) * val_fraction) if name == "train" else 0
+        parts = {"val": order[:n_val], name: order[n_val:]} if n_val else {name: order}
+        for split, idx in parts.items():
+            _write_shards(out / split, images[idx], labels[idx], shards)
+        rows += len(labels)
+    return rows
+
+
+def _write_shards(folder: Path, images: np.ndarray, labels: np.ndarray, shards: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    flat = images.reshape(len(images), -1)
+    for i, idx in enumerate(np.array_split(np.arange(len(labels)), shards)):
+        column = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(flat.shape[1]), len(idx), [None, pa.py_buffer(flat[idx].tobytes())])
+        table = pa.table({"label": pa.array(labels[idx].astype(np.int32)),
+                          "image": column.cast(pa.binary())})
+        pq.write_table(table, folder / f"part-{i:05d}.parquet")
+
+
+def measure_x10(augment_config: Path, baseline_images: int = 5000) -> dict:
+    """Augment x10 for real (into the config's output), then prepare it as a Parquet source."""
+    import yaml
+
+    cfg = yaml.safe_load(augment_config.read_text())
+    aug_s, aug_mem = run_job([*_log4j(), "jobs/augment.py", "--config", str(augment_config),
+                              "--force"])
+    x10 = ROOT / cfg["output"] / cfg["name"]
+    from pipeline.data.manifest import load_manifest
+
+    rows = load_manifest(x10).splits["train"].rows
+    with tempfile.TemporaryDirectory(prefix="bench-x10-") as tmp:
+        tmp = Path(tmp)
+        started = time.perf_counter()
+        base_rows = baseline_augment(ROOT / cfg["input"], tmp / "numpy-aug", cfg["copies"],
+                                     limit=baseline_images)
+        base_s = time.perf_counter() - started
+        conf = tmp / "x10.yaml"
+        conf.write_text(f"name: x10p\nsource:\n  format: parquet\n  path: {x10 / 'train'}\n"
+                        f"  test_path: {x10 / 'test'}\nsplit:\n  val_fraction: 0.1\n"
+                        f"  seed: 42\nshards: 16\noutput: {tmp / 'spark'}\n")
+        prep_s, prep_mem = run_job([*_log4j(), "jobs/prepare_data.py", "--config", str(conf)])
+        started = time.perf_counter()
+        prep_rows = baseline_prepare_parquet(x10 / "train", x10 / "test", tmp / "numpy")
+        prep_numpy_s = time.perf_counter() - started
+    return {
+        "augment": {"copies": cfg["copies"], "rows_written": rows, "spark_seconds": aug_s,
+                    "spark_rows_per_sec": rows / aug_s, "driver_peak_rss_mib": aug_mem,
+                    "numpy_rows": base_rows, "numpy_rows_per_sec": base_rows / base_s,
+                    "ratio_spark_over_numpy": (rows / aug_s) / (base_rows / base_s)},
+        "prepare": {"rows": prep_rows, "spark_seconds": prep_s, "numpy_seconds": prep_numpy_s,
+                    "spark_rows_per_sec": prep_rows / prep_s,
+                    "numpy_rows_per_sec": prep_rows / prep_numpy_s,
+                    "ratio_spark_over_numpy": prep_numpy_s / prep_s,
+                    "driver_peak_rss_mib": prep_mem},
+    }
+
+
+def _log4j() -> list[str]:
+    conf = ROOT / "conf" / "spark" / "log4j2.properties"
+    return ["--driver-java-options", f"-Dlog4j2.configurationFile=file:{conf}"]
+
+
+def measure(raw: Path) -> dict:
+    """Prepare MNIST from its pkl.gz: the Spark job against the one-process baseline."""
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         tmp = Path(tmp)
         cfg = tmp / "mnist.yaml"
         cfg.write_text((ROOT / "conf" / "data" / "mnist.yaml").read_text()
                        .replace("path: data/raw/mnist.pkl.gz", f"path: {raw}")
                        .replace("output: data/processed", f"output: {tmp / 'spark'}"))
-        spark_s, spark_mem = run_job(["--driver-java-options", log4j, "jobs/prepare_data.py",
-                                      "--config", str(cfg)])
+        spark_s, spark_mem = run_job([*_log4j(), "jobs/prepare_data.py", "--config", str(cfg)])
         started = time.perf_counter()
         rows = baseline_prepare(raw, tmp / "numpy")
         numpy_s = time.perf_counter() - started
-
-        aug = tmp / "aug.yaml"
-        aug.write_text(f"name: x\ninput: {tmp / 'spark' / 'mnist'}\ncopies: {copies}\n"
-                       f"shards: 8\noutput: {tmp / 'spark'}\n")
-        aug_s, aug_mem = run_job(["--driver-java-options", log4j, "jobs/augment.py",
-                                  "--config", str(aug)])
-        started = time.perf_counter()
-        aug_rows = baseline_augment(tmp / "spark" / "mnist", tmp / "numpy-aug", copies)
-        aug_numpy_s = time.perf_counter() - started
-    return {
-        "prepare": {"rows": rows, "spark_seconds": spark_s, "numpy_seconds": numpy_s,
-                    "spark_rows_per_sec": rows / spark_s, "numpy_rows_per_sec": rows / numpy_s,
-                    "ratio_spark_over_numpy": numpy_s / spark_s,
-                    "driver_peak_rss_mib": spark_mem},
-        "augment": {"copies": copies, "rows_written": aug_rows, "spark_seconds": aug_s,
-                    "numpy_seconds": aug_numpy_s, "spark_rows_per_sec": aug_rows / aug_s,
-                    "numpy_rows_per_sec": aug_rows / aug_numpy_s,
-                    "ratio_spark_over_numpy": aug_numpy_s / aug_s,
-                    "driver_peak_rss_mib": aug_mem},
-    }
+    return {"prepare": {"rows": rows, "spark_seconds": spark_s, "numpy_seconds": numpy_s,
+                        "spark_rows_per_sec": rows / spark_s,
+                        "numpy_rows_per_sec": rows / numpy_s,
+                        "ratio_spark_over_numpy": numpy_s / spark_s,
+                        "driver_peak_rss_mib": spark_mem}}

@@ -1,226 +1,131 @@
-"""Training throughput: Horovod on Spark (2 ranks) against plain single-process Keras.
+"""The benchmarks: `make bench` runs them all (about 15 minutes on 2 cores).
 
-Both sides train the same model on the same prepared data with the same global batch and the
-same total number of threads; each reports samples/s over the epochs after a warm-up epoch.
-The two are measured in one run, alternately, and compared as a ratio of medians, because these
-machines are shared and noisy.
+    python bench/run.py [--sections throughput,feed,sweeps,data,scale] [--repeats 3] [--quick]
 
-    python bench/run.py [--data data/processed/mnist] [--repeats 3] [--epochs 3] [--quick]
-
-Writes bench/results/latest.json and BENCHMARKS.md.
+Every comparison is measured side by side in one run and reported as a ratio, because these
+machines are shared and noisy. Writes bench/results/latest.json and BENCHMARKS.md.
+``--quick`` shrinks every section to a smoke test (the test suite uses it).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import os
 import platform
-import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: `python bench/run.py`
 
+from bench import data_prep, input_feed, report, sweeps, throughput  # noqa: E402
 
-@dataclass(frozen=True)
-class Setup:
-    data_dir: str
-    global_batch: int
-    epochs: int
-    hidden: int
-    threads_total: int = 2
-    ranks: int = 2
+SECTIONS = ("throughput", "feed", "sweeps", "data", "scale")
 
 
-def _train_and_time(x, y, setup: Setup, local_batch: int, steps: int, fit_kwargs: dict) -> float:
-    """Samples/s (global) over the epochs after the first."""
-    import tensorflow as tf
-
-    from pipeline.config import RunConfig, apply_overrides
-    from pipeline.data.feed import to_dataset
-    from pipeline.model import blocks
-    from pipeline.model.build import build, class_accuracy, encode_labels
-    from pipeline.train.callbacks import EpochClock
-
-    cfg = apply_overrides(RunConfig(), {"model.hidden_layers": [setup.hidden], "training.seed": 1})
-    tf.keras.utils.set_random_seed(1)
-    built = build(cfg, x.shape[1:], 10)
-    opt = fit_kwargs.pop("wrap", lambda o: o)(blocks.optimizer(cfg.optimizer, 0.001))
-    built.train.compile(optimizer=opt, loss=built.loss, metrics=[class_accuracy])
-    ds = to_dataset(x, encode_labels(y, 10, built.label_encoding), local_batch, shuffle_seed=1,
-                    repeat=True)
-    clock = EpochClock(steps * setup.global_batch)
-    history = built.train.fit(ds, epochs=setup.epochs, steps_per_epoch=steps, verbose=0,
-                              callbacks=[*fit_kwargs.get("callbacks", []), clock])
-    return statistics.median(history.history["samples_per_sec"][1:])
-
-
-def plain_keras(setup: Setup, queue: mp.Queue) -> None:
-    """One process, all threads, the whole train split in memory."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(setup.threads_total)
-    tf.config.threading.set_inter_op_parallelism_threads(2)
-    from pipeline.data import feed
-    from pipeline.data.manifest import load_manifest
-
-    root = Path(setup.data_dir)
-    manifest = load_manifest(root)
-    x, y = feed.rank_split(root, manifest, "train", 0, 1)
-    steps = len(y) // setup.global_batch
-    queue.put(_train_and_time(x, y, setup, setup.global_batch, steps, {}))
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    p.add_argument("--data", default=str(ROOT / "data" / "processed" / "mnist"))
+    p.add_argument("--x10", default=str(ROOT / "data" / "processed" / "mnist_x10"),
+                   help="the augmented set the scale section compares against --data")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--raw", default=str(ROOT / "data" / "raw" / "mnist.pkl.gz"))
+    p.add_argument("--augment-config", default=str(ROOT / "conf/augment/mnist_x10.yaml"))
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks that it all runs")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
+    args = p.parse_args(argv)
+    args.sections = [s for s in args.sections.split(",") if s]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    return args
 
 
-def horovod_rank(setup: Setup) -> float:
-    """Runs in every Horovod rank: own shards, 1/ranks of the batch and of the threads."""
-    import tensorflow as tf
-
-    threads = max(1, setup.threads_total // setup.ranks)
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(2)
-    import horovod.tensorflow as hvd_tf
-    import horovod.tensorflow.keras as hvd
-
-    from pipeline.data import feed
-    from pipeline.data.manifest import load_manifest
-
-    hvd.init()
-    root = Path(setup.data_dir)
-    manifest = load_manifest(root)
-    x, y = feed.rank_split(root, manifest, "train", hvd.rank(), hvd.size())
-    local = setup.global_batch // hvd.size()
-    steps = feed.steps_per_epoch(manifest, "train", hvd.size(), local)
-
-    class Broadcast(tf.keras.callbacks.Callback):
-        def on_train_begin(self, logs: dict | None = None) -> None:
-            hvd_tf.broadcast_variables(self.model.variables, root_rank=0)
-
-    return _train_and_time(x, y, setup, local, steps,
-                           {"wrap": hvd.DistributedOptimizer, "callbacks": [Broadcast()]})
+def run_throughput(args: argparse.Namespace, log) -> dict:
+    data = str(Path(args.data).resolve())
+    size = {"epochs": 2, "global_batch": 32} if args.quick else {"epochs": 3, "global_batch": 256}
+    mlp = throughput.Setup(data, "mlp", **size)
+    cnn = throughput.Setup(data, "cnn", **size, max_steps=2 if args.quick else 60)
+    out = {"mlp": throughput.measure(mlp, args.repeats, log)}
+    if not args.quick:  # the same code with another model: the smoke test skips it
+        out["cnn"] = throughput.measure(cnn, args.repeats, log)
+    return out
 
 
-def measure_plain(setup: Setup) -> float:
-    ctx = mp.get_context("spawn")  # a fresh TensorFlow with its own thread settings
-    queue = ctx.Queue()
-    proc = ctx.Process(target=plain_keras, args=(setup, queue))
-    proc.start()
-    value = queue.get(timeout=1800)
-    proc.join()
-    return value
+def run_feed(args: argparse.Namespace, log) -> dict:
+    return input_feed.measure(str(Path(args.data).resolve()), batch=16 if args.quick else 128,
+                              epochs=2 if args.quick else 3, repeats=args.repeats)
 
 
-def measure_horovod(setup: Setup) -> float:
-    import horovod.spark
-
-    per_rank = horovod.spark.run(horovod_rank, args=(setup,), num_proc=setup.ranks,
-                                 use_gloo=True, verbose=0,
-                                 env={"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)})
-    return per_rank[0]
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    names = ("tensorflow-cpu", "horovod", "pyspark", "mlflow", "numpy")
-    return {n: version(n) for n in names} | {"python": platform.python_version()}
-
-
-def write_results(results: dict, out_dir: Path, markdown: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    t = results["training_throughput"]
-    lines = [
-        "# Benchmarks", "",
-        f"Measured {results['date']} on {results['machine']['cpus']} cores "
-        f"({results['machine']['platform']}); medians of {t['repeats']} alternating runs.", "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()), "",
-        "## Training throughput (MLP, MNIST train split, samples/s)", "",
-        "| setup | global batch | samples/s (median) | runs |",
-        "|---|---|---|---|",
-        f"| plain Keras, 1 process x {t['threads_total']} threads | {t['global_batch']} | "
-        f"{t['plain_median']:.0f} | {', '.join(f'{v:.0f}' for v in t['plain'])} |",
-        f"| Horovod on Spark, {t['ranks']} ranks x {t['threads_total'] // t['ranks']} thread | "
-        f"{t['global_batch']} | {t['horovod_median']:.0f} | "
-        f"{', '.join(f'{v:.0f}' for v in t['horovod'])} |",
-        "", f"Ratio Horovod / plain: **{t['ratio']:.2f}**", "",
-    ]
-    if "data_preparation" in results:
-        lines += _data_prep_lines(results["data_preparation"])
-    markdown.write_text("\n".join(lines))
+def run_sweeps(args: argparse.Namespace, spark, log) -> dict:
+    quick = args.quick
+    default = sweeps.run(spark, "conf/sweep/default.yaml", args.data,
+                         epochs=1 if quick else None,
+                         grid={"model.hidden_activation": ["relu", "tanh"]} if quick else None)
+    log(f"  default sweep: {len(default['summaries'])} configurations in "
+        f"{default['wall_seconds']:.0f}s")
+    out = {"overhead": sweeps.overhead(default), "mlp_accuracy": sweeps.accuracy(default)}
+    if quick:  # the other sweeps run the same code: the smoke test skips them
+        return out
+    cnn = sweeps.run(spark, "conf/sweep/cnn.yaml", args.data, epochs=6,
+                     grid={"model.hidden_activation": ["relu"]})
+    log(f"  cnn: {cnn['summaries'][0]['test_accuracy']:.4f}")
+    repro = sweeps.run(spark, "conf/sweep/seed_repro.yaml", args.data, epochs=1)
+    return {**out, "cnn_accuracy": sweeps.accuracy(cnn), "seed_repro": sweeps.accuracy(repro)}
 
 
-def _data_prep_lines(d: dict) -> list[str]:
-    p, a = d["prepare"], d["augment"]
-    return [
-        "## Data preparation (MNIST)", "",
-        "| job | rows | Spark local[2] rows/s | single-process numpy/pyarrow rows/s | "
-        "Spark / numpy | driver peak RSS (MiB) |",
-        "|---|---|---|---|---|---|",
-        f"| prepare (pkl.gz -> sharded Parquet) | {p['rows']} | {p['spark_rows_per_sec']:.0f} | "
-        f"{p['numpy_rows_per_sec']:.0f} | {p['ratio_spark_over_numpy']:.2f} | "
-        f"{p['driver_peak_rss_mib']:.0f} |",
-        f"| augment (x{a['copies']} distorted copies) | {a['rows_written']} | "
-        f"{a['spark_rows_per_sec']:.0f} | {a['numpy_rows_per_sec']:.0f} | "
-        f"{a['ratio_spark_over_numpy']:.2f} | {a['driver_peak_rss_mib']:.0f} |",
-        "",
-        "Spark's wall time includes its start-up (JVM, session) in each job. The pkl.gz reader "
-        "loads the pickle in the driver (it is one pickled object); the augment job's driver "
-        "holds no rows.", "",
-    ]
+def run_scale(args: argparse.Namespace, spark, log) -> dict:
+    """Peak RSS of a rank, one epoch of one configuration, on each dataset and feed."""
+    one = {"head": [{"model.output_activation": "softmax", "loss": "categorical_crossentropy"}]}
+    out = {}
+    for feed in ("stream",) if args.quick else ("stream", "memory"):
+        for name, data in (("base", args.data), ("x10", args.x10)):
+            swept = sweeps.run(spark, "conf/sweep/default.yaml", data, epochs=1,
+                               grid={"model.hidden_activation": ["relu"], **one}, feed=feed)
+            out[f"{feed}_{name}"] = {"peak_rss_mib": max(swept["rank_peak_rss_mib"]),
+                                     "epoch_seconds": swept["summaries"][0]["train_seconds"]}
+            log(f"  {feed} {name}: peak rank RSS {out[f'{feed}_{name}']['peak_rss_mib']:.0f} MiB")
+        out[f"{feed}_ratio"] = out[f"{feed}_x10"]["peak_rss_mib"] / out[f"{feed}_base"][
+            "peak_rss_mib"]
+    return out
+
+
+def run_data(args: argparse.Namespace, log) -> dict:
+    mnist = data_prep.measure(Path(args.raw).resolve())
+    log(f"  prepare MNIST: Spark/numpy {mnist['prepare']['ratio_spark_over_numpy']:.2f}")
+    x10 = data_prep.measure_x10(Path(args.augment_config).resolve())
+    return {"mnist": mnist, "x10": x10}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(ROOT / "data" / "processed" / "mnist"))
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--global-batch", type=int, default=256)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
-    p.add_argument("--raw", default=str(ROOT / "data" / "raw" / "mnist.pkl.gz"),
-                   help="MNIST pkl.gz for the data-preparation benchmark")
-    p.add_argument("--copies", type=int, default=4, help="augment benchmark: copies per image")
-    p.add_argument("--skip-data-prep", action="store_true")
-    args = p.parse_args(argv)
-
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline.spark import build_session
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    build_session(overrides={"spark.master": "local[2]"})
-    setup = Setup(str(Path(args.data).resolve()), args.global_batch, args.epochs, args.hidden)
-    plain, hvd_runs = [], []
-    for i in range(args.repeats):  # alternate, so drift in machine load hits both sides
-        plain.append(measure_plain(setup))
-        hvd_runs.append(measure_horovod(setup))
-        print(f"run {i + 1}/{args.repeats}: plain {plain[-1]:.0f}/s, "
-              f"horovod {hvd_runs[-1]:.0f}/s", flush=True)
-    results = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": versions(),
-        "training_throughput": {
-            "model": f"mlp 784-{args.hidden}-10", "global_batch": args.global_batch,
-            "epochs": args.epochs, "repeats": args.repeats, "ranks": setup.ranks,
-            "threads_total": setup.threads_total, "plain": plain, "horovod": hvd_runs,
-            "plain_median": statistics.median(plain),
-            "horovod_median": statistics.median(hvd_runs),
-            "ratio": statistics.median(hvd_runs) / statistics.median(plain),
-        },
-    }
-    if not args.skip_data_prep:
-        from bench.data_prep import measure
-
-        results["data_preparation"] = measure(Path(args.raw).resolve(), args.copies)
-    write_results(results, Path(args.out), Path(args.markdown))
-    print(f"ratio horovod/plain = {results['training_throughput']['ratio']:.2f}; "
-          f"wrote {args.out}/latest.json and {args.markdown}")
+    spark = build_session(overrides={"spark.master": "local[2]"})
+    started = time.perf_counter()
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick,
+                     "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+                     "versions": report.versions()}
+    runners = {"throughput": lambda: run_throughput(args, print),
+               "feed": lambda: run_feed(args, print),
+               "sweeps": lambda: run_sweeps(args, spark, print),
+               "data": lambda: run_data(args, print),
+               "scale": lambda: run_scale(args, spark, print)}
+    for section in args.sections:
+        t0 = time.perf_counter()
+        print(f"{section} ...", flush=True)
+        results[section] = runners[section]()
+        results[section]["section_seconds"] = time.perf_counter() - t0
+    results["total_seconds"] = time.perf_counter() - started
+    report.write(results, Path(args.out), Path(args.markdown))
+    print(f"done in {results['total_seconds']:.0f}s; wrote {args.out}/latest.json and "
+          f"{args.markdown}")
     return 0
 
 

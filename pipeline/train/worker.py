@@ -183,6 +183,7 @@ def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: Rank
                "resumed_from_epoch": initial_epoch, "train_seconds": train_seconds,
                # Where the time outside fit() goes (the sweep-overhead benchmark reads these).
                "setup_seconds": started - began, "test_seconds": tested - started - train_seconds,
+               "peak_rss_mib": _peak_rss_mib(),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
                **test["metrics"]}
     if rank == 0:
@@ -408,6 +409,13 @@ def _end_child_run(job: WorkerJob, run_id: str | None, status: str,
     for key, value in (extra or {}).items():
         client.set_tag(run_id, key, value[:4900])
     client.set_terminated(run_id, "FAILED" if status == FAILED else "FINISHED")
+
+
+def _peak_rss_mib() -> float:
+    """This rank's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _say(hvd: ModuleType, message: str) -> None:

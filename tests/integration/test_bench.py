@@ -1,4 +1,4 @@
-"""The benchmark runs end to end at a tiny size and writes valid results (no timing asserted)."""
+"""The benchmarks run end to end at tiny sizes and write valid results (no timing asserted)."""
 
 import json
 
@@ -9,21 +9,51 @@ from tests.conftest import load_job, write_data_config, write_npz
 pytestmark = pytest.mark.integration
 
 
-def test_bench_runs_and_writes_results(tmp_path, spark):
-    source = write_npz(tmp_path / "d.npz", n_train=600, n_test=40, side=28, num_classes=10)
-    cfg = write_data_config(tmp_path, source)
-    assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A prepared 28x28, 10-class dataset and a x2 augmented copy of it."""
+    folder = tmp_path_factory.mktemp("bench")
+    source = write_npz(folder / "d.npz", n_train=800, n_test=80, side=28, num_classes=10)
+    assert load_job("prepare_data").main(["--config", str(write_data_config(folder, source))]) == 0
+    aug = folder / "aug.yaml"
+    aug.write_text(f"name: tiny_x2\ninput: {folder / 'processed' / 'tiny'}\ncopies: 2\n"
+                   f"shards: 4\noutput: {folder / 'processed'}\n")
+    return folder, aug
+
+
+def test_bench_quick_runs_every_training_section(tiny, spark):
+    folder, aug = tiny
+    assert load_job("augment").main(["--config", str(aug)]) == 0
     from bench import run
 
-    out, md = tmp_path / "results", tmp_path / "BENCH.md"
-    code = run.main(["--data", str(tmp_path / "processed" / "tiny"), "--repeats", "1",
-                     "--skip-data-prep",
-                     "--epochs", "2", "--global-batch", "32", "--hidden", "8",
+    out, md = folder / "results", folder / "BENCH.md"
+    code = run.main(["--quick", "--repeats", "1", "--sections", "throughput,feed,sweeps,scale",
+                     "--data", str(folder / "processed" / "tiny"),
+                     "--x10", str(folder / "processed" / "tiny_x2"),
                      "--out", str(out), "--markdown", str(md)])
     assert code == 0
-    results = json.loads((out / "latest.json").read_text())
-    t = results["training_throughput"]
-    assert len(t["plain"]) == len(t["horovod"]) == 1
-    assert t["plain_median"] > 0 and t["horovod_median"] > 0
+    r = json.loads((out / "latest.json").read_text())
+    t = r["throughput"]["mlp"]
+    assert len(t["plain"]) == len(t["horovod"]) == 1 and min(t["plain"] + t["horovod"]) > 0
     assert t["ratio"] == pytest.approx(t["horovod_median"] / t["plain_median"])
-    assert "Ratio Horovod / plain" in md.read_text()
+    assert r["feed"]["ratio_train"] > 0 and r["feed"]["medians"]["stream_rows_per_sec"] > 0
+    o = r["sweeps"]["overhead"]
+    assert o["configurations"] == 2 and 0 < o["train_seconds"] < o["wall_seconds"]
+    acc = r["sweeps"]["mlp_accuracy"]
+    assert len(acc["all"]) == 2 and acc["epochs"] == 1
+    assert acc["best_test_accuracy"] == max(acc["all"].values()) > 0
+    assert r["scale"]["stream_base"]["peak_rss_mib"] > 0 and r["scale"]["stream_ratio"] > 0
+    text = md.read_text()
+    for heading in ("Training throughput", "Input feed", "overhead per configuration",
+                    "Scale: peak resident memory"):
+        assert heading in text
+
+
+def test_bench_x10_data_preparation_runs_on_an_augmented_set(tiny, tmp_path):
+    from bench import data_prep
+
+    _, aug = tiny
+    x = data_prep.measure_x10(aug, baseline_images=50)
+    assert x["augment"]["rows_written"] > 0 and x["augment"]["numpy_rows"] == 150
+    assert x["prepare"]["rows"] > x["augment"]["rows_written"]  # train plus test rows
+    assert x["prepare"]["spark_rows_per_sec"] > 0 and x["prepare"]["driver_peak_rss_mib"] > 0

@@ -1,0 +1,121 @@
+"""bench/results/latest.json and the readable BENCHMARKS.md, from one run's results."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    names = ("tensorflow-cpu", "horovod", "pyspark", "mlflow", "numpy")
+    return {n: version(n) for n in names} | {"python": platform.python_version()}
+
+
+def write(results: dict, out_dir: Path, markdown: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        "# Benchmarks", "",
+        f"Measured {results['date']} on {results['machine']['cpus']} cores "
+        f"({results['machine']['platform']}) by `make bench` in "
+        f"{results['total_seconds'] / 60:.1f} min"
+        + (" (quick mode: smoke-test sizes, not representative)" if results["quick"] else "")
+        + ". Comparisons are measured alternately in one run; figures are medians.", "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()), "",
+    ]
+    for key, render in SECTIONS:
+        if key in results:
+            lines += [*render(results[key]), ""]
+    markdown.write_text("\n".join(lines))
+
+
+def _runs(values: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in values)
+
+
+def _throughput(r: dict) -> list[str]:
+    out = ["## Training throughput (samples/s, MNIST train split)", "",
+           "Horovod on Spark, 2 ranks x 1 thread (each rank on its own core, as the sweep runs "
+           "them) against plain Keras, 1 process x 2 threads; same model, data, global batch.",
+           "", "| model | global batch | plain Keras | Horovod | ratio | runs (plain; Horovod) |",
+           "|---|---|---|---|---|---|"]
+    for name in ("mlp", "cnn"):
+        if name not in r:
+            continue
+        t = r[name]
+        steps = f", {t['max_steps']} steps/epoch" if t["max_steps"] else ""
+        out.append(f"| {name}{steps} | {t['global_batch']} | {t['plain_median']:.0f} | "
+                   f"{t['horovod_median']:.0f} | **{t['ratio']:.2f}** | "
+                   f"{_runs(t['plain'])}; {_runs(t['horovod'])} |")
+    return out
+
+
+def _feed(r: dict) -> list[str]:
+    m = r["medians"]
+    return [f"## Input feed (one rank of two, 1 thread, batch {r['batch']})", "",
+            "| feed | rows/s delivered | MLP training samples/s |", "|---|---|---|",
+            f"| arrays in memory | {m['memory_rows_per_sec']:.0f} | {m['memory_train']:.0f} |",
+            f"| Parquet shards streamed | {m['stream_rows_per_sec']:.0f} | "
+            f"{m['stream_train']:.0f} |",
+            f"| ratio stream / memory | {r['ratio_rows']:.2f} | **{r['ratio_train']:.2f}** |"]
+
+
+def _sweeps(r: dict) -> list[str]:
+    o, mlp = r["overhead"], r["mlp_accuracy"]
+    out = ["## Sweeps: overhead and accuracy", "",
+           f"Default sweep, {o['configurations']} configurations, one Horovod launch: "
+           f"{o['wall_seconds']:.0f} s wall, {o['train_seconds']:.0f} s in fit(); "
+           f"**{o['overhead_per_config']:.1f} s overhead per configuration** (set-up "
+           f"{o['setup_per_config']:.1f} s, test {o['test_per_config']:.1f} s, MLflow records "
+           f"{o['record_per_config']:.1f} s, launch and driver "
+           f"{o['launch_and_driver_seconds'] / o['configurations']:.1f} s).", "",
+           "| what | test accuracy | epochs | configuration |", "|---|---|---|---|",
+           f"| best default-sweep MLP | **{mlp['best_test_accuracy']:.4f}** | {mlp['epochs']} | "
+           f"{mlp['best']} |"]
+    if "cnn_accuracy" in r:
+        cnn, repro = r["cnn_accuracy"], r["seed_repro"]
+        out.append(f"| CNN | **{cnn['best_test_accuracy']:.4f}** | {cnn['epochs']} | "
+                   f"{cnn['best']} |")
+        out += [f"| seed_repro | {acc:.4f} | {repro['epochs']} | {name} |"
+                for name, acc in repro["all"].items()]
+    return out
+
+
+def _data(r: dict) -> list[str]:
+    p, x = r["mnist"]["prepare"], r["x10"]
+    xa, xp = x["augment"], x["prepare"]
+    return [
+        "## Data preparation", "",
+        "| job | rows | Spark local[2] rows/s | one-process numpy/pyarrow rows/s | "
+        "Spark / numpy | driver peak RSS (MiB) |", "|---|---|---|---|---|---|",
+        f"| prepare MNIST (pkl.gz) | {p['rows']} | {p['spark_rows_per_sec']:.0f} | "
+        f"{p['numpy_rows_per_sec']:.0f} | {p['ratio_spark_over_numpy']:.2f} | "
+        f"{p['driver_peak_rss_mib']:.0f} |",
+        f"| augment x{xa['copies']} | {xa['rows_written']} | {xa['spark_rows_per_sec']:.0f} | "
+        f"{xa['numpy_rows_per_sec']:.0f} (first {xa['numpy_rows']} rows) | "
+        f"{xa['ratio_spark_over_numpy']:.2f} | {xa['driver_peak_rss_mib']:.0f} |",
+        f"| prepare the x10 set (Parquet source) | {xp['rows']} | "
+        f"{xp['spark_rows_per_sec']:.0f} | {xp['numpy_rows_per_sec']:.0f} | "
+        f"{xp['ratio_spark_over_numpy']:.2f} | {xp['driver_peak_rss_mib']:.0f} |",
+        "", "Spark's wall time includes its start-up (JVM, session) in each job; driver RSS is "
+        "the Python driver's (the pkl.gz reader loads the pickle there; the other jobs' "
+        "drivers hold no rows).",
+    ]
+
+
+def _scale(r: dict) -> list[str]:
+    out = ["## Scale: peak resident memory of a rank, one epoch", "",
+           "| feed | MNIST (MiB) | x10 (MiB) | x10 / MNIST |", "|---|---|---|---|"]
+    for feed in ("stream", "memory"):
+        if f"{feed}_ratio" not in r:
+            continue
+        out.append(f"| {feed} | {r[f'{feed}_base']['peak_rss_mib']:.0f} | "
+                   f"{r[f'{feed}_x10']['peak_rss_mib']:.0f} | **{r[f'{feed}_ratio']:.2f}** |")
+    return out
+
+
+SECTIONS = (("throughput", _throughput), ("feed", _feed), ("sweeps", _sweeps),
+            ("data", _data), ("scale", _scale))

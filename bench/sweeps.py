@@ -1,0 +1,60 @@
+"""Whole sweeps through the pipeline's own driver: overhead, accuracy and rank memory.
+
+- overhead: wall time of a sweep minus its configurations' own training time (fit()),
+  per configuration, with where the rest went (set-up, test, MLflow records, launch);
+- accuracy: best test accuracy of a sweep (or of one configuration);
+- scale: peak resident memory of a rank training one epoch, as the ranks report it.
+
+Each sweep writes to a throw-away MLflow store and checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench.common import ROOT, median
+
+
+def run(spark, sweep_file: str, data_dir: str, epochs: int | None = None,
+        grid: dict | None = None, **sweep_fields) -> dict:
+    """Run one sweep; returns timings and every configuration's summary."""
+    from pipeline.config import load_sweep_config
+    from pipeline.train.sweep import SweepOptions, run_sweep
+
+    sweep = load_sweep_config(ROOT / sweep_file)
+    sweep = replace(sweep, grid=grid if grid is not None else sweep.grid, **sweep_fields)
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        opts = SweepOptions(Path(data_dir), epochs=epochs, experiment="bench",
+                            tracking_uri=f"sqlite:///{tmp}/mlflow.db",
+                            checkpoint_dir=Path(tmp) / "ckpt")
+        started = time.perf_counter()
+        result = run_sweep(spark, sweep, opts, log=lambda m: None)
+        wall = time.perf_counter() - started
+    if result.failed:
+        raise RuntimeError(f"{sweep_file}: configurations failed: {result.failed}")
+    return {"wall_seconds": wall, "summaries": result.rank_summaries[0],
+            "rank_peak_rss_mib": [max(s["peak_rss_mib"] for s in rank)
+                                  for rank in result.rank_summaries]}
+
+
+def overhead(swept: dict) -> dict:
+    s = swept["summaries"]
+    n = len(s)
+    train = sum(x["train_seconds"] for x in s)
+    parts = {k: sum(x[k] for x in s) for k in ("setup_seconds", "test_seconds",
+                                               "record_seconds")}
+    return {"configurations": n, "wall_seconds": swept["wall_seconds"], "train_seconds": train,
+            "overhead_per_config": (swept["wall_seconds"] - train) / n,
+            **{f"{k.removesuffix('_seconds')}_per_config": v / n for k, v in parts.items()},
+            "launch_and_driver_seconds": swept["wall_seconds"] - train - sum(parts.values()),
+            "median_epoch_seconds": median([x["history"]["epoch_seconds"][-1] for x in s])}
+
+
+def accuracy(swept: dict) -> dict:
+    ranked = sorted(swept["summaries"], key=lambda x: -x["test_accuracy"])
+    return {"best": ranked[0]["name"], "best_test_accuracy": ranked[0]["test_accuracy"],
+            "epochs": ranked[0]["epochs_run"],
+            "all": {x["name"]: x["test_accuracy"] for x in ranked}}
