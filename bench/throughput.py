@@ -66,7 +66,7 @@ def horovod_rank(setup: Setup) -> float:
     from pipeline.data import feed
     from pipeline.data.manifest import load_manifest
     from pipeline.model.build import encode_labels
-    from pipeline.train.worker import pin_cores
+    from pipeline.train.pinning import pin_cores
 
     hvd.init()
     pin_cores(hvd.local_rank(), hvd.local_size(), setup.threads_total // setup.ranks)

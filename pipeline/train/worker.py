@@ -36,6 +36,7 @@ from pipeline.tracking import (
     TAG_SWEEP,
     TAG_WARNINGS,
 )
+from pipeline.train.pinning import pin_cores
 
 if TYPE_CHECKING:  # TensorFlow is imported inside the ranks, not at import time
     import tensorflow as tf
@@ -103,23 +104,6 @@ def run_worker(job: WorkerJob) -> list[dict]:
         _say(hvd, f"[{k}/{len(job.trials)}] {trial.name} ({trial.config_hash})")
         summaries.append(train_trial(job, trial, manifest, data))
     return summaries  # every rank's: the driver reads rank 0's, tests compare them
-
-
-def pin_cores(local_rank: int, local_size: int, threads: int) -> list[int] | None:
-    """Bind this rank (and the threads it starts from now on) to cores of its own.
-
-    Only when the host has a core per thread of every local rank: two ranks sharing
-    cores while TensorFlow's pools float over all of them was the main per-step cost
-    on small models. Returns the cores, or None when left unpinned.
-    """
-    import os
-
-    cores = sorted(os.sched_getaffinity(0))
-    if local_size * threads > len(cores):
-        return None
-    mine = cores[local_rank * threads:(local_rank + 1) * threads]
-    os.sched_setaffinity(0, mine)
-    return mine
 
 
 def load_rank_data(root: Path, manifest: Manifest, rank: int, size: int,

@@ -41,20 +41,22 @@ def _loss_steps(client: MlflowClient, run_id: str) -> list[int]:
     return sorted(m.step for m in client.get_metric_history(run_id, "loss"))
 
 
-def test_ranks_agree_and_metrics_are_logged_once(tmp_path, spark, data):
+@pytest.mark.parametrize("feed", ["stream", "memory"])
+def test_ranks_agree_and_metrics_are_logged_once(tmp_path, spark, data, feed):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = _sweep(tmp_path, """
+    result = _sweep(tmp_path, f"""
 name: agree
 dataset: tiny
+feed: {feed}
 base:
-  model: {hidden_layers: [8]}
-  training: {epochs: 3, batch_size: 64, seed: 2}
+  model: {{hidden_layers: [8]}}
+  training: {{epochs: 3, batch_size: 64, seed: 2}}
 """, spark, data, uri)
     assert not result.failed
     rank0, rank1 = result.rank_summaries
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):  # averaged by an allreduce
         assert rank0[0]["history"][key] == rank1[0]["history"][key], key
-    assert rank0[0]["test_accuracy"] == rank1[0]["test_accuracy"]
+    assert rank0[0]["test_accuracy"] == rank1[0]["test_accuracy"] > 0.5  # it learned (4 classes)
     client = MlflowClient(uri)
     [run] = tracking.children(client, result.experiment_id)
     assert _loss_steps(client, run.info.run_id) == [0, 1, 2]  # once per epoch, rank 0 only
