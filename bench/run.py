@@ -81,6 +81,9 @@ def run_sweeps(args: argparse.Namespace, spark, log) -> dict:
 
 def run_scale(args: argparse.Namespace, spark, log) -> dict:
     """Peak RSS of a rank, one epoch of one configuration, on each dataset and feed."""
+    if not (Path(args.x10) / "manifest.json").is_file():
+        raise SystemExit(f"bench: {args.x10} is not prepared; run the data section first "
+                         "(or make augment)")
     one = {"head": [{"model.output_activation": "softmax", "loss": "categorical_crossentropy"}]}
     out = {}
     for feed in ("stream",) if args.quick else ("stream", "memory"):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -134,9 +135,10 @@ def assign_splits(df: DataFrame, present: set[str], split: SplitConfig) -> DataF
 def write_splits(df: DataFrame, staging: Path, shards: int, seed: int) -> None:
     for split in SPLITS:
         part = df.filter(F.col("split") == split).select("label", "image")
-        # A seeded shuffle before round-robin partitioning: shards are balanced in size
-        # and each holds a random mix of classes.
-        (part.orderBy(F.rand(seed)).repartition(shards)
+        # Round-robin dealing gives shards of equal size and an even share of each class
+        # (rows arrive grouped by class), then a seeded shuffle within each shard mixes
+        # them: one exchange, where a global random sort before dealing needed two.
+        (part.repartition(shards).sortWithinPartitions(F.rand(seed))
          .write.mode("error").parquet(str(staging / split)))
 
 
@@ -165,7 +167,12 @@ def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData | SparkSource
     num_classes = count_classes(df, cfg.source.num_classes)
     staging = staging_dir(output, cfg.name)
     try:
-        write_splits(assign_splits(df, present, cfg.split), staging, cfg.shards, cfg.split.seed)
+        # Each split's write would otherwise re-read the source and redo the stratified carve.
+        assigned = assign_splits(df, present, cfg.split).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            write_splits(assigned, staging, cfg.shards, cfg.split.seed)
+        finally:
+            assigned.unpersist()
         manifest = Manifest(
             dataset=cfg.name, fingerprint=fingerprint, source_format=cfg.source.format,
             source_sha256=data.sha256, image_shape=list(data.image_shape),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -88,6 +89,11 @@ def run_worker(job: WorkerJob) -> list[dict]:
     tf.config.threading.set_intra_op_parallelism_threads(job.threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(2, job.threads))
     tf.get_logger().setLevel("ERROR")  # keep rank output to our progress lines
+    # HDF5 is chosen on purpose (see _record_results); MLflow's signature check predicts
+    # the input example with a progress bar: neither belongs in the sweep's output.
+    warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+    if not job.verbose:
+        tf.keras.utils.disable_interactive_logging()
     import horovod.tensorflow.keras as hvd
 
     hvd.init()  # [hvd] joins the Gloo ring of this launch
