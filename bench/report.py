@@ -71,7 +71,9 @@ def _sweeps(r: dict) -> list[str]:
            f"**{o['overhead_per_config']:.1f} s overhead per configuration** (set-up "
            f"{o['setup_per_config']:.1f} s, test {o['test_per_config']:.1f} s, MLflow records "
            f"{o['record_per_config']:.1f} s, launch and driver "
-           f"{o['launch_and_driver_seconds'] / o['configurations']:.1f} s).", "",
+           f"{o['launch_and_driver_seconds'] / o['configurations']:.1f} s)."
+           + (" A Horovod launch failed and was retried in this run: the figure includes it."
+              if o["relaunched"] else ""), "",
            "| what | test accuracy | epochs | configuration |", "|---|---|---|---|",
            f"| best default-sweep MLP | **{mlp['best_test_accuracy']:.4f}** | {mlp['epochs']} | "
            f"{mlp['best']} |"]
