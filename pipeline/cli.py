@@ -24,8 +24,9 @@ def run_job(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         reason = disk_problem(exc)
         if reason is None:
             raise  # a bug or an unexpected condition: keep the traceback
-        print(f"{prog}: error: {exc.filename or 'output'}: {reason}", file=sys.stderr,
-              flush=True)
+        # A failed write() names no file; open() and mkdir() do.
+        where = f"{exc.filename}: {reason}" if exc.filename else f"{reason} while writing"
+        print(f"{prog}: error: {where}", file=sys.stderr, flush=True)
         return EXIT_USAGE_OR_INPUT
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)

@@ -4,6 +4,8 @@ written leave training going, with a warning, and the last complete checkpoint i
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -112,3 +114,22 @@ def test_report_on_a_full_disk_keeps_the_previous_report_whole(swept, small_disk
 
     filler.unlink()
     assert run_job(compare, args, "compare") == 0
+
+
+def test_any_job_turns_a_full_or_read_only_disk_into_one_line(small_disk, capsys):
+    full = small_disk(64)
+    fill(full)
+    read_only = small_disk(64)
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only)], check=True)
+
+    def write(path):
+        def main(argv):
+            with path.open("w") as f:
+                f.write("x" * 65536)
+            return 0
+        return main
+
+    assert run_job(write(full / "out.txt"), [], "job") == 2
+    assert _one_error_line(capsys) == "job: error: no space left on device while writing"
+    assert run_job(write(read_only / "out.txt"), [], "job") == 2
+    assert _one_error_line(capsys) == f"job: error: {read_only / 'out.txt'}: read-only file system"
