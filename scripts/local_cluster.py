@@ -169,6 +169,7 @@ def write_auth_config(state_dir: Path, admin_password: str) -> Path:
     path = state_dir / "basic_auth.ini"
     escaped = admin_password.replace("%", "%%")  # MLflow reads it with configparser
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never world-readable
+    os.fchmod(fd, 0o600)  # also if the file was already there with a wider mode
     with os.fdopen(fd, "w") as f:
         f.write("[mlflow]\ndefault_permission = READ\n"
                 f"database_uri = sqlite:///{(state_dir / 'basic_auth.db').resolve()}\n"
