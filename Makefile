@@ -88,8 +88,8 @@ cluster-sweep: ## prepare + sweep + compare on the docker-compose cluster
 cluster-down: ## Stop the docker-compose cluster
 	docker compose down
 
-local-cluster-up: $(SETUP_STAMP) ## Spark master + 2 workers and MLflow on PostgreSQL, on 127.0.0.1, no Docker
-	$(PYTHON) scripts/local_cluster.py up --state .local-cluster
+local-cluster-up: $(SETUP_STAMP) ## Spark master + 2 workers and MLflow on PostgreSQL, on 127.0.0.1, no Docker (AUTH=1: basic auth)
+	$(PYTHON) scripts/local_cluster.py up --state .local-cluster $(if $(AUTH),--auth)
 
 local-cluster-down: ## Stop what local-cluster-up started (by process id)
 	$(PYTHON) scripts/local_cluster.py down --state .local-cluster

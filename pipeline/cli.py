@@ -6,17 +6,27 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pipeline.errors import PipelineError
+from pipeline.storage import disk_problem
 
 EXIT_OK, EXIT_USAGE_OR_INPUT, EXIT_FAILED = 0, 2, 1
 
 
 def run_job(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None,
             prog: str = "job") -> int:
-    """Run a job's main; a PipelineError becomes one line on stderr and exit status 2."""
+    """Run a job's main; a PipelineError, or a full or unwritable disk, becomes one line on
+    stderr and exit status 2."""
     try:
         return main(argv)
     except PipelineError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE_OR_INPUT
+    except OSError as exc:
+        reason = disk_problem(exc)
+        if reason is None:
+            raise  # a bug or an unexpected condition: keep the traceback
+        # A failed write() names no file; open() and mkdir() do.
+        where = f"{exc.filename}: {reason}" if exc.filename else f"{reason} while writing"
+        print(f"{prog}: error: {where}", file=sys.stderr, flush=True)
         return EXIT_USAGE_OR_INPUT
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from pipeline import plots, tracking
 from pipeline.champion import Champion, register_champion
 from pipeline.errors import PipelineError
 from pipeline.report_page import render, write_page
+from pipeline.storage import disk_errors, staging_dir, swap_into_place
 
 COLUMNS = {
     "name": "configuration",
@@ -105,32 +106,48 @@ def select_runs(client: MlflowClient, experiment: str, all_runs: bool) -> tuple[
 def write_report(client: MlflowClient, uri: str, experiment: str, output: Path,
                  metric: str = "test_accuracy", all_runs: bool = False,
                  register: bool = True) -> Report:
-    """Leaderboard, figures and index.html under ``output``; the champion registered."""
+    """Leaderboard, figures and index.html under ``output``; the champion registered.
+
+    The files are written into a staging folder beside ``output`` that replaces it only when
+    complete: a full disk leaves the previous report as it was, never a partial one.
+    """
     parent_id, runs = select_runs(client, experiment, all_runs)
     if not runs:
         raise PipelineError(f"experiment {experiment!r} has no configuration runs to compare")
     df = leaderboard(client, runs, metric)
+    staging = staging_dir(output.parent, output.name, "report folder")
     try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PipelineError(f"{output}: report folder not writable ({exc.strerror})") from exc
-    csv, md = output / "leaderboard.csv", output / "leaderboard.md"
-    _atomic_write(csv, df.to_csv(index=False))
-    _atomic_write(md, f"# Sweep `{experiment}`: leaderboard by {metric}\n\n{to_markdown(df)}")
-    images = {
-        f"{metric} by hidden activation and loss": plots.heatmap(df, metric,
-                                                                 output / "heatmap.png").name,
-        "validation loss and accuracy per epoch": plots.curves(_histories(client, runs),
-                                                               output / "curves.png").name,
-    }
-    champion = register_champion(client, uri, df, experiment, metric) if register else None
-    page = render(f"Sweep {experiment}", df, images, _notes(df, metric, champion))
-    index = write_page(output / "index.html", page)
-    files = [csv, md, output / "heatmap.png", output / "curves.png", index]
+        with disk_errors(output, "report"):
+            names, champion = _write_files(client, uri, experiment, df, runs, metric, staging,
+                                           register)
+        swap_into_place(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    files = [output / name for name in names]
     if parent_id:
         for path in files:
             client.log_artifact(parent_id, str(path), "report")
     return Report(df, output, files, champion)
+
+
+def _write_files(client: MlflowClient, uri: str, experiment: str, df: pd.DataFrame,
+                 runs: list[Run], metric: str, folder: Path,
+                 register: bool) -> tuple[list[str], Champion | None]:
+    (folder / "leaderboard.csv").write_text(df.to_csv(index=False))
+    (folder / "leaderboard.md").write_text(
+        f"# Sweep `{experiment}`: leaderboard by {metric}\n\n{to_markdown(df)}")
+    images = {
+        f"{metric} by hidden activation and loss": plots.heatmap(df, metric,
+                                                                 folder / "heatmap.png").name,
+        "validation loss and accuracy per epoch": plots.curves(_histories(client, runs),
+                                                               folder / "curves.png").name,
+    }
+    # Registered once the figures are written, so a full disk usually stops before it.
+    champion = register_champion(client, uri, df, experiment, metric) if register else None
+    page = render(f"Sweep {experiment}", df, images, _notes(df, metric, champion))
+    write_page(folder / "index.html", page)
+    names = ["leaderboard.csv", "leaderboard.md", "heatmap.png", "curves.png", "index.html"]
+    return names, champion
 
 
 def _histories(client: MlflowClient, runs: list[Run]) -> dict[str, dict[str, list]]:
@@ -148,9 +165,3 @@ def _notes(df: pd.DataFrame, metric: str, champion: Champion | None) -> list[str
         notes.append(f"champion: {champion.configuration} ({metric}={champion.value:.4f}), "
                      f"registered as {champion.uri} (version {champion.version})")
     return notes
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

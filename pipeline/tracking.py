@@ -54,9 +54,24 @@ def connect(uri: str) -> MlflowClient:
     try:
         client.search_experiments(max_results=1)
     except Exception as exc:  # any failure here means "cannot use this store"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PipelineError(f"MLflow tracking store {uri} is not usable: {first[:200]}") from exc
+        raise PipelineError(f"MLflow tracking store {uri} is not usable: "
+                            f"{_refusal(exc)}") from exc
     return client
+
+
+def _refusal(exc: Exception) -> str:
+    """Why the store refused: a rejected login said plainly, anything else its first line."""
+    status = getattr(exc, "get_http_status_code", lambda: None)()
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if status == 401 and not user:
+        return ("authentication required (HTTP 401): set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD in the environment")
+    if status == 401:
+        return f"authentication failed for user {user!r} (HTTP 401): wrong username or password"
+    if status == 403:
+        return f"permission denied for user {user!r} (HTTP 403)"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first[:200]
 
 
 def experiment_id(client: MlflowClient, name: str, uri: str) -> str:

@@ -1,11 +1,13 @@
 """The docker-compose topology without Docker: a Spark standalone master and two workers from
 the installed PySpark, and an MLflow tracking server on a throw-away PostgreSQL, all on 127.0.0.1.
 
-    python scripts/local_cluster.py up   [--state .local-cluster] [--worker-cores 1]
+    python scripts/local_cluster.py up   [--state .local-cluster] [--worker-cores 1] [--auth]
     python scripts/local_cluster.py down [--state .local-cluster]
 
 ``up`` prints the master URL and MLFLOW_TRACKING_URI to use and records every process id in
 ``<state>/cluster.json``; ``down`` stops exactly those processes and removes the folder.
+``--auth`` starts MLflow's basic-auth app; the admin password comes from the environment
+variable MLFLOW_ADMIN_PASSWORD, never from the command line.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pyspark
 
 SPARK_HOME = Path(pyspark.__file__).parent
 BIN = Path(sys.executable).parent
+ADMIN_PASSWORD_ENV = "MLFLOW_ADMIN_PASSWORD"
 
 
 @dataclass
@@ -155,15 +158,46 @@ def _run_as(owner: str | None, cmd: list[str], cluster: Cluster) -> None:
     subprocess.run(cmd, check=True, capture_output=True)
 
 
-def start_mlflow(cluster: Cluster, backend_uri: str) -> None:
+def write_auth_config(state_dir: Path, admin_password: str) -> Path:
+    """basic_auth.ini for MLflow's basic-auth app, readable by its owner only (0600).
+
+    The admin user is created from it on the first start; its users live in an SQLite file
+    in the state folder, so ``down`` removes them with everything else.
+    """
+    if "\n" in admin_password or "\r" in admin_password:
+        raise ValueError(f"${ADMIN_PASSWORD_ENV} must be a single line")
+    path = state_dir / "basic_auth.ini"
+    escaped = admin_password.replace("%", "%%")  # MLflow reads it with configparser
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never world-readable
+    os.fchmod(fd, 0o600)  # also if the file was already there with a wider mode
+    with os.fdopen(fd, "w") as f:
+        f.write("[mlflow]\ndefault_permission = READ\n"
+                f"database_uri = sqlite:///{(state_dir / 'basic_auth.db').resolve()}\n"
+                f"admin_username = admin\nadmin_password = {escaped}\n"
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    return path
+
+
+def _auth_env(state_dir: Path, admin_password: str) -> dict[str, str]:
+    """What `mlflow server --app-name basic-auth` needs, passed in its environment."""
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(write_auth_config(state_dir, admin_password)),
+            # Signs the login forms' CSRF tokens; one per cluster, never reused.
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(24).hex()}
+
+
+def start_mlflow(cluster: Cluster, backend_uri: str, admin_password: str | None = None) -> None:
+    """The tracking server; with ``admin_password``, behind MLflow's basic-auth app."""
     port = free_port()
     artifacts = Path(cluster.state_dir) / "mlartifacts"
     artifacts.mkdir(exist_ok=True)
+    cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1", "--artifacts-destination", str(artifacts), "--serve-artifacts"]
     # The backend URI carries the password: pass it through the environment, not argv.
-    _spawn(cluster, "mlflow", [str(BIN / "mlflow"), "server", "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", "1",
-                               "--artifacts-destination", str(artifacts), "--serve-artifacts"],
-           {"MLFLOW_BACKEND_STORE_URI": backend_uri})
+    env = {"MLFLOW_BACKEND_STORE_URI": backend_uri}
+    if admin_password:
+        cmd += ["--app-name", "basic-auth"]
+        env.update(_auth_env(Path(cluster.state_dir), admin_password))
+    _spawn(cluster, "mlflow", cmd, env)
     cluster.tracking_uri = f"http://127.0.0.1:{port}"
     _wait("MLflow server", lambda: _http_ok(f"{cluster.tracking_uri}/health"), 120, cluster,
           "mlflow")
@@ -171,14 +205,14 @@ def start_mlflow(cluster: Cluster, backend_uri: str) -> None:
 
 
 def up(state_dir: Path, workers: int = 2, worker_cores: int = 1,
-       worker_memory: str = "3g") -> Cluster:
+       worker_memory: str = "3g", admin_password: str | None = None) -> Cluster:
     state_dir.mkdir(parents=True, exist_ok=True)
     if any(state_dir.iterdir()):
         raise RuntimeError(f"{state_dir} is not empty: is a cluster already running there?")
     cluster = Cluster(str(state_dir.resolve()))
     try:
         start_spark(cluster, workers, worker_cores, worker_memory)
-        start_mlflow(cluster, start_postgres(cluster))
+        start_mlflow(cluster, start_postgres(cluster), admin_password)
     except BaseException:
         down(state_dir)
         raise
@@ -229,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--worker-cores", type=int, default=1)
     p.add_argument("--worker-memory", default="3g")
+    p.add_argument("--auth", action="store_true",
+                   help=f"MLflow with basic auth; admin password from ${ADMIN_PASSWORD_ENV}")
     args = p.parse_args(argv)
     if args.action == "down":
         down(args.state)
@@ -237,10 +273,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.state.exists() and any(args.state.iterdir()):
         print(f"local_cluster: error: {args.state} exists; run 'down' first", file=sys.stderr)
         return 2
-    cluster = up(args.state, args.workers, args.worker_cores, args.worker_memory)
+    admin_password = os.environ.get(ADMIN_PASSWORD_ENV) if args.auth else None
+    if args.auth and not admin_password:
+        print(f"local_cluster: error: --auth needs the admin password in ${ADMIN_PASSWORD_ENV}",
+              file=sys.stderr)
+        return 2
+    cluster = up(args.state, args.workers, args.worker_cores, args.worker_memory,
+                 admin_password)
     print(f"Spark master:  {cluster.master_url}  (UI {cluster.master_ui})")
-    print(f"MLflow server: {cluster.tracking_uri}")
+    print(f"MLflow server: {cluster.tracking_uri}" + ("  (basic auth)" if args.auth else ""))
     print(f"export MLFLOW_TRACKING_URI={cluster.tracking_uri}")
+    if args.auth:
+        print("export MLFLOW_TRACKING_USERNAME=admin  # and MLFLOW_TRACKING_PASSWORD")
     print(f"spark-submit --master {cluster.master_url} jobs/train_sweep.py ...")
     return 0
 

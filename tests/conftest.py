@@ -83,3 +83,19 @@ def mlflow_uri(tmp_path, monkeypatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(size_kb)`` -> the mount point of a fresh tmpfs, unmounted after the test."""
+    from tests.disk import mount_tmpfs, unmount
+
+    mounted = []
+
+    def make(size_kb: int) -> Path:
+        mounted.append(mount_tmpfs(tmp_path / f"disk{len(mounted)}", size_kb))
+        return mounted[-1]
+
+    yield make
+    for folder in mounted:
+        unmount(folder)

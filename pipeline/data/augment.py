@@ -31,6 +31,7 @@ from pipeline.data.prepare import (
     existing_manifest,
 )
 from pipeline.errors import ConfigError
+from pipeline.storage import disk_errors
 
 OUT_SCHEMA = T.StructType([T.StructField("label", T.IntegerType(), False),
                            T.StructField("image", T.BinaryType(), False)])
@@ -134,20 +135,21 @@ def augment(spark: SparkSession, cfg: AugmentConfig, force: bool = False) -> tup
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.rows_per_batch))
     staging = staging_dir(Path(cfg.output), cfg.name)
     try:
-        train = spark.read.parquet(*[str(source / "train" / s.file)
-                                     for s in parent.splits["train"].shards])
-        # Ids from the content, not from Spark's partitioning: the same row always gets
-        # the same random streams, however the work is split.
-        train = train.withColumn("row_id", F.xxhash64("image", "label"))
-        (train.mapInPandas(_augmenter(cfg, tuple(parent.image_shape)), OUT_SCHEMA)
-         .repartition(cfg.shards).write.parquet(str(staging / "train")))
-        for split in ("val", "test"):
-            shutil.copytree(source / split, staging / split)
-        splits = {s: describe_split(staging / s, parent.num_classes)
-                  for s in ("train", "val", "test")}
-        manifest = replace(parent, dataset=cfg.name, fingerprint=fp, splits=splits,
-                           source_format=f"augment:{parent.dataset}")
-        write_manifest(staging, manifest)
+        with disk_errors(Path(cfg.output), "dataset"):
+            train = spark.read.parquet(*[str(source / "train" / s.file)
+                                         for s in parent.splits["train"].shards])
+            # Ids from the content, not from Spark's partitioning: the same row always gets
+            # the same random streams, however the work is split.
+            train = train.withColumn("row_id", F.xxhash64("image", "label"))
+            (train.mapInPandas(_augmenter(cfg, tuple(parent.image_shape)), OUT_SCHEMA)
+             .repartition(cfg.shards).write.parquet(str(staging / "train")))
+            for split in ("val", "test"):
+                shutil.copytree(source / split, staging / split)
+            splits = {s: describe_split(staging / s, parent.num_classes)
+                      for s in ("train", "val", "test")}
+            manifest = replace(parent, dataset=cfg.name, fingerprint=fp, splits=splits,
+                               source_format=f"augment:{parent.dataset}")
+            write_manifest(staging, manifest)
         swap_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

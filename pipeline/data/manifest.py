@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipeline.data import integrity
 from pipeline.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
@@ -17,6 +18,10 @@ SPLITS = ("train", "val", "test")
 class Shard:
     file: str  # relative to the split's folder
     rows: int
+    # Recorded at prepare time and checked before a sweep (pipeline.data.integrity);
+    # None in manifests written before they were recorded.
+    bytes: int | None = None
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,8 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
     os.replace(tmp, folder / MANIFEST_NAME)
 
 
-def load_manifest(folder: str | Path) -> Manifest:
+def load_manifest(folder: str | Path, verify: bool = False) -> Manifest:
+    """The manifest, its shards checked to exist; ``verify``: also sizes, rows and sha256."""
     path = Path(folder) / MANIFEST_NAME
     if not path.is_file():
         raise DataError(f"{path}: no manifest; run the prepare job for this dataset first")
@@ -89,4 +95,6 @@ def load_manifest(folder: str | Path) -> Manifest:
         for shard in info.shards:
             if not (Path(folder) / split / shard.file).is_file():
                 raise DataError(f"{path}: shard {split}/{shard.file} listed but missing")
+    if verify:
+        integrity.verify(Path(folder), manifest)
     return manifest

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,9 +31,13 @@ from pipeline.data.manifest import (
     load_manifest,
     write_manifest,
 )
+from pipeline.data.integrity import shard_digest
 from pipeline.data.sources import SourceData
 from pipeline.data.tabular import SparkSource
 from pipeline.errors import DataError
+from pipeline.storage import disk_errors, staging_dir, swap_into_place
+
+__all__ = ["prepare", "describe_split", "existing_manifest", "staging_dir", "swap_into_place"]
 
 # Bump when the on-disk layout changes, so old datasets get new fingerprints.
 LAYOUT_VERSION = 1
@@ -146,7 +148,7 @@ def describe_split(folder: Path, num_classes: int) -> SplitInfo:
     shards, hist = [], np.zeros(num_classes, dtype=np.int64)
     for path in sorted(folder.glob("part-*.parquet")):
         table = pq.read_table(path, columns=["label"])
-        shards.append(Shard(path.name, table.num_rows))
+        shards.append(Shard(path.name, table.num_rows, *shard_digest(path)))
         labels = table.column("label").to_numpy()
         hist += np.bincount(labels, minlength=num_classes)[:num_classes]
     return SplitInfo(int(hist.sum()), shards, hist.tolist())
@@ -167,48 +169,32 @@ def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData | SparkSource
     num_classes = count_classes(df, cfg.source.num_classes)
     staging = staging_dir(output, cfg.name)
     try:
-        # Each split's write would otherwise re-read the source and redo the stratified carve.
-        assigned = assign_splits(df, present, cfg.split).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            write_splits(assigned, staging, cfg.shards, cfg.split.seed)
-        finally:
-            assigned.unpersist()
-        manifest = Manifest(
-            dataset=cfg.name, fingerprint=fingerprint, source_format=cfg.source.format,
-            source_sha256=data.sha256, image_shape=list(data.image_shape),
-            num_classes=num_classes, pixel_dtype="uint8",
-            splits={s: describe_split(staging / s, num_classes) for s in SPLITS},
-        )
-        _check_nonempty(manifest)
-        write_manifest(staging, manifest)
+        with disk_errors(output, "dataset"):
+            _write_carved(df, present, cfg, staging)
+            manifest = Manifest(
+                dataset=cfg.name, fingerprint=fingerprint, source_format=cfg.source.format,
+                source_sha256=data.sha256, image_shape=list(data.image_shape),
+                num_classes=num_classes, pixel_dtype="uint8",
+                splits={s: describe_split(staging / s, num_classes) for s in SPLITS},
+            )
+            _check_nonempty(manifest)
+            write_manifest(staging, manifest)  # last: a staging folder with it is complete
         swap_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest, True
 
 
+def _write_carved(df: DataFrame, present: set[str], cfg: DataConfig, staging: Path) -> None:
+    # Each split's write would otherwise re-read the source and redo the stratified carve.
+    assigned = assign_splits(df, present, cfg.split).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        write_splits(assigned, staging, cfg.shards, cfg.split.seed)
+    finally:
+        assigned.unpersist()
+
+
 def _check_nonempty(manifest: Manifest) -> None:
     for split, info in manifest.splits.items():
         if info.rows == 0:
             raise DataError(f"{manifest.dataset}: split {split!r} would be empty")
-
-
-def staging_dir(output: Path, name: str) -> Path:
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        staging = output / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
-        staging.mkdir()
-    except OSError as exc:
-        raise DataError(f"{output}: output folder not writable ({exc.strerror})") from exc
-    return staging
-
-
-def swap_into_place(staging: Path, target: Path) -> None:
-    """Replace ``target`` with ``staging``; the old copy is removed only after the swap."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -4,10 +4,16 @@ Layout: ``<checkpoint_dir>/<config_hash>/epoch-NNNN.{index,data-*}`` plus ``late
 Rank 0 writes the TensorFlow checkpoint first and ``latest.json`` last, by atomic rename:
 a checkpoint is complete exactly when ``latest.json`` names it, so a crash mid-write leaves
 the previous epoch's state in force. The folder must be on storage every rank can read.
+
+A checkpoint that cannot be written (disk full, no permission) does not stop training: the
+results go to MLflow either way, and failing would throw away every epoch trained so far. The
+partial files are removed, ``latest.json`` keeps naming the last complete checkpoint, and the
+configuration's run gets a ``checkpoint_warning`` tag besides the warning on the console.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +21,10 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from pipeline.storage import disk_problem
+
 STATE = "latest.json"
+TAG_WARNING = "checkpoint_warning"
 
 
 def trial_dir(root: str | Path, config_hash: str) -> Path:
@@ -53,10 +62,21 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         self.folder = folder
         self.ckpt = ckpt
         self.run_id = run_id
+        self.warned = False
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         prefix = self.folder / f"epoch-{epoch + 1:04d}"
+        try:
+            self._commit(prefix, epoch, logs)
+        except (OSError, tf.errors.OpError) as exc:
+            reason = disk_problem(exc)
+            if reason is None:
+                raise
+            self._discard(prefix)
+            self._warn(epoch + 1, reason)
+
+    def _commit(self, prefix: Path, epoch: int, logs: dict | None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.ckpt.write(str(prefix))
         tmp = self.folder / f".{STATE}.tmp"
         # The epoch's (rank-averaged) logs travel with the checkpoint: if the process dies
@@ -68,3 +88,26 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         for old in self.folder.glob("epoch-*"):
             if not old.name.startswith(prefix.name):
                 old.unlink(missing_ok=True)
+
+    def _discard(self, prefix: Path) -> None:
+        """Remove a failed epoch's files (TensorFlow's ``*_temp`` folder included)."""
+        for partial in [*self.folder.glob(f"{prefix.name}*"), self.folder / f".{STATE}.tmp"]:
+            if partial.is_dir():
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                partial.unlink(missing_ok=True)
+
+    def _warn(self, epoch: int, reason: str) -> None:
+        state = read_state(self.folder)
+        resume = f"epoch {state['epoch']}" if state else "the start"
+        message = (f"checkpoint of epoch {epoch} not written to {self.folder}: {reason}; "
+                   f"training goes on, an interruption now resumes from {resume}")
+        print(f"WARNING: {message}", flush=True)
+        if not self.warned:  # one tag per run: the first failure says what happened
+            from mlflow.tracking import MlflowClient
+
+            self.warned = True
+            # Best effort: the console line stands if MLflow is unreachable too. The ranks'
+            # environment carries MLFLOW_TRACKING_URI (and any credentials).
+            with contextlib.suppress(Exception):
+                MlflowClient().set_tag(self.run_id, TAG_WARNING, message)

@@ -116,7 +116,7 @@ def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | N
 
 def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
               log: Callable[[str], None] = print) -> SweepResult:
-    manifest = load_manifest(opts.data_dir)
+    manifest = load_manifest(opts.data_dir, verify=True)  # sizes, rows, sha256
     num_proc = resolve_num_proc(spark, sweep, opts.num_proc)
     specs = plan_trials(sweep, manifest, num_proc, opts.epochs)
     uri = tracking.tracking_uri(opts.tracking_uri)

@@ -84,3 +84,38 @@ def test_image_runs_as_a_non_root_user():
     lines = (ROOT / "docker" / "Dockerfile").read_text().splitlines()
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
+
+
+def test_mlflow_auth_is_off_unless_asked_for():
+    mlflow = compose_config()["services"]["mlflow"]
+    assert "--app-name" not in mlflow["command"]
+
+
+def test_mlflow_auth_opt_in_takes_every_secret_from_the_environment(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("POSTGRES_USER=u\nPOSTGRES_PASSWORD=pg-secret\nMLFLOW_AUTH=1\n"
+                   "MLFLOW_ADMIN_PASSWORD=admin-secret\nMLFLOW_FLASK_SERVER_SECRET_KEY=csrf-key\n"
+                   "MLFLOW_TRACKING_USERNAME=sweeper\nMLFLOW_TRACKING_PASSWORD=sweeper-secret\n")
+    services = compose_config(env_file=env)["services"]
+    mlflow, client = services["mlflow"], services["client"]
+    command = " ".join(mlflow["command"])
+    assert "--app-name basic-auth" in command
+    assert mlflow["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"] == "admin-secret"
+    assert mlflow["environment"]["MLFLOW_FLASK_SERVER_SECRET_KEY"] == "csrf-key"
+    assert client["environment"]["MLFLOW_TRACKING_USERNAME"] == "sweeper"
+    assert client["environment"]["MLFLOW_TRACKING_PASSWORD"] == "sweeper-secret"
+    for secret in ("admin-secret", "csrf-key", "sweeper-secret"):  # none visible in ps
+        assert all(secret not in " ".join(s.get("command") or []) for s in services.values())
+    config = next(v for v in mlflow["volumes"] if v["target"] == "/etc/mlflow/basic_auth.ini")
+    assert config["read_only"] and config["source"] == str(ROOT / "docker" / "basic_auth.ini")
+    assert mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"] == config["target"]
+
+
+def test_shipped_auth_config_holds_no_password():
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "docker" / "basic_auth.ini")
+    assert parser["mlflow"]["admin_username"] == "admin"
+    assert "admin_password" not in parser["mlflow"]
+    assert parser["mlflow"]["database_uri"].startswith("sqlite:////var/lib/mlflow-auth/")
