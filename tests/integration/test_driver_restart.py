@@ -30,11 +30,19 @@ grid:
 """
 
 
-def _kill_tree(root: psutil.Process) -> None:
+def _ours(proc: psutil.Process, uri: str) -> bool:
+    """A Horovod rank of this test's sweep (ranks get the tracking URI), not another one's."""
+    try:
+        return "gloo_exec_fn" in " ".join(proc.info["cmdline"] or []) and \
+            proc.environ().get("MLFLOW_TRACKING_URI") == uri
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _kill_tree(root: psutil.Process, uri: str) -> None:
     """SIGKILL the driver and every process under it, and any rank it left behind."""
     victims = [root, *root.children(recursive=True)]
-    victims += [p for p in psutil.process_iter(["cmdline"])
-                if "gloo_exec_fn" in " ".join(p.info["cmdline"] or [])]
+    victims += [p for p in psutil.process_iter(["cmdline"]) if _ours(p, uri)]
     for proc in victims:
         try:
             proc.send_signal(signal.SIGKILL)
@@ -68,7 +76,7 @@ def test_rerun_after_driver_kill_runs_only_what_is_unfinished(tmp_path, spark):
     while not _finished(client) and driver.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
     assert driver.poll() is None, "the sweep ended before it could be interrupted"
-    _kill_tree(psutil.Process(driver.pid))
+    _kill_tree(psutil.Process(driver.pid), uri)
     done_before = {r.data.tags["config_hash"] for r in _finished(client)}
     assert 1 <= len(done_before) < 3
     exp_id = client.get_experiment_by_name("restart").experiment_id
