@@ -98,12 +98,12 @@ class Claim:
 
 def claim(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig,
           run_name: str) -> Claim:
-    rival = _rival(client, req, settings, mine=None)
+    rival = _rival(client, req, settings)
     if rival:
         return Claim(None, rival)  # cheap path: no run created when the answer is already known
     run_id = _take(client, req, run_name)
     time.sleep(settings.claim_settle_seconds)
-    rival = _rival(client, req, settings, mine=run_id)
+    rival = _rival(client, req, settings)
     if not rival:
         return Claim(run_id)
     if req.resume_run_id is None:
@@ -125,8 +125,7 @@ def _take(client: MlflowClient, req: ClaimRequest, run_name: str) -> str:
     return req.resume_run_id
 
 
-def _rival(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig,
-           mine: str | None) -> str:
+def _rival(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig) -> str:
     """Why this sweep must not train the configuration ('' if it may)."""
     runs = tracking.search_all(client, req.experiment_id, (
         f"tags.{tracking.TAG_HASH} = '{req.config_hash}' and tags.{tracking.TAG_ROLE} = "
@@ -140,7 +139,9 @@ def _rival(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig,
     first = min(live, key=lambda r: (int(r.data.tags.get(TAG_CLAIMED_AT, "0") or 0),
                                      r.info.run_id))
     owner = first.data.tags.get(tracking.TAG_PARENT)
-    if first.info.run_id == mine and owner == req.parent_run_id:
+    if owner == req.parent_run_id:
+        # Ours: the run just claimed or, after a claim whose reply was lost and that was
+        # tried again, its twin, which never trains and whose lease runs out.
         return ""
     return f"being trained by sweep run {owner} (run {first.info.run_id})"
 

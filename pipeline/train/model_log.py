@@ -27,9 +27,12 @@ def log_model(uri: str, run_id: str, model: tf.keras.Model, example: np.ndarray,
     import mlflow.tensorflow
 
     mlflow.set_tracking_uri(uri)
-    # Explicit requirements: MLflow's inference imports the model in a subprocess (~5 s).
-    mlflow.tensorflow.log_model(model, name="model", input_example=example,
-                                pip_requirements=requirements, run_id=run_id)
+    # Inside the run, not run_id=: only then is the logged model filed under the run's
+    # experiment, where register_model("runs:/<run>/model") looks for it.
+    with mlflow.start_run(run_id=run_id):
+        # Explicit requirements: MLflow's inference imports the model in a subprocess (~5 s).
+        mlflow.tensorflow.log_model(model, name="model", input_example=example,
+                                    pip_requirements=requirements)
 
 
 def stash_model(folder: Path, cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int,

@@ -142,13 +142,8 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
     replayed = replay_spool(client, spool_dir, retry, log)
     parent = _start_parent(client, exp_id, sweep, manifest, num_proc, len(specs))
     with claims.Heartbeat(uri, parent, settings.lease_seconds):
-        orphans = [r.info.run_id for r in claims.mark_orphans(client, exp_id, settings, parent)]
-        for run_id in orphans:
-            log(f"sweep {sweep.name}: marked run {run_id} failed: left running by a sweep that "
-                f"stopped (no heartbeat for {settings.lease_seconds:g}s)")
-        done = set() if opts.force else tracking.done_hashes(client, exp_id,
-                                                             manifest.fingerprint)
-        todo = [s for s in specs if s.config_hash not in done]
+        orphans = _fail_orphans(client, exp_id, sweep, parent, log)
+        todo = _todo(client, exp_id, specs, manifest, opts.force)
         log(f"sweep {sweep.name}: {len(specs)} configurations, {len(specs) - len(todo)} "
             f"already done, {len(todo)} to run on {num_proc} Horovod ranks; MLflow: {uri}")
         result = SweepResult(experiment, exp_id, parent, len(specs), len(specs) - len(todo),
@@ -162,6 +157,25 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
         finally:
             _finish_parent(spool.RunLog(client, parent, spool_dir, retry, say=log), result)
     return result
+
+
+def _fail_orphans(client: MlflowClient, exp_id: str, sweep: SweepConfig, parent: str,
+                  log: Callable[[str], None]) -> list[str]:
+    """Runs a dead sweep left 'running' are marked failed, one line each."""
+    orphans = [r.info.run_id for r in claims.mark_orphans(client, exp_id, sweep.tracking,
+                                                           parent)]
+    for run_id in orphans:
+        log(f"sweep {sweep.name}: marked run {run_id} failed: left running by a sweep that "
+            f"stopped (no heartbeat for {sweep.tracking.lease_seconds:g}s)")
+    return orphans
+
+
+def _todo(client: MlflowClient, exp_id: str, specs: list[TrialSpec], manifest: Manifest,
+          force: bool) -> list[TrialSpec]:
+    """Configurations not done yet; a rank still claims each before it starts (another
+    sweep planned at the same moment sees the same list)."""
+    done = set() if force else tracking.done_hashes(client, exp_id, manifest.fingerprint)
+    return [s for s in specs if s.config_hash not in done]
 
 
 def replay_spool(client: MlflowClient, folder: Path, retry: spool.Retry,

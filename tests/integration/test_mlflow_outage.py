@@ -86,8 +86,7 @@ def test_server_killed_mid_sweep_spools_then_replay_delivers_each_epoch_once(
         run = client.get_run(run_id)
         steps = sorted(m.step for m in client.get_metric_history(run_id, "loss"))
         parent = client.get_run(run.data.tags[tracking.TAG_PARENT])
-        models = [client.get_logged_model(out.model_id)
-                  for out in run.outputs.model_outputs]
+        models = client.search_logged_models([run.info.experiment_id])
         artifacts = {a.path for a in client.list_artifacts(run_id)}
     finally:
         server.kill()
@@ -95,6 +94,6 @@ def test_server_killed_mid_sweep_spools_then_replay_delivers_each_epoch_once(
     assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED"
     assert "test_accuracy" in run.data.metrics
     assert {"confusion_matrix.png", "curves.png", "resolved_config.json"} <= artifacts
-    assert [m.name for m in models] == ["model"]
+    assert [(m.name, m.source_run_id) for m in models] == [("model", run_id)]
     assert parent.data.tags["status"] == "finished" and parent.info.status == "FINISHED"
     assert not list((tmp_path / "spool" / "outage").glob("*.jsonl"))  # delivered: removed
