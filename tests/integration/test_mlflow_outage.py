@@ -56,7 +56,8 @@ def test_server_killed_mid_sweep_spools_then_replay_delivers_each_epoch_once(
     server = MlflowServer(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, free_port()).start()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     args = ["--config", str(tmp_path / "sweep.yaml"), "--data",
-            str(tmp_path / "processed" / "tiny"), "--checkpoint-dir", str(tmp_path / "ckpt"),
+            str(tmp_path / "processed" / "tiny"), "--num-proc", "1",
+            "--checkpoint-dir", str(tmp_path / "ckpt"),
             "--spool-dir", str(tmp_path / "spool")]
     killed: dict = {}
     killer = threading.Thread(target=_kill_after_first_epoch, args=(server, killed))
