@@ -108,6 +108,9 @@ def claim(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig,
         return Claim(run_id)
     if req.resume_run_id is None:
         client.delete_run(run_id)  # a run that trained nothing would only confuse reports
+    else:  # the interrupted run stays what it was: failed, not a claim nobody keeps alive
+        client.set_tag(run_id, tracking.TAG_STATUS, tracking.FAILED)
+        client.set_terminated(run_id, "FAILED")
     return Claim(None, rival)
 
 
