@@ -108,7 +108,9 @@ def claim(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig,
         return Claim(run_id)
     if req.resume_run_id is None:
         client.delete_run(run_id)  # a run that trained nothing would only confuse reports
-    else:  # the interrupted run stays what it was: failed, not a claim nobody keeps alive
+    elif client.get_run(run_id).data.tags.get(tracking.TAG_PARENT) == req.parent_run_id:
+        # The interrupted run stays what it was, failed, not a claim nobody keeps alive; unless
+        # the winner re-took this very run, whose status is then the winner's.
         client.set_tag(run_id, tracking.TAG_STATUS, tracking.FAILED)
         client.set_terminated(run_id, "FAILED")
     return Claim(None, rival)
