@@ -2,6 +2,11 @@
 
     spark-submit jobs/train_sweep.py --config conf/sweep/default.yaml [--data DIR]
         [--num-proc N] [--epochs N] [--experiment NAME] [--force] [--verbose]
+        [--checkpoint-dir DIR] [--spool-dir DIR] [--replay-spool]
+
+Exit status: 0 all done; 1 configurations failed; 2 bad input or MLflow unreachable at the
+start; 3 everything trained but some records could not reach MLflow and wait in the spool
+(the next invocation, or --replay-spool, delivers them).
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.cli import EXIT_FAILED, run_job
-from pipeline.config import load_sweep_config
+from pipeline import spool, tracking
+from pipeline.cli import EXIT_FAILED, EXIT_SPOOLED, run_job
+from pipeline.config import SweepConfig, load_sweep_config
 from pipeline.spark import build_session
-from pipeline.train.sweep import SweepOptions, run_sweep
+from pipeline.train.sweep import SweepOptions, SweepResult, replay_spool, run_sweep
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -30,23 +36,59 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--checkpoint-dir", type=Path,
                    help="per-epoch checkpoints (default checkpoints/<experiment>; shared storage "
                         "on a cluster)")
+    p.add_argument("--spool-dir", type=Path, default=Path("spool"),
+                   help="records MLflow could not take, <dir>/<experiment>/<run_id>.jsonl "
+                        "(default spool)")
+    p.add_argument("--replay-spool", action="store_true",
+                   help="only deliver the spooled records to MLflow, then exit (no training)")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sweep = load_sweep_config(args.config)
+    if args.replay_spool:
+        return replay_only(sweep, args)
     data_dir = Path(args.data or Path("data/processed") / sweep.dataset)
     opts = SweepOptions(data_dir, args.num_proc, args.epochs, args.experiment, args.force,
-                        args.verbose, checkpoint_dir=args.checkpoint_dir)
+                        args.verbose, checkpoint_dir=args.checkpoint_dir,
+                        spool_dir=args.spool_dir)
     spark = build_session()
     result = run_sweep(spark, sweep, opts)
+    return report(sweep, result)
+
+
+def report(sweep: SweepConfig, result: SweepResult) -> int:
+    """The summary line, one line per configuration or run needing attention, the status."""
     print(f"sweep {sweep.name}: {len(result.summaries)} trained, {result.skipped} skipped, "
-          f"{len(result.failed)} failed; experiment {result.experiment!r}, parent run "
-          f"{result.parent_run_id}", flush=True)
+          f"{len(result.elsewhere)} left to other sweeps, {len(result.failed)} failed; "
+          f"experiment {result.experiment!r}, parent run {result.parent_run_id}", flush=True)
+    for name, reason in result.elsewhere:
+        print(f"sweep {sweep.name}: not run here: {name}: {reason}", flush=True)
     for name in result.failed:
-        print(f"sweep {sweep.name}: failed: {name}", file=sys.stderr, flush=True)
-    return EXIT_FAILED if result.failed else 0
+        why = result.unstarted.get(name, "")
+        print(f"sweep {sweep.name}: failed: {name}{': ' + why if why else ''}",
+              file=sys.stderr, flush=True)
+    for path in result.spooled:
+        print(f"sweep {sweep.name}: MLflow did not take every record; spooled in {path} "
+              f"(delivered by the next run of this sweep, or --replay-spool)",
+              file=sys.stderr, flush=True)
+    if result.failed:
+        return EXIT_FAILED
+    return EXIT_SPOOLED if result.spooled else 0
+
+
+def replay_only(sweep: SweepConfig, args: argparse.Namespace) -> int:
+    """--replay-spool: deliver the experiment's spool; 3 if anything is still left in it."""
+    uri = tracking.tracking_uri()
+    client = tracking.connect(uri)
+    experiment = args.experiment or sweep.name
+    retry = spool.Retry(sweep.tracking.retries, sweep.tracking.backoff_seconds)
+    folder = (args.spool_dir / experiment).resolve()
+    done = replay_spool(client, folder, retry, log=lambda m: print(m, flush=True))
+    print(f"spool: {len(done.delivered)} runs delivered, {len(done.pending)} kept in {folder}",
+          flush=True)
+    return EXIT_SPOOLED if done.pending else 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from pipeline.errors import PipelineError
 from pipeline.storage import disk_problem
 
 EXIT_OK, EXIT_USAGE_OR_INPUT, EXIT_FAILED = 0, 2, 1
+# Everything trained, but some records wait in the spool for MLflow (see pipeline.spool).
+EXIT_SPOOLED = 3
 
 
 def run_job(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None,

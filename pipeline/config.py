@@ -132,6 +132,22 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """How rank 0 and the driver cope with an MLflow store shared and sometimes unreachable."""
+
+    # A failed MLflow call is tried again ``retries`` times, waiting backoff_seconds, then
+    # twice that, ... (0.5 s and 3 retries: 3.5 s at most), before its record goes to the spool.
+    retries: int = 3
+    backoff_seconds: float = 0.5
+    # A running sweep or configuration refreshes a heartbeat tag every lease_seconds / 4; one
+    # silent for longer than lease_seconds is taken to be dead (orphaned, its claim free).
+    lease_seconds: float = 120.0
+    # A claim waits this long before checking for rivals, so that two sweeps claiming the
+    # same configuration at once both see both claims and agree on the winner.
+    claim_settle_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """A base configuration plus a grid of overrides."""
 
@@ -150,6 +166,7 @@ class SweepConfig:
     # dataset's size); memory: read once per launch and reused by every configuration.
     feed: Literal["stream", "memory"] = "stream"
     max_attempts: int = 2
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 @dataclass(frozen=True)
@@ -280,8 +297,21 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
         raise ConfigError("max_attempts: must be at least 1")
     if cfg.threads_per_rank < 1:
         raise ConfigError("threads_per_rank: must be at least 1")
+    _check_tracking(cfg.tracking)
     expand_grid(cfg)  # validates every grid point now, before anything starts
     return cfg
+
+
+def _check_tracking(t: TrackingConfig) -> None:
+    if t.retries < 0:
+        raise ConfigError("tracking.retries: must be at least 0")
+    if t.backoff_seconds < 0 or t.claim_settle_seconds < 0:
+        key = "backoff_seconds" if t.backoff_seconds < 0 else "claim_settle_seconds"
+        raise ConfigError(f"tracking.{key}: must be at least 0")
+    if t.lease_seconds < 4 * t.claim_settle_seconds or t.lease_seconds <= 0:
+        # The lease must outlive a claim's settle time, or a fresh claim would look dead.
+        raise ConfigError("tracking.lease_seconds: must be positive and at least 4 x "
+                          "claim_settle_seconds")
 
 
 def _check_data(cfg: DataConfig) -> None:

@@ -25,6 +25,9 @@ TAG_ROLE = "role"  # "sweep" on parent runs, "config" on child runs
 
 FINISHED, DIVERGED, FAILED, RUNNING = "finished", "diverged", "failed", "running"
 DONE_STATUSES = (FINISHED, DIVERGED)
+# Outcomes a rank reports for a configuration it did not train (never a tag): SKIPPED, done
+# or claimed by another sweep; UNSTARTED, MLflow was unusable when its turn came.
+SKIPPED, UNSTARTED = "skipped", "unstarted"
 
 
 def tracking_uri(uri: str | None = None, home: str | Path | None = None) -> str:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 from mlflow.entities import Metric
-from mlflow.tracking import MlflowClient
+
+from pipeline.spool import RunLog
 
 
 class EpochClock(tf.keras.callbacks.Callback):
@@ -60,23 +61,24 @@ class DivergenceStop(tf.keras.callbacks.Callback):
 
 
 class MlflowEpochLogger(tf.keras.callbacks.Callback):
-    """Rank 0 only: every epoch's averaged logs to the configuration's MLflow run."""
+    """Rank 0 only: every epoch's averaged logs to the configuration's MLflow run.
+
+    Through a RunLog: while MLflow is down, epochs go to the spool and training goes on.
+    """
 
     KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
             "samples_per_sec")
 
-    def __init__(self, client: MlflowClient, run_id: str,
-                 printer: Callable[[str], None] = print) -> None:
+    def __init__(self, log: RunLog, printer: Callable[[str], None] = print) -> None:
         super().__init__()
-        self.client = client
-        self.run_id = run_id
+        self.log = log
         self.printer = printer
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(logs[k]), now, epoch) for k in self.KEYS if k in logs]
-        self.client.log_batch(self.run_id, metrics=metrics)
+        self.log.log_batch(metrics=metrics)
         shown = " ".join(f"{k}={logs[k]:.4g}" for k in ("loss", "accuracy", "val_loss",
                                                           "val_accuracy") if k in logs)
         self.printer(f"    epoch {epoch + 1}: {shown} ({logs.get('epoch_seconds', 0):.1f}s)")

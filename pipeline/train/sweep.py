@@ -4,6 +4,10 @@ All configurations still to do go to one ``horovod.spark.run`` launch. If the la
 fails (a rank crashed, a host went away), the configurations that finished are already
 in MLflow; the driver marks the interrupted one failed and relaunches with the rest,
 up to ``max_attempts`` launches.
+
+Before planning, the driver delivers what an earlier sweep spooled while MLflow was down
+and marks failed the runs of sweeps that died (no heartbeat for a lease); while it runs,
+its parent run carries a heartbeat of its own (see pipeline.claims).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
-from pipeline import tracking
+from pipeline import claims, spool, tracking
 from pipeline.config import (
     RunConfig,
     SweepConfig,
@@ -45,6 +49,8 @@ class SweepOptions:
     # Per-epoch checkpoints; default checkpoints/<experiment>. Must be shared storage on a
     # cluster: a relaunched rank may run on another host.
     checkpoint_dir: Path | None = None
+    # Records MLflow could not take, per run: <spool_dir>/<experiment>/<run_id>.jsonl.
+    spool_dir: Path = Path("spool")
 
 
 @dataclass
@@ -58,6 +64,13 @@ class SweepResult:
     failed: list[str] = field(default_factory=list)
     # Each rank's summaries of the last successful launch (their averaged histories agree).
     rank_summaries: list[list[dict]] = field(default_factory=list)
+    # (configuration, reason) of those another sweep had done or was training.
+    elsewhere: list[tuple[str, str]] = field(default_factory=list)
+    # Spool files of runs whose records MLflow did not take; replayed by the next invocation.
+    spooled: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)  # run ids marked failed at the start
+    unstarted: dict[str, str] = field(default_factory=dict)  # configuration -> why
+    replayed: spool.ReplayReport = field(default_factory=spool.ReplayReport)
 
 
 def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
@@ -123,21 +136,58 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
     client = tracking.connect(uri)
     experiment = opts.experiment or sweep.name
     exp_id = tracking.experiment_id(client, experiment, uri)
-    done = set() if opts.force else tracking.done_hashes(client, exp_id, manifest.fingerprint)
-    todo = [s for s in specs if s.config_hash not in done]
-    log(f"sweep {sweep.name}: {len(specs)} configurations, {len(specs) - len(todo)} already "
-        f"done, {len(todo)} to run on {num_proc} Horovod ranks; MLflow: {uri}")
+    settings = sweep.tracking
+    retry = spool.Retry(settings.retries, settings.backoff_seconds)
+    spool_dir = (opts.spool_dir / experiment).resolve()
+    replayed = replay_spool(client, spool_dir, retry, log)
     parent = _start_parent(client, exp_id, sweep, manifest, num_proc, len(specs))
-    result = SweepResult(experiment, exp_id, parent, len(specs), len(specs) - len(todo))
-    ckpt_dir = (opts.checkpoint_dir or Path("checkpoints") / experiment).resolve()
-    job = WorkerJob(str(opts.data_dir.resolve()), sweep.name, todo, uri, exp_id, parent,
-                    manifest.fingerprint, str(ckpt_dir), sweep.threads_per_rank, opts.verbose,
-                    sweep.pin_threads, sweep.feed)
-    try:
-        _launch_with_retries(client, job, num_proc, sweep.max_attempts, result, log)
-    finally:
-        _finish_parent(client, parent, result)
+    with claims.Heartbeat(uri, parent, settings.lease_seconds):
+        orphans = _fail_orphans(client, exp_id, sweep, parent, log)
+        todo = _todo(client, exp_id, specs, manifest, opts.force)
+        log(f"sweep {sweep.name}: {len(specs)} configurations, {len(specs) - len(todo)} "
+            f"already done, {len(todo)} to run on {num_proc} Horovod ranks; MLflow: {uri}")
+        result = SweepResult(experiment, exp_id, parent, len(specs), len(specs) - len(todo),
+                             orphans=orphans, replayed=replayed)
+        ckpt_dir = (opts.checkpoint_dir or Path("checkpoints") / experiment).resolve()
+        job = WorkerJob(str(opts.data_dir.resolve()), sweep.name, todo, uri, exp_id, parent,
+                        manifest.fingerprint, str(ckpt_dir), sweep.threads_per_rank,
+                        opts.verbose, str(spool_dir), settings, opts.force,
+                        pin_threads=sweep.pin_threads, feed=sweep.feed)
+        try:
+            _launch_with_retries(client, job, num_proc, sweep.max_attempts, result, log)
+        finally:
+            _finish_parent(spool.RunLog(client, parent, spool_dir, retry, say=log), result)
     return result
+
+
+def _fail_orphans(client: MlflowClient, exp_id: str, sweep: SweepConfig, parent: str,
+                  log: Callable[[str], None]) -> list[str]:
+    """Runs a dead sweep left 'running' are marked failed, one line each."""
+    orphans = [r.info.run_id for r in claims.mark_orphans(client, exp_id, sweep.tracking,
+                                                           parent)]
+    for run_id in orphans:
+        log(f"sweep {sweep.name}: marked run {run_id} failed: left running by a sweep that "
+            f"stopped (no heartbeat for {sweep.tracking.lease_seconds:g}s)")
+    return orphans
+
+
+def _todo(client: MlflowClient, exp_id: str, specs: list[TrialSpec], manifest: Manifest,
+          force: bool) -> list[TrialSpec]:
+    """Configurations not done yet; a rank still claims each before it starts (another
+    sweep planned at the same moment sees the same list)."""
+    done = set() if force else tracking.done_hashes(client, exp_id, manifest.fingerprint)
+    return [s for s in specs if s.config_hash not in done]
+
+
+def replay_spool(client: MlflowClient, folder: Path, retry: spool.Retry,
+                 log: Callable[[str], None] = print) -> spool.ReplayReport:
+    """Deliver what earlier sweeps spooled, one line per run, so done runs count as done."""
+    report = spool.replay(client, folder, retry)
+    for run_id, n in report.delivered.items():
+        log(f"spool: delivered {n} records of run {run_id} to MLflow")
+    for path, why in report.pending.items():
+        log(f"spool: kept {path}: {why}")
+    return report
 
 
 def _launch_with_retries(client: MlflowClient, job: WorkerJob, num_proc: int,
@@ -154,7 +204,7 @@ def _launch_with_retries(client: MlflowClient, job: WorkerJob, num_proc: int,
             per_rank = horovod.spark.run(run_worker, args=(replace(job, trials=remaining),),
                                          num_proc=num_proc, use_gloo=True, env=_rank_env(job),
                                          verbose=1 if job.verbose else 0)
-            result.summaries.extend(per_rank[0])
+            _sort_summaries(per_rank[0], result)
             result.rank_summaries = per_rank
             remaining = []
         except Exception as exc:  # a failed launch is retried, not fatal
@@ -165,8 +215,22 @@ def _launch_with_retries(client: MlflowClient, job: WorkerJob, num_proc: int,
             finished = tracking.done_hashes(client, job.experiment_id, job.fingerprint)
             result.summaries.extend(_summaries_from_mlflow(client, job, finished, remaining))
             remaining = [t for t in remaining if t.config_hash not in finished]
-    result.failed = [t.name for t in remaining]
+    # Unstarted configurations have no run (MLflow was down): the next invocation runs them.
+    result.failed = [t.name for t in remaining] + list(result.unstarted)
     _record_failures(client, job, remaining)
+
+
+def _sort_summaries(summaries: list[dict], result: SweepResult) -> None:
+    """Rank 0's summaries: trained, done elsewhere, or not started (MLflow was down)."""
+    for s in summaries:
+        if s["status"] == tracking.SKIPPED:
+            result.elsewhere.append((s["name"], s["reason"]))
+        elif s["status"] == tracking.UNSTARTED:
+            result.unstarted[s["name"]] = s["reason"]
+        else:
+            result.summaries.append(s)
+            if s.get("spool"):
+                result.spooled.append(s["spool"])
 
 
 def _rank_env(job: WorkerJob) -> dict[str, str]:
@@ -174,9 +238,11 @@ def _rank_env(job: WorkerJob) -> dict[str, str]:
     env = {"OMP_NUM_THREADS": str(job.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri,
            "HOROVOD_CYCLE_TIME": HOROVOD_CYCLE_TIME_MS}
+    # MLflow's own HTTP retries (minutes by default) would hide an outage from RunLog's.
+    passed = ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+              "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
     for key, value in os.environ.items():
-        if key in ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD") \
-                or key.startswith("HOROVOD_"):  # the user's Horovod tuning wins
+        if key in passed or key.startswith("HOROVOD_"):  # the user's Horovod tuning wins
             env[key] = value
     return env
 
@@ -191,17 +257,22 @@ def _start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifes
     name = f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = client.create_run(exp_id, run_name=name, tags={
         tracking.TAG_ROLE: "sweep", tracking.TAG_SWEEP: sweep.name,
-        tracking.TAG_DATASET: manifest.fingerprint, tracking.TAG_STATUS: tracking.RUNNING})
+        tracking.TAG_DATASET: manifest.fingerprint, tracking.TAG_STATUS: tracking.RUNNING,
+        claims.TAG_HEARTBEAT: str(claims.now_ms())})
     for key, value in {"num_proc": num_proc, "configurations": n_configs,
                        "dataset": manifest.dataset, "grid_axes": ",".join(sweep.grid)}.items():
         client.log_param(run.info.run_id, key, value)
     return run.info.run_id
 
 
-def _finish_parent(client: MlflowClient, parent: str, result: SweepResult) -> None:
+def _finish_parent(log: spool.RunLog, result: SweepResult) -> None:
+    """Through a RunLog: an outage at the very end must not lose the parent's outcome."""
     status = tracking.FAILED if result.failed else tracking.FINISHED
-    client.set_tag(parent, tracking.TAG_STATUS, status)
-    client.set_terminated(parent, "FAILED" if result.failed else "FINISHED")
+    log.set_tag(tracking.TAG_STATUS, status)
+    log.set_terminated("FAILED" if result.failed else "FINISHED")
+    log.close()
+    if log.offline:
+        result.spooled.append(str(log.path))
 
 
 def _fail_stale_children(client: MlflowClient, job: WorkerJob) -> None:
@@ -214,6 +285,8 @@ def _fail_stale_children(client: MlflowClient, job: WorkerJob) -> None:
 
 def _record_failures(client: MlflowClient, job: WorkerJob, failed: list[TrialSpec]) -> None:
     """Every configuration that never finished gets a failed run, so reports list it."""
+    if not failed:
+        return  # no MLflow call: after an outage the store may still be down
     have = {r.data.tags.get(tracking.TAG_HASH)
             for r in tracking.children(client, job.experiment_id, job.parent_run_id)}
     for trial in failed:

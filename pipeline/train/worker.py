@@ -13,14 +13,14 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.config import RunConfig, to_dict
+from pipeline.config import RunConfig, TrackingConfig, to_dict
 from pipeline.data import feed
 from pipeline.data.manifest import Manifest, load_manifest
 from pipeline.errors import DataError
@@ -28,14 +28,14 @@ from pipeline.tracking import (
     DIVERGED,
     FAILED,
     FINISHED,
-    RUNNING,
+    SKIPPED,
     TAG_DATASET,
     TAG_HASH,
-    TAG_PARENT,
     TAG_ROLE,
     TAG_STATUS,
     TAG_SWEEP,
     TAG_WARNINGS,
+    UNSTARTED,
 )
 from pipeline.train.pinning import pin_cores
 
@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # TensorFlow is imported inside the ranks, not at import time
     from mlflow.tracking import MlflowClient
 
     from pipeline.model.build import BuiltModel
+    from pipeline.spool import RunLog
     from pipeline.train.callbacks import DivergenceStop
 
 
@@ -68,8 +69,22 @@ class WorkerJob:
     checkpoint_dir: str = "checkpoints"
     threads: int = 1
     verbose: bool = False
+    # Where rank 0 spools what MLflow could not take (see pipeline.spool).
+    spool_dir: str = "spool"
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    force: bool = False
     pin_threads: bool = True
     feed: str = "stream"
+
+
+@dataclass(frozen=True)
+class Start:
+    """Rank 0's decision for one configuration, broadcast to every rank."""
+
+    run_id: str | None          # None: not trained here, ``status`` and ``reason`` say why
+    state: dict | None = None   # checkpoint to resume from
+    status: str = SKIPPED       # SKIPPED: done or another sweep's; UNSTARTED: MLflow was down
+    reason: str = ""
 
 
 @dataclass
@@ -127,7 +142,7 @@ def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: Rank
     import horovod.tensorflow.keras as hvd
     import tensorflow as tf
 
-    from pipeline.model.build import build, class_accuracy
+    from pipeline.model.build import build
     from pipeline.train import checkpoint
 
     cfg = trial.config
@@ -136,22 +151,53 @@ def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: Rank
     tf.keras.utils.set_random_seed(cfg.training.seed)  # same seed on every rank
     built = build(cfg, manifest.image_shape, manifest.num_classes)
     rank = hvd.rank()
+    folder = checkpoint.trial_dir(job.checkpoint_dir, trial.config_hash)
+    # [hvd] rank 0 reads the checkpoint and claims the configuration; every rank follows its
+    # decision, so all skip together or all train (and read the same checkpoint).
+    start = hvd_tf.broadcast_object(_claim(job, trial, built.warnings, folder) if rank == 0
+                                    else None, root_rank=0, name=f"claim.{trial.config_hash}")
+    if start.run_id is None:
+        _say(hvd, f"    -> {start.status}: {start.reason}")
+        return {"name": trial.name, "config_hash": trial.config_hash, "status": start.status,
+                "reason": start.reason}
+    if rank != 0:
+        return _train(job, trial, manifest, data, built, start, None, began)
+    from pipeline.claims import Heartbeat
+
+    log = _run_log(job, start.run_id)
+    try:
+        with Heartbeat(job.tracking_uri, start.run_id, job.tracking.lease_seconds):
+            summary = _train(job, trial, manifest, data, built, start, log, began)
+    finally:
+        log.close()
+    return {**summary, "spool": str(log.path)} if log.offline else summary
+
+
+def _train(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
+           built: BuiltModel, start: Start, log: RunLog | None, began: float) -> dict:
+    """Every rank: fit and evaluate; rank 0 (``log`` set) records into the claimed run.
+
+    ``began``: when this configuration's set-up started (for the summary's timings).
+    """
+    import horovod.tensorflow as hvd_tf
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    from pipeline.model.build import class_accuracy
+    from pipeline.train import checkpoint
+
+    cfg, rank, state = trial.config, hvd.rank(), start.state
     local_batch, steps = _batching(cfg, manifest, hvd.size())
     opt = _distributed_optimizer(cfg, steps, hvd.size())
     built.train.compile(optimizer=opt, loss=built.loss, metrics=[class_accuracy])
     ckpt = tf.train.Checkpoint(model=built.train, optimizer=opt)
     folder = checkpoint.trial_dir(job.checkpoint_dir, trial.config_hash)
-    # [hvd] rank 0 decides whether to resume; every rank then reads the same checkpoint.
-    state = hvd_tf.broadcast_object(checkpoint.read_state(folder) if rank == 0 else None,
-                                    root_rank=0, name=f"resume.{trial.config_hash}")
     if state:
         checkpoint.restore(ckpt, state)
     # [hvd] identical starting weights on every rank (rank 0's initialisation or checkpoint).
     hvd_tf.broadcast_variables(built.train.variables, root_rank=0)
     initial_epoch = state["epoch"] if state else 0
-
-    run_id = _open_child_run(job, trial, built.warnings, state) if rank == 0 else None
-    callbacks, diverge = _callbacks(job, cfg, steps, run_id, folder, ckpt)
+    callbacks, diverge = _callbacks(job, cfg, steps, log, folder, ckpt)
     train_ds, val_ds = _datasets(data, manifest, built.label_encoding, local_batch,
                                  cfg.training.seed + rank)
     started = time.perf_counter()
@@ -164,8 +210,8 @@ def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: Rank
         test = evaluate_test(built, data, manifest)  # [hvd] collective: all ranks call it
         tested = time.perf_counter()
     except BaseException:
-        if rank == 0:
-            _end_child_run(job, run_id, FAILED, {"error": traceback.format_exc()[-4000:]})
+        if log is not None:
+            _end_child_run(log, FAILED, {"error": traceback.format_exc()[-4000:]})
         raise
     status = DIVERGED if diverge.diverged_at is not None else FINISHED
     summary = {"name": trial.name, "config_hash": trial.config_hash, "status": status,
@@ -176,8 +222,8 @@ def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: Rank
                "peak_rss_mib": _peak_rss_mib(),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
                **test["metrics"]}
-    if rank == 0:
-        _record_results(job, trial, run_id, built, data, test, summary)
+    if log is not None:
+        _record_results(job, trial, log, built, data, manifest, test, summary)
         checkpoint.clear(folder)  # recorded in MLflow: the checkpoint has served its purpose
         summary["record_seconds"] = time.perf_counter() - tested
         _say(hvd, f"    -> {status}: test_accuracy={summary['test_accuracy']:.4f} "
@@ -212,7 +258,7 @@ def _distributed_optimizer(cfg: RunConfig, steps: int, size: int) -> tf.keras.op
     return hvd.DistributedOptimizer(blocks.optimizer(o, lr), op=op)  # [hvd] allreduce grads
 
 
-def _callbacks(job: WorkerJob, cfg: RunConfig, steps: int, run_id: str | None,
+def _callbacks(job: WorkerJob, cfg: RunConfig, steps: int, log: RunLog | None,
                folder: Path, ckpt: tf.train.Checkpoint) -> tuple[list, DivergenceStop]:
     """Callbacks in the order that keeps ranks in step; rank 0 adds logging and checkpoints."""
     import horovod.tensorflow.keras as hvd
@@ -231,13 +277,10 @@ def _callbacks(job: WorkerJob, cfg: RunConfig, steps: int, run_id: str | None,
     es = cfg.training.early_stopping
     if es.patience > 0:  # also on averaged logs, so the decision is the same on every rank
         callbacks.append(tf.keras.callbacks.EarlyStopping(es.monitor, es.min_delta, es.patience))
-    if hvd.rank() == 0:
-        from mlflow.tracking import MlflowClient
-
+    if log is not None:  # rank 0
         # Checkpoint first: its state also carries the epoch's logs (see _log_missing_epoch).
-        callbacks.append(EpochCheckpoint(folder, ckpt, run_id))
-        callbacks.append(MlflowEpochLogger(MlflowClient(job.tracking_uri), run_id,
-                                           printer=lambda m: _say(hvd, m)))
+        callbacks.append(EpochCheckpoint(folder, ckpt, log.run_id))
+        callbacks.append(MlflowEpochLogger(log, printer=lambda m: _say(hvd, m)))
     return callbacks, diverge
 
 
@@ -297,20 +340,51 @@ def per_example_loss(loss: tf.keras.losses.Loss, targets: tf.Tensor,
 # Rank 0: MLflow
 
 
-def _open_child_run(job: WorkerJob, trial: TrialSpec, warnings: list[str],
-                    state: dict | None) -> str:
-    """A new child run, or the interrupted one again when resuming from its checkpoint."""
-    if state and state.get("run_id"):
-        from mlflow.tracking import MlflowClient
+def _claim(job: WorkerJob, trial: TrialSpec, warnings: list[str], folder: Path) -> Start:
+    """Rank 0: resume or start this configuration's run, unless someone else has it.
 
-        client = MlflowClient(job.tracking_uri)
-        run_id = state["run_id"]
-        client.update_run(run_id, status="RUNNING")
-        client.set_tag(run_id, TAG_STATUS, RUNNING)
-        client.set_tag(run_id, "resumed_from_epoch", str(state["epoch"]))
-        _log_missing_epoch(client, run_id, state)
-        return run_id
-    return _start_child_run(job, trial, warnings)
+    Never raises: the other ranks are waiting in the broadcast for this answer.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.claims import ClaimRequest, claim
+    from pipeline.spool import Retry, first_line
+    from pipeline.train import checkpoint
+
+    state = checkpoint.read_state(folder)
+    tags = {TAG_ROLE: "config", TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
+            TAG_DATASET: job.fingerprint}
+    if warnings:
+        tags[TAG_WARNINGS] = "; ".join(warnings)
+    req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash, job.fingerprint,
+                       tags, state.get("run_id") if state else None, job.force)
+    client = MlflowClient(job.tracking_uri)
+    retry = Retry(job.tracking.retries, job.tracking.backoff_seconds)
+    try:
+        got = retry.call(lambda: claim(client, req, job.tracking, trial.name))
+        if got.run_id is None:
+            return Start(None, reason=got.reason)
+        if req.resume_run_id is None:
+            from pipeline.tracking import log_config_params
+
+            retry.call(lambda: log_config_params(client, got.run_id, trial.config))
+            return Start(got.run_id)
+        client.set_tag(got.run_id, "resumed_from_epoch", str(state["epoch"]))
+        _log_missing_epoch(client, got.run_id, state)
+        return Start(got.run_id, state)
+    except Exception as exc:
+        return Start(None, status=UNSTARTED,
+                     reason=f"MLflow unusable when it was due to start ({first_line(exc)})")
+
+
+def _run_log(job: WorkerJob, run_id: str) -> RunLog:
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.spool import Retry, RunLog
+
+    return RunLog(MlflowClient(job.tracking_uri), run_id, job.spool_dir,
+                  Retry(job.tracking.retries, job.tracking.backoff_seconds),
+                  say=lambda m: print(m, flush=True))
 
 
 def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict) -> None:
@@ -326,53 +400,40 @@ def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict) -> None:
             client.log_metric(run_id, key, logs[key], step=last)
 
 
-def _start_child_run(job: WorkerJob, trial: TrialSpec, warnings: list[str]) -> str:
-    from mlflow.tracking import MlflowClient
-
-    from pipeline.tracking import log_config_params
-
-    client = MlflowClient(job.tracking_uri)
-    tags = {TAG_PARENT: job.parent_run_id, TAG_ROLE: "config", TAG_SWEEP: job.sweep,
-            TAG_HASH: trial.config_hash, TAG_DATASET: job.fingerprint, TAG_STATUS: RUNNING}
-    if warnings:
-        tags[TAG_WARNINGS] = "; ".join(warnings)
-    run = client.create_run(job.experiment_id, run_name=trial.name, tags=tags)
-    log_config_params(client, run.info.run_id, trial.config)
-    return run.info.run_id
-
-
-def _record_results(job: WorkerJob, trial: TrialSpec, run_id: str, built: BuiltModel,
-                    data: RankData,
-                    test: dict, summary: dict) -> None:
-    import mlflow
-    import mlflow.tensorflow
-
+def _record_results(job: WorkerJob, trial: TrialSpec, log: RunLog, built: BuiltModel,
+                    data: RankData, manifest: Manifest, test: dict, summary: dict) -> None:
     from pipeline.train.artifacts import close, confusion_figure, history_figure
+    from pipeline.train.model_log import log_model, stash_model
 
-    client = mlflow.tracking.MlflowClient(job.tracking_uri)
     for key in ("test_loss", "test_accuracy", "train_seconds", "epochs_run"):
         # NaN test metrics of a diverged run are logged as such; the status tag says why.
-        client.log_metric(run_id, key, float(summary[key]))
-    resolved = {"name": trial.name, "config_hash": trial.config_hash,
-                "dataset": job.fingerprint, "config": to_dict(trial.config)}
-    client.log_dict(run_id, resolved, "resolved_config.json")
-    # From MLflow rather than Keras' history: a resumed run's history starts mid-way.
-    history = {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
-               for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        log.log_metric(key, float(summary[key]))
+    log.log_dict({"name": trial.name, "config_hash": trial.config_hash,
+                  "dataset": job.fingerprint, "config": to_dict(trial.config)},
+                 "resolved_config.json")
     for figure, name in ((confusion_figure(test["confusion"]), "confusion_matrix.png"),
-                         (history_figure(history), "curves.png")):
-        client.log_figure(run_id, figure, name)
+                         (history_figure(_figure_history(log, summary)), "curves.png")):
+        log.log_figure(figure, name)
         close(figure)
-    mlflow.set_tracking_uri(job.tracking_uri)
     example = data.splits["test"][0][:5].astype(np.float32) / 255.0
-    with mlflow.start_run(run_id=run_id):
-        # Explicit requirements: MLflow's inference imports the model in a subprocess (~5 s).
-        # HDF5 rather than SavedModel: 0.5-0.9 s instead of 1.2-2.6 s per model here.
-        mlflow.tensorflow.log_model(built.inference, name="model", input_example=example,
-                                    pip_requirements=model_requirements(),
-                                    custom_objects=built.custom_objects or None,
-                                    keras_model_kwargs={"save_format": "h5"})
-    _end_child_run(job, run_id, summary["status"])
+    reqs = model_requirements()
+    log.log_model(
+        live=lambda: log_model(job.tracking_uri, log.run_id, built.inference, example, reqs,
+                           built.custom_objects),
+        stash=lambda folder: stash_model(folder, trial.config, manifest.image_shape,
+                                         manifest.num_classes, built.inference, example, reqs))
+    _end_child_run(log, summary["status"])
+
+
+def _figure_history(log: RunLog, summary: dict) -> dict[str, list[tuple[int, float]]]:
+    """Per-epoch curves from MLflow (a resumed run's Keras history starts mid-way), or, when
+    MLflow is out of reach, from this launch's Keras history."""
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    history = {key: log.metric_history(key) for key in keys}
+    if all(h is not None for h in history.values()):
+        return history
+    first = summary["resumed_from_epoch"]
+    return {key: list(enumerate(summary["history"].get(key, []), first)) for key in keys}
 
 
 def model_requirements() -> list[str]:
@@ -388,17 +449,11 @@ def model_requirements() -> list[str]:
     return reqs
 
 
-def _end_child_run(job: WorkerJob, run_id: str | None, status: str,
-                   extra: dict[str, str] | None = None) -> None:
-    if run_id is None:
-        return
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(job.tracking_uri)
-    client.set_tag(run_id, TAG_STATUS, status)
+def _end_child_run(log: RunLog, status: str, extra: dict[str, str] | None = None) -> None:
     for key, value in (extra or {}).items():
-        client.set_tag(run_id, key, value[:4900])
-    client.set_terminated(run_id, "FAILED" if status == FAILED else "FINISHED")
+        log.set_tag(key, value[:4900])
+    log.set_tag(TAG_STATUS, status)
+    log.set_terminated("FAILED" if status == FAILED else "FINISHED")
 
 
 def _peak_rss_mib() -> float:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from PIL import Image
 
 from pipeline import tracking
 from pipeline.champion import model_name
-from tests.conftest import ROOT, load_job, write_data_config, write_npz
+from tests.conftest import ROOT, MlflowServer, free_port, load_job, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 
@@ -162,30 +160,10 @@ def test_page_renders_in_headless_chromium_with_every_image(sweep, tmp_path):
     assert rows == 3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_mlflow_server_serves_the_sweep_over_rest(sweep, tmp_path):
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
-         "--port", str(port), "--backend-store-uri", sweep["uri"], "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("w"),
-        start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    server = MlflowServer(sweep["uri"], tmp_path, free_port()).start()
+    base = server.url
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "MLflow server did not start in 90 s"
-                time.sleep(1)
         with urllib.request.urlopen(
                 f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=report") as r:
             exp_id = json.load(r)["experiment"]["experiment_id"]
@@ -196,8 +174,7 @@ def test_mlflow_server_serves_the_sweep_over_rest(sweep, tmp_path):
         with urllib.request.urlopen(req) as r:
             runs = json.load(r)["runs"]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        server.kill(signal.SIGTERM)
     assert len(runs) == 3
     by_status = {next(t["value"] for t in run["data"]["tags"] if t["key"] == "status"): run
                  for run in runs}

@@ -92,7 +92,9 @@ def _kill_rank_when(uri: str, experiment: str, epochs_logged: int, killed: dict)
             for proc in psutil.process_iter(["cmdline"]):
                 try:
                     cmd = " ".join(proc.info["cmdline"] or [])
-                    if "gloo_exec_fn" in cmd and proc.environ().get("HOROVOD_RANK") == "0":
+                    env = proc.environ()  # this test's rank 0, not another sweep's on the host
+                    if "gloo_exec_fn" in cmd and env.get("HOROVOD_RANK") == "0" and \
+                            env.get("MLFLOW_TRACKING_URI") == uri:
                         os.kill(proc.pid, signal.SIGKILL)
                         killed["pid"], killed["run_id"] = proc.pid, runs[0].info.run_id
                         return

@@ -117,3 +117,16 @@ def test_every_shipped_augment_config_loads(path):
     from pipeline.data.augment import load_augment_config
 
     assert load_augment_config(path).copies >= 1
+
+
+def test_tracking_keys_are_checked(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndataset: d\ntracking: {retries: -1}\n")
+    with pytest.raises(ConfigError, match=r"tracking\.retries: must be at least 0"):
+        load_sweep_config(path)
+    path.write_text("name: s\ndataset: d\ntracking: {lease_seconds: 1, claim_settle_seconds: 1}\n")
+    with pytest.raises(ConfigError, match=r"tracking\.lease_seconds"):
+        load_sweep_config(path)
+    path.write_text("name: s\ndataset: d\ntracking: {lease: 10}\n")
+    with pytest.raises(ConfigError, match=r"unknown key .tracking\.lease"):
+        load_sweep_config(path)

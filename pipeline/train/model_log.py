@@ -1,0 +1,58 @@
+"""Logging a configuration's model to MLflow, now or, after an outage, from the spool.
+
+A spooled model is its weights plus the configuration that built it: replay rebuilds the
+same network with the project's own builder (so custom activations resolve as in training)
+and logs it exactly as rank 0 would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.config import RunConfig, parse, to_dict
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+    from mlflow.tracking import MlflowClient
+
+WEIGHTS, EXAMPLE = "model.weights.h5", "input_example.npy"
+
+
+def log_model(uri: str, run_id: str, model: tf.keras.Model, example: np.ndarray,
+              requirements: list[str], custom_objects: dict[str, Callable] | None = None) -> None:
+    import mlflow
+    import mlflow.tensorflow
+
+    mlflow.set_tracking_uri(uri)
+    # Inside the run, not run_id=: only then is the logged model filed under the run's
+    # experiment, where register_model("runs:/<run>/model") looks for it.
+    with mlflow.start_run(run_id=run_id):
+        # Explicit requirements: MLflow's inference imports the model in a subprocess (~5 s).
+        # HDF5 rather than SavedModel: 0.5-0.9 s instead of 1.2-2.6 s per model here.
+        mlflow.tensorflow.log_model(model, name="model", input_example=example,
+                                    pip_requirements=requirements,
+                                    custom_objects=custom_objects or None,
+                                    keras_model_kwargs={"save_format": "h5"})
+
+
+def stash_model(folder: Path, cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int,
+                model: tf.keras.Model, example: np.ndarray, requirements: list[str]) -> dict:
+    """Save what replay needs under ``folder``; the returned fields complete the record."""
+    model.save_weights(str(folder / WEIGHTS))
+    np.save(folder / EXAMPLE, example)
+    return {"config": to_dict(cfg), "image_shape": list(image_shape),
+            "num_classes": num_classes, "requirements": requirements}
+
+
+def replay_model(client: MlflowClient, run_id: str, record: dict, files: Path) -> None:
+    from pipeline.model.build import build
+
+    cfg = parse(RunConfig, record["config"], "spool")
+    built = build(cfg, tuple(record["image_shape"]), record["num_classes"])
+    built.inference.load_weights(str(files / WEIGHTS))
+    log_model(client.tracking_uri, run_id, built.inference, np.load(files / EXAMPLE),
+              record["requirements"], built.custom_objects)
