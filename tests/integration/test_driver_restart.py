@@ -51,12 +51,12 @@ def _kill_tree(root: psutil.Process, uri: str) -> None:
     psutil.wait_procs(victims, timeout=30)
 
 
-def _finished(client: MlflowClient) -> list:
+def _finished(client: MlflowClient, status: str = "finished") -> list:
     exp = client.get_experiment_by_name("restart")
     if exp is None:
         return []
     return [r for r in tracking.children(client, exp.experiment_id)
-            if r.data.tags.get("status") == "finished"]
+            if r.data.tags.get("status") == status]
 
 
 def test_rerun_after_driver_kill_runs_only_what_is_unfinished(tmp_path, spark):
@@ -73,7 +73,9 @@ def test_rerun_after_driver_kill_runs_only_what_is_unfinished(tmp_path, spark):
                               stderr=subprocess.DEVNULL)
     client = MlflowClient(uri)
     deadline = time.monotonic() + 400
-    while not _finished(client) and driver.poll() is None and time.monotonic() < deadline:
+    # Kill once one configuration is finished and the next one is under way.
+    while not (_finished(client) and _finished(client, "running")) and driver.poll() is None \
+            and time.monotonic() < deadline:
         time.sleep(0.5)
     assert driver.poll() is None, "the sweep ended before it could be interrupted"
     _kill_tree(psutil.Process(driver.pid), uri)
