@@ -74,6 +74,13 @@ def write_data_config(folder: Path, source: Path, fmt: str = "npz", shards: int 
     return cfg
 
 
+def prepare_tiny(root: Path, **sizes: int) -> Path:
+    """A tiny npz (``write_npz`` sizes) prepared by the real job; returns the dataset folder."""
+    cfg = write_data_config(root, write_npz(root / "d.npz", **sizes))
+    assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
+    return root / "processed" / "tiny"
+
+
 @pytest.fixture(scope="session")
 def spark():
     from pipeline.spark import build_session

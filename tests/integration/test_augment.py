@@ -9,17 +9,14 @@ import pytest
 
 from pipeline.data.feed import read_shards
 from pipeline.data.manifest import load_manifest
-from tests.conftest import load_job, write_data_config, write_npz
+from tests.conftest import load_job, prepare_tiny
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, spark) -> Path:
-    root = tmp_path_factory.mktemp("augment")
-    cfg = write_data_config(root, write_npz(root / "d.npz", n_train=120, n_test=40, side=12))
-    assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
-    return root / "processed" / "tiny"
+    return prepare_tiny(tmp_path_factory.mktemp("augment"), n_train=120, n_test=40, side=12)
 
 
 def _augment(prepared: Path, out: Path, copies: int = 3, extra: str = "") -> Path:

@@ -11,17 +11,14 @@ import pytest
 
 from pipeline.cli import run_job
 from pipeline.data.integrity import shard_digest
-from tests.conftest import load_job, write_data_config, write_npz
+from tests.conftest import load_job, prepare_tiny
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, spark) -> Path:
-    root = tmp_path_factory.mktemp("integrity")
-    cfg = write_data_config(root, write_npz(root / "d.npz", n_train=80, n_test=16, side=8))
-    assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
-    return root / "processed" / "tiny"
+    return prepare_tiny(tmp_path_factory.mktemp("integrity"), n_train=80, n_test=16, side=8)
 
 
 def _shard(data: Path) -> Path:
