@@ -53,8 +53,16 @@ def decode_images(column: pa.Array | pa.ChunkedArray, image_shape: list[int],
 
 def _decode(table: pa.Table | pa.RecordBatch, image_shape: list[int], where: Path) -> Batch:
     images = decode_images(table.column("image"), image_shape, where)
-    labels = np.asarray(table.column("label"), dtype=np.int64)
+    # to_numpy, then widen: np.asarray(column, dtype=int64) converted the int32 labels
+    # one Python object at a time, ~2.4 us a row, most of the streaming feed's cost.
+    labels = _numpy(table.column("label")).astype(np.int64)
     return images, labels
+
+
+def _numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        return column.to_numpy()
+    return column.to_numpy(zero_copy_only=False)
 
 
 def read_shards(files: list[Path], image_shape: list[int]) -> Batch:
@@ -111,8 +119,9 @@ def _chunks(files: list[Path], image_shape: list[int]) -> Iterator[Batch]:
 
 
 def _windows(files: list[Path], image_shape: list[int], seed: int,
-             window_rows: int) -> Iterator[Batch]:
-    """Endless shuffled windows: shard order reshuffled each epoch, rows within a window."""
+             window_rows: int) -> Iterator[tuple[list[Batch], np.random.Generator]]:
+    """Endless windows of chunks (unshuffled) with the generator that shuffles them;
+    shard order is reshuffled each epoch."""
     for epoch in itertools.count():
         rng = np.random.default_rng((seed, epoch))
         pending: list[Batch] = []
@@ -120,50 +129,67 @@ def _windows(files: list[Path], image_shape: list[int], seed: int,
         for chunk in _chunks(ordered, image_shape):
             pending.append(chunk)
             if sum(len(y) for _, y in pending) >= window_rows:
-                yield _shuffled(pending, rng)
+                yield pending, rng
                 pending = []
         if pending:
-            yield _shuffled(pending, rng)
+            yield pending, rng
 
 
-def _shuffled(parts: list[Batch], rng: np.random.Generator) -> Batch:
-    x = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
-    order = rng.permutation(len(y))
-    return x[order], y[order]
+def stream_blocks(files: list[Path], image_shape: list[int], batch: int, seed: int,
+                  window_rows: int = WINDOW_ROWS) -> Iterator[Batch]:
+    """Endless blocks of whole batches, ``[n, batch, *image_shape]`` and ``[n, batch]``.
+
+    One block per shuffled window, led by the rows the previous window left over (fewer
+    than a batch), so every batch is full and every row comes within two windows.
+    """
+    if not files:
+        raise DataError("no shards to stream")
+    carry: Batch = (np.zeros((0, *image_shape), np.uint8), np.zeros(0, np.int64))
+    for parts, rng in _windows(files, image_shape, seed, max(window_rows, batch)):
+        # One concatenation and one gather: every copy here runs on the rank's only core.
+        x = np.concatenate([carry[0], *(p[0] for p in parts)])
+        y = np.concatenate([carry[1], *(p[1] for p in parts)])
+        lead = len(carry[1])
+        order = np.concatenate([np.arange(lead), lead + rng.permutation(len(y) - lead)])
+        full = len(y) // batch * batch
+        if full:
+            keep = order[:full]
+            yield x[keep].reshape(-1, batch, *image_shape), y[keep].reshape(-1, batch)
+        carry = x[order[full:]], y[order[full:]]
 
 
 def stream_batches(files: list[Path], image_shape: list[int], batch: int, seed: int,
                    window_rows: int = WINDOW_ROWS) -> Iterator[Batch]:
-    """Endless full batches; rows left over at a window's end lead the next window."""
-    if not files:
-        raise DataError("no shards to stream")
-    carry_x, carry_y = np.zeros((0, *image_shape), np.uint8), np.zeros(0, np.int64)
-    for x, y in _windows(files, image_shape, seed, max(window_rows, batch)):
-        x, y = np.concatenate([carry_x, x]), np.concatenate([carry_y, y])
-        full = len(y) // batch * batch
-        for i in range(0, full, batch):
-            yield x[i:i + batch], y[i:i + batch]
-        carry_x, carry_y = x[full:], y[full:]
+    """Endless full batches, in the order ``stream_dataset`` delivers them."""
+    for xs, ys in stream_blocks(files, image_shape, batch, seed, window_rows):
+        yield from zip(xs, ys)
 
 
 def stream_dataset(files: list[Path], image_shape: list[int], batch: int, seed: int,
                    encode: Callable[[tf.Tensor], tf.Tensor],
                    window_rows: int = WINDOW_ROWS) -> tf.data.Dataset:
-    """Endless training batches streamed from ``files``; labels encoded by ``encode``."""
+    """Endless training batches streamed from ``files``; labels encoded by ``encode``.
+
+    Python hands tf.data a whole window at a time and tf.data cuts it into batches: a
+    generator called per batch held the GIL on the rank's only core often enough to slow
+    training by a fifth (bench/README.md); per window it runs a few times an epoch.
+    """
     import tensorflow as tf
 
-    signature = (tf.TensorSpec([batch, *image_shape], tf.uint8),
-                 tf.TensorSpec([batch], tf.int64))
+    signature = (tf.TensorSpec([None, batch, *image_shape], tf.uint8),
+                 tf.TensorSpec([None, batch], tf.int64))
     ds = tf.data.Dataset.from_generator(
-        lambda: stream_batches(files, image_shape, batch, seed, window_rows),
+        lambda: stream_blocks(files, image_shape, batch, seed, window_rows),
         output_signature=signature)
-    return _scaled(ds.map(lambda x, y: (x, encode(y))))
+    return _scaled(ds.unbatch(), encode)
 
 
-def _scaled(ds: tf.data.Dataset) -> tf.data.Dataset:
+def _scaled(ds: tf.data.Dataset,
+            encode: Callable[[tf.Tensor], tf.Tensor] | None = None) -> tf.data.Dataset:
+    """Images to float32 in [0, 1] (and labels encoded) in one parallel map, then prefetch."""
     import tensorflow as tf
 
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    def convert(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.cast(x, tf.float32) / 255.0, (encode(y) if encode else y)
+
+    return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
