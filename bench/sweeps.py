@@ -47,12 +47,15 @@ def overhead(swept: dict) -> dict:
     s = [x for x in swept["summaries"] if "setup_seconds" in x]
     n = len(swept["summaries"])
     train = sum(x["train_seconds"] for x in s)
-    parts = {k: sum(x[k] for x in s) for k in ("setup_seconds", "test_seconds",
-                                               "record_seconds")}
+    # Records run in rank 0's background thread: what they cost the sweep is the time
+    # training waited for them (record_wait); record_seconds is how long they took.
+    parts = {k: sum(x.get(k, 0.0) for x in s) for k in ("setup_seconds", "test_seconds",
+                                                        "record_wait_seconds")}
     return {"configurations": n, "relaunched": swept["relaunched"],
             "wall_seconds": swept["wall_seconds"], "train_seconds": train,
             "overhead_per_config": (swept["wall_seconds"] - train) / n,
             **{f"{k.removesuffix('_seconds')}_per_config": v / n for k, v in parts.items()},
+            "record_background_per_config": sum(x.get("record_seconds", 0.0) for x in s) / n,
             "launch_and_driver_seconds": swept["wall_seconds"] - train - sum(parts.values()),
             "median_epoch_seconds": median([x["history"]["epoch_seconds"][-1] for x in s])}
 

@@ -13,6 +13,8 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +39,7 @@ from pipeline.tracking import (
     TAG_WARNINGS,
     UNSTARTED,
 )
+from pipeline.train.background import Background
 from pipeline.train.pinning import pin_cores
 
 if TYPE_CHECKING:  # TensorFlow is imported inside the ranks, not at import time
@@ -121,9 +124,11 @@ def run_worker(job: WorkerJob) -> list[dict]:
                         f"{manifest.fingerprint}, planned on {job.fingerprint})")
     data = load_rank_data(root, manifest, hvd.rank(), hvd.size(), job.feed == "stream")
     summaries = []
+    records = Background()  # rank 0's MLflow records, overlapped with the next set-up
     for k, trial in enumerate(job.trials, 1):
         _say(hvd, f"[{k}/{len(job.trials)}] {trial.name} ({trial.config_hash})")
-        summaries.append(train_trial(job, trial, manifest, data))
+        summaries.append(train_trial(job, trial, manifest, data, records))
+    records.wait()  # the last configuration's records complete its summary
     return summaries  # every rank's: the driver reads rank 0's, tests compare them
 
 
@@ -136,8 +141,13 @@ def load_rank_data(root: Path, manifest: Manifest, rank: int, size: int,
     return RankData(splits, manifest.shard_files(root, "train", rank, size), stream)
 
 
-def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData) -> dict:
-    """Train, evaluate and (rank 0) record one configuration; resumes from its checkpoint."""
+def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
+                records: Background) -> dict:
+    """Train, evaluate and (rank 0) record one configuration; resumes from its checkpoint.
+
+    Rank 0 records in ``records``' thread while the next configuration is set up and
+    claimed; the summary it returns is complete once ``records.wait()`` has returned.
+    """
     import horovod.tensorflow as hvd_tf
     import horovod.tensorflow.keras as hvd
     import tensorflow as tf
@@ -161,21 +171,41 @@ def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: Rank
         return {"name": trial.name, "config_hash": trial.config_hash, "status": start.status,
                 "reason": start.reason}
     if rank != 0:
-        return _train(job, trial, manifest, data, built, start, None, began)
+        return _train(job, trial, manifest, data, built, start, None, began)[0]
     from pipeline.claims import Heartbeat
 
+    waited = records.wait()  # the previous configuration's records, before training starts
     log = _run_log(job, start.run_id)
+    held = ExitStack()  # the run's heartbeat and log, until its records are in
+    held.enter_context(Heartbeat(job.tracking_uri, start.run_id, job.tracking.lease_seconds))
+    held.callback(log.close)
     try:
-        with Heartbeat(job.tracking_uri, start.run_id, job.tracking.lease_seconds):
-            summary = _train(job, trial, manifest, data, built, start, log, began)
-    finally:
-        log.close()
-    return {**summary, "spool": str(log.path)} if log.offline else summary
+        summary, record = _train(job, trial, manifest, data, built, start, log,
+                                 began + waited)
+    except BaseException:
+        held.close()
+        raise
+    summary["record_wait_seconds"] = waited
+    records.submit(lambda: _record_and_release(record, held, log, summary))
+    return summary
+
+
+def _record_and_release(record: Callable[[], None], held: ExitStack, log: RunLog,
+                        summary: dict) -> None:
+    """Rank 0, in the records thread: record, then stop the heartbeat and close the log."""
+    began = time.perf_counter()
+    with held:
+        record()
+    summary["record_seconds"] = time.perf_counter() - began
+    if log.offline:
+        summary["spool"] = str(log.path)
 
 
 def _train(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
-           built: BuiltModel, start: Start, log: RunLog | None, began: float) -> dict:
-    """Every rank: fit and evaluate; rank 0 (``log`` set) records into the claimed run.
+           built: BuiltModel, start: Start, log: RunLog | None,
+           began: float) -> tuple[dict, Callable[[], None] | None]:
+    """Every rank: fit and evaluate. Rank 0 (``log`` set) also gets back the step that
+    records the results into the claimed run.
 
     ``began``: when this configuration's set-up started (for the summary's timings).
     """
@@ -222,13 +252,16 @@ def _train(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
                "peak_rss_mib": _peak_rss_mib(),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
                **test["metrics"]}
-    if log is not None:
+    if log is None:
+        return summary, None
+    _say(hvd, f"    -> {status}: test_accuracy={summary['test_accuracy']:.4f} "
+              f"test_loss={summary['test_loss']:.4g} ({train_seconds:.1f}s)")
+
+    def record() -> None:
         _record_results(job, trial, log, built, data, manifest, test, summary)
         checkpoint.clear(folder)  # recorded in MLflow: the checkpoint has served its purpose
-        summary["record_seconds"] = time.perf_counter() - tested
-        _say(hvd, f"    -> {status}: test_accuracy={summary['test_accuracy']:.4f} "
-                  f"test_loss={summary['test_loss']:.4g} ({train_seconds:.1f}s)")
-    return summary
+
+    return summary, record
 
 
 def _batching(cfg: RunConfig, manifest: Manifest, size: int) -> tuple[int, int]:
@@ -310,7 +343,7 @@ def evaluate_test(built: BuiltModel, data: RankData, manifest: Manifest) -> dict
 
     x, y = data.splits["test"]
     k = manifest.num_classes
-    outputs = built.train.predict(feed.to_dataset(x, y, 1024), verbose=0)
+    outputs = predict_eager(built.train, x)
     targets = encode_labels(y, k, built.label_encoding)
     loss_sum = float(np.sum(per_example_loss(built.loss, targets, outputs))) if len(y) else 0.0
     predicted = np.argmax(outputs, axis=-1)
@@ -323,6 +356,17 @@ def evaluate_test(built: BuiltModel, data: RankData, manifest: Manifest) -> dict
     confusion = total[2:].reshape(k, k).astype(np.int64)
     metrics = {"test_loss": total[0] / n, "test_accuracy": float(np.trace(confusion)) / n}
     return {"metrics": metrics, "confusion": confusion}
+
+
+def predict_eager(model: tf.keras.Model, images: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """The model's outputs for uint8 ``images``, computed eagerly chunk by chunk.
+
+    ``predict()`` traces a new graph for every model, about a second per configuration
+    here; a few eager calls on large chunks compute the same outputs in milliseconds.
+    """
+    parts = [model(images[i:i + chunk].astype(np.float32) / 255.0, training=False).numpy()
+             for i in range(0, len(images), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, *model.output_shape[1:]), np.float32)
 
 
 def per_example_loss(loss: tf.keras.losses.Loss, targets: tf.Tensor,
