@@ -69,9 +69,11 @@ def _sweeps(r: dict) -> list[str]:
            f"Default sweep, {o['configurations']} configurations, one Horovod launch: "
            f"{o['wall_seconds']:.0f} s wall, {o['train_seconds']:.0f} s in fit(); "
            f"**{o['overhead_per_config']:.1f} s overhead per configuration** (set-up "
-           f"{o['setup_per_config']:.1f} s, test {o['test_per_config']:.1f} s, MLflow records "
-           f"{o['record_per_config']:.1f} s, launch and driver "
-           f"{o['launch_and_driver_seconds'] / o['configurations']:.1f} s)."
+           f"{o['setup_per_config']:.1f} s, test {o['test_per_config']:.1f} s, waiting for "
+           f"MLflow records {o['record_wait_per_config']:.1f} s, launch and driver "
+           f"{o['launch_and_driver_seconds'] / o['configurations']:.1f} s; the records "
+           f"themselves took {o['record_background_per_config']:.1f} s per configuration in "
+           f"rank 0's background thread, beside the next configuration's training)."
            + (" A Horovod launch failed and was retried in this run: the figure includes it."
               if o["relaunched"] else ""), "",
            "| what | test accuracy | epochs | configuration |", "|---|---|---|---|",

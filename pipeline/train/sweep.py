@@ -276,11 +276,23 @@ def _finish_parent(log: spool.RunLog, result: SweepResult) -> None:
 
 
 def _fail_stale_children(client: MlflowClient, job: WorkerJob) -> None:
-    """Runs left 'running' by a crashed launch are marked failed, so none looks in progress."""
+    """Runs left 'running' by a crashed launch are marked failed, so none looks in progress.
+
+    A run that is only a claim (no epoch logged, no checkpoint: rank 0 claims the next
+    configuration while one trains) is deleted instead, as a losing claim is: it trained
+    nothing, and the relaunch claims that configuration afresh.
+    """
+    from pipeline.train import checkpoint
+
     for run in tracking.children(client, job.experiment_id, job.parent_run_id):
-        if run.data.tags.get(tracking.TAG_STATUS) == tracking.RUNNING:
-            client.set_tag(run.info.run_id, tracking.TAG_STATUS, tracking.FAILED)
-            client.set_terminated(run.info.run_id, "FAILED")
+        if run.data.tags.get(tracking.TAG_STATUS) != tracking.RUNNING:
+            continue
+        folder = checkpoint.trial_dir(job.checkpoint_dir, run.data.tags.get(tracking.TAG_HASH, ""))
+        if not run.data.metrics and checkpoint.read_state(folder) is None:
+            client.delete_run(run.info.run_id)
+            continue
+        client.set_tag(run.info.run_id, tracking.TAG_STATUS, tracking.FAILED)
+        client.set_terminated(run.info.run_id, "FAILED")
 
 
 def _record_failures(client: MlflowClient, job: WorkerJob, failed: list[TrialSpec]) -> None:

@@ -30,21 +30,14 @@ from pipeline.tracking import (
     DIVERGED,
     FAILED,
     FINISHED,
-    SKIPPED,
-    TAG_DATASET,
-    TAG_HASH,
-    TAG_ROLE,
     TAG_STATUS,
-    TAG_SWEEP,
-    TAG_WARNINGS,
-    UNSTARTED,
 )
 from pipeline.train.background import Background
+from pipeline.train.claiming import ClaimAhead, Start
 from pipeline.train.pinning import pin_cores
 
 if TYPE_CHECKING:  # TensorFlow is imported inside the ranks, not at import time
     import tensorflow as tf
-    from mlflow.tracking import MlflowClient
 
     from pipeline.model.build import BuiltModel
     from pipeline.spool import RunLog
@@ -78,16 +71,6 @@ class WorkerJob:
     force: bool = False
     pin_threads: bool = True
     feed: str = "stream"
-
-
-@dataclass(frozen=True)
-class Start:
-    """Rank 0's decision for one configuration, broadcast to every rank."""
-
-    run_id: str | None          # None: not trained here, ``status`` and ``reason`` say why
-    state: dict | None = None   # checkpoint to resume from
-    status: str = SKIPPED       # SKIPPED: done or another sweep's; UNSTARTED: MLflow was down
-    reason: str = ""
 
 
 @dataclass
@@ -124,11 +107,16 @@ def run_worker(job: WorkerJob) -> list[dict]:
                         f"{manifest.fingerprint}, planned on {job.fingerprint})")
     data = load_rank_data(root, manifest, hvd.rank(), hvd.size(), job.feed == "stream")
     summaries = []
-    records = Background()  # rank 0's MLflow records, overlapped with the next set-up
-    for k, trial in enumerate(job.trials, 1):
-        _say(hvd, f"[{k}/{len(job.trials)}] {trial.name} ({trial.config_hash})")
-        summaries.append(train_trial(job, trial, manifest, data, records))
-    records.wait()  # the last configuration's records complete its summary
+    # Rank 0 overlaps its MLflow work with training: records of the last configuration
+    # and the claim of the next run in threads.
+    overlap = Overlap(Background(), ClaimAhead(job) if hvd.rank() == 0 else None)
+    try:
+        for k, trial in enumerate(job.trials, 1):
+            _say(hvd, f"[{k}/{len(job.trials)}] {trial.name} ({trial.config_hash})")
+            following = job.trials[k] if k < len(job.trials) else None
+            summaries.append(train_trial(job, trial, manifest, data, overlap, following))
+    finally:
+        overlap.records.wait()  # what finished is recorded, even when a later one failed
     return summaries  # every rank's: the driver reads rank 0's, tests compare them
 
 
@@ -141,19 +129,27 @@ def load_rank_data(root: Path, manifest: Manifest, rank: int, size: int,
     return RankData(splits, manifest.shard_files(root, "train", rank, size), stream)
 
 
+@dataclass
+class Overlap:
+    """Rank 0's background work: the records thread and the claims taken ahead."""
+
+    records: Background
+    claims: ClaimAhead | None  # None on the other ranks
+
+
 def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
-                records: Background) -> dict:
+                overlap: Overlap, following: TrialSpec | None = None) -> dict:
     """Train, evaluate and (rank 0) record one configuration; resumes from its checkpoint.
 
-    Rank 0 records in ``records``' thread while the next configuration is set up and
-    claimed; the summary it returns is complete once ``records.wait()`` has returned.
+    Rank 0 claims ``following`` while this configuration trains, and records this one in
+    a thread while ``following`` is set up and trains; the summary it returns is complete
+    once ``overlap.records.wait()`` has returned.
     """
     import horovod.tensorflow as hvd_tf
     import horovod.tensorflow.keras as hvd
     import tensorflow as tf
 
     from pipeline.model.build import build
-    from pipeline.train import checkpoint
 
     cfg = trial.config
     began = time.perf_counter()
@@ -161,32 +157,31 @@ def train_trial(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: Rank
     tf.keras.utils.set_random_seed(cfg.training.seed)  # same seed on every rank
     built = build(cfg, manifest.image_shape, manifest.num_classes)
     rank = hvd.rank()
-    folder = checkpoint.trial_dir(job.checkpoint_dir, trial.config_hash)
-    # [hvd] rank 0 reads the checkpoint and claims the configuration; every rank follows its
+    claimed, beat = overlap.claims.take(trial) if overlap.claims else (None, None)
+    # [hvd] rank 0 read the checkpoint and claimed the configuration; every rank follows its
     # decision, so all skip together or all train (and read the same checkpoint).
-    start = hvd_tf.broadcast_object(_claim(job, trial, built.warnings, folder) if rank == 0
-                                    else None, root_rank=0, name=f"claim.{trial.config_hash}")
+    start = hvd_tf.broadcast_object(claimed, root_rank=0, name=f"claim.{trial.config_hash}")
+    if overlap.claims and following is not None:
+        overlap.claims.start(following)  # its settle time passes while this one trains
     if start.run_id is None:
         _say(hvd, f"    -> {start.status}: {start.reason}")
         return {"name": trial.name, "config_hash": trial.config_hash, "status": start.status,
                 "reason": start.reason}
     if rank != 0:
         return _train(job, trial, manifest, data, built, start, None, began)[0]
-    from pipeline.claims import Heartbeat
-
-    waited = records.wait()  # the previous configuration's records, before training starts
     log = _run_log(job, start.run_id)
-    held = ExitStack()  # the run's heartbeat and log, until its records are in
-    held.enter_context(Heartbeat(job.tracking_uri, start.run_id, job.tracking.lease_seconds))
+    held = ExitStack()  # the run's heartbeat (running since its claim) and log, until recorded
+    held.push(beat)
     held.callback(log.close)
     try:
-        summary, record = _train(job, trial, manifest, data, built, start, log,
-                                 began + waited)
+        summary, record = _train(job, trial, manifest, data, built, start, log, began)
     except BaseException:
         held.close()
         raise
-    summary["record_wait_seconds"] = waited
-    records.submit(lambda: _record_and_release(record, held, log, summary))
+    # Records run while the next configuration is set up and trains: most of their time
+    # is spent waiting on MLflow's store and the disk (bench/README.md).
+    summary["record_wait_seconds"] = overlap.records.submit(
+        lambda: _record_and_release(record, held, log, summary))
     return summary
 
 
@@ -384,43 +379,6 @@ def per_example_loss(loss: tf.keras.losses.Loss, targets: tf.Tensor,
 # Rank 0: MLflow
 
 
-def _claim(job: WorkerJob, trial: TrialSpec, warnings: list[str], folder: Path) -> Start:
-    """Rank 0: resume or start this configuration's run, unless someone else has it.
-
-    Never raises: the other ranks are waiting in the broadcast for this answer.
-    """
-    from mlflow.tracking import MlflowClient
-
-    from pipeline.claims import ClaimRequest, claim
-    from pipeline.spool import Retry, first_line
-    from pipeline.train import checkpoint
-
-    state = checkpoint.read_state(folder)
-    tags = {TAG_ROLE: "config", TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
-            TAG_DATASET: job.fingerprint}
-    if warnings:
-        tags[TAG_WARNINGS] = "; ".join(warnings)
-    req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash, job.fingerprint,
-                       tags, state.get("run_id") if state else None, job.force)
-    client = MlflowClient(job.tracking_uri)
-    retry = Retry(job.tracking.retries, job.tracking.backoff_seconds)
-    try:
-        got = retry.call(lambda: claim(client, req, job.tracking, trial.name))
-        if got.run_id is None:
-            return Start(None, reason=got.reason)
-        if req.resume_run_id is None:
-            from pipeline.tracking import log_config_params
-
-            retry.call(lambda: log_config_params(client, got.run_id, trial.config))
-            return Start(got.run_id)
-        client.set_tag(got.run_id, "resumed_from_epoch", str(state["epoch"]))
-        _log_missing_epoch(client, got.run_id, state)
-        return Start(got.run_id, state)
-    except Exception as exc:
-        return Start(None, status=UNSTARTED,
-                     reason=f"MLflow unusable when it was due to start ({first_line(exc)})")
-
-
 def _run_log(job: WorkerJob, run_id: str) -> RunLog:
     from mlflow.tracking import MlflowClient
 
@@ -429,19 +387,6 @@ def _run_log(job: WorkerJob, run_id: str) -> RunLog:
     return RunLog(MlflowClient(job.tracking_uri), run_id, job.spool_dir,
                   Retry(job.tracking.retries, job.tracking.backoff_seconds),
                   say=lambda m: print(m, flush=True))
-
-
-def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict) -> None:
-    """The checkpointed epoch's metrics, if the crash came before they reached MLflow."""
-    from pipeline.train.callbacks import MlflowEpochLogger
-
-    last = state["epoch"] - 1
-    if any(m.step == last for m in client.get_metric_history(run_id, "loss")):
-        return
-    logs = state.get("logs", {})
-    for key in MlflowEpochLogger.KEYS:
-        if key in logs:
-            client.log_metric(run_id, key, logs[key], step=last)
 
 
 def _record_results(job: WorkerJob, trial: TrialSpec, log: RunLog, built: BuiltModel,

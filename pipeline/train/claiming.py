@@ -1,0 +1,129 @@
+"""Rank 0's claim on each configuration, taken one configuration ahead.
+
+A claim (pipeline.claims) waits a settle time, a second by default, so that a rival sweep
+claiming at the same moment is seen. Paid before every configuration, that wait was most of
+a sweep's set-up time per configuration; ``ClaimAhead`` claims the next configuration in a
+thread while the current one trains, so the wait passes unseen. A claimed run carries a
+heartbeat from the moment it is claimed, so no other sweep takes it for an orphan while it
+waits its turn.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pipeline.tracking import (
+    SKIPPED,
+    TAG_DATASET,
+    TAG_HASH,
+    TAG_ROLE,
+    TAG_SWEEP,
+    TAG_WARNINGS,
+    UNSTARTED,
+)
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.claims import Heartbeat
+    from pipeline.train.worker import TrialSpec, WorkerJob
+
+
+@dataclass(frozen=True)
+class Start:
+    """Rank 0's decision for one configuration, broadcast to every rank."""
+
+    run_id: str | None          # None: not trained here, ``status`` and ``reason`` say why
+    state: dict | None = None   # checkpoint to resume from
+    status: str = SKIPPED       # SKIPPED: done or another sweep's; UNSTARTED: MLflow was down
+    reason: str = ""
+
+
+class ClaimAhead:
+    """Rank 0: claims configurations in threads; ``take`` waits for a claim's outcome."""
+
+    def __init__(self, job: WorkerJob) -> None:
+        self._job = job
+        self._pending: dict[str, tuple[threading.Thread, dict]] = {}
+
+    def start(self, trial: TrialSpec) -> None:
+        """Begin claiming ``trial`` in the background."""
+        box: dict = {}
+        thread = threading.Thread(target=self._claim, args=(trial, box), daemon=True,
+                                  name=f"claim-{trial.config_hash}")
+        thread.start()
+        self._pending[trial.config_hash] = (thread, box)
+
+    def take(self, trial: TrialSpec) -> tuple[Start, Heartbeat | None]:
+        """The claim's outcome, and the heartbeat already keeping a claimed run alive."""
+        if trial.config_hash not in self._pending:
+            self.start(trial)
+        thread, box = self._pending.pop(trial.config_hash)
+        thread.join()
+        return box["start"], box.get("heartbeat")
+
+    def _claim(self, trial: TrialSpec, box: dict) -> None:
+        from pipeline.claims import Heartbeat
+
+        try:
+            start = claim_trial(self._job, trial)
+        except Exception as exc:  # claim_trial catches MLflow's; this is a last resort
+            start = Start(None, status=UNSTARTED, reason=f"claim failed ({exc})")
+        if start.run_id is not None:
+            box["heartbeat"] = Heartbeat(self._job.tracking_uri, start.run_id,
+                                         self._job.tracking.lease_seconds).__enter__()
+        box["start"] = start
+
+
+def claim_trial(job: WorkerJob, trial: TrialSpec) -> Start:
+    """Resume or start this configuration's run, unless someone else has it.
+
+    Never raises for MLflow's sake: the other ranks wait in a broadcast for this answer.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.claims import ClaimRequest, claim
+    from pipeline.model.blocks import loss_warnings
+    from pipeline.spool import Retry, first_line
+    from pipeline.train import checkpoint
+
+    state = checkpoint.read_state(checkpoint.trial_dir(job.checkpoint_dir, trial.config_hash))
+    tags = {TAG_ROLE: "config", TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
+            TAG_DATASET: job.fingerprint}
+    warnings = loss_warnings(trial.config.loss, trial.config.model.output_activation)
+    if warnings:
+        tags[TAG_WARNINGS] = "; ".join(warnings)
+    req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash, job.fingerprint,
+                       tags, state.get("run_id") if state else None, job.force)
+    client = MlflowClient(job.tracking_uri)
+    retry = Retry(job.tracking.retries, job.tracking.backoff_seconds)
+    try:
+        got = retry.call(lambda: claim(client, req, job.tracking, trial.name))
+        if got.run_id is None:
+            return Start(None, reason=got.reason)
+        if req.resume_run_id is None:
+            from pipeline.tracking import log_config_params
+
+            retry.call(lambda: log_config_params(client, got.run_id, trial.config))
+            return Start(got.run_id)
+        client.set_tag(got.run_id, "resumed_from_epoch", str(state["epoch"]))
+        _log_missing_epoch(client, got.run_id, state)
+        return Start(got.run_id, state)
+    except Exception as exc:
+        return Start(None, status=UNSTARTED,
+                     reason=f"MLflow unusable when it was due to start ({first_line(exc)})")
+
+
+def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict) -> None:
+    """The checkpointed epoch's metrics, if the crash came before they reached MLflow."""
+    from pipeline.train.callbacks import MlflowEpochLogger
+
+    last = state["epoch"] - 1
+    if any(m.step == last for m in client.get_metric_history(run_id, "loss")):
+        return
+    logs = state.get("logs", {})
+    for key in MlflowEpochLogger.KEYS:
+        if key in logs:
+            client.log_metric(run_id, key, logs[key], step=last)
