@@ -108,6 +108,8 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
 
             self.warned = True
             # Best effort: the console line stands if MLflow is unreachable too. The ranks'
-            # environment carries MLFLOW_TRACKING_URI (and any credentials).
+            # environment carries MLFLOW_TRACKING_URI (and any credentials): read it here, not a
+            # URI some other code set process-wide with mlflow.set_tracking_uri.
             with contextlib.suppress(Exception):
-                MlflowClient().set_tag(self.run_id, TAG_WARNING, message)
+                MlflowClient(os.environ.get("MLFLOW_TRACKING_URI")).set_tag(
+                    self.run_id, TAG_WARNING, message)
