@@ -77,3 +77,17 @@ def test_stream_batches_are_full_and_leftovers_are_carried(tmp_path):
 def test_stream_with_no_shards_is_an_error():
     with pytest.raises(DataError, match="no shards"):
         next(feed.stream_batches([], SHAPE, 8, seed=1))
+
+
+def test_stream_dataset_delivers_the_batches_stream_batches_describes(tmp_path):
+    """tf.data cuts Python's windows into the same batches, scaled and with encoded labels."""
+    import tensorflow as tf
+
+    files = write_shards(tmp_path, [70, 70])
+    expected = _take(files, 9, 32, seed=4, window=64)
+    ds = feed.stream_dataset(files, SHAPE, 32, 4, lambda y: tf.one_hot(y, 140), window_rows=64)
+    got = list(ds.take(9).as_numpy_iterator())
+    assert all(x.shape == (32, 4, 4, 1) and x.dtype == np.float32 for x, _ in got)
+    np.testing.assert_array_equal(np.concatenate([y.argmax(axis=1) for _, y in got]), expected)
+    for x, y in got:  # pixels still travel with their label, now scaled to [0, 1]
+        np.testing.assert_allclose(x[:, 0, 0, 0], (y.argmax(axis=1) % 256) / 255.0, rtol=1e-6)
