@@ -253,6 +253,8 @@ def _train(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
               f"test_loss={summary['test_loss']:.4g} ({train_seconds:.1f}s)")
 
     def record() -> None:
+        if not job.verbose:  # Keras keeps this per thread; MLflow's signature check predicts
+            tf.keras.utils.disable_interactive_logging()
         _record_results(job, trial, log, built, data, manifest, test, summary)
         checkpoint.clear(folder)  # recorded in MLflow: the checkpoint has served its purpose
 
