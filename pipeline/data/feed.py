@@ -93,6 +93,11 @@ def steps_per_epoch(manifest: Manifest, split: str, size: int, local_batch: int)
     return steps
 
 
+def unit_scale(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels as float32 in [0, 1], as every feed delivers them to the model."""
+    return images.astype(np.float32) / 255.0
+
+
 def to_dataset(images: np.ndarray, labels: np.ndarray | tf.Tensor, batch: int,
                shuffle_seed: int | None = None, repeat: bool = False) -> tf.data.Dataset:
     """Batches of (float32 images in [0, 1], labels); labels already encoded for the loss."""
@@ -170,9 +175,8 @@ def stream_dataset(files: list[Path], image_shape: list[int], batch: int, seed: 
                    window_rows: int = WINDOW_ROWS) -> tf.data.Dataset:
     """Endless training batches streamed from ``files``; labels encoded by ``encode``.
 
-    Python hands tf.data a whole window at a time and tf.data cuts it into batches: a
-    generator called per batch held the GIL on the rank's only core often enough to slow
-    training by a fifth (bench/README.md); per window it runs a few times an epoch.
+    Python hands tf.data a whole window at a time and tf.data cuts it into batches, so the
+    generator runs a few times an epoch rather than once per batch (bench/README.md).
     """
     import tensorflow as tf
 

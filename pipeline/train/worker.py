@@ -361,7 +361,7 @@ def predict_eager(model: tf.keras.Model, images: np.ndarray, chunk: int = 1024) 
     ``predict()`` traces a new graph for every model, about a second per configuration
     here; a few eager calls on large chunks compute the same outputs in milliseconds.
     """
-    parts = [model(images[i:i + chunk].astype(np.float32) / 255.0, training=False).numpy()
+    parts = [model(feed.unit_scale(images[i:i + chunk]), training=False).numpy()
              for i in range(0, len(images), chunk)]
     return np.concatenate(parts) if parts else np.zeros((0, *model.output_shape[1:]), np.float32)
 
@@ -406,7 +406,7 @@ def _record_results(job: WorkerJob, trial: TrialSpec, log: RunLog, built: BuiltM
                          (history_figure(_figure_history(log, summary)), "curves.png")):
         log.log_figure(figure, name)
         close(figure)
-    example = data.splits["test"][0][:5].astype(np.float32) / 255.0
+    example = feed.unit_scale(data.splits["test"][0][:5])
     reqs = model_requirements()
     log.log_model(
         live=lambda: log_model(job.tracking_uri, log.run_id, built.inference, example, reqs,
