@@ -67,9 +67,11 @@ def _sweeps(r: dict) -> list[str]:
     o, mlp = r["overhead"], r["mlp_accuracy"]
     out = ["## Sweeps: overhead and accuracy", "",
            f"Default sweep, {o['configurations']} configurations, one Horovod launch: "
-           f"{o['wall_seconds']:.0f} s wall, {o['train_seconds']:.0f} s in fit(); "
+           f"{o['wall_seconds']:.0f} s wall, {o['train_seconds']:.0f} s training; "
            f"**{o['overhead_per_config']:.1f} s overhead per configuration** (set-up "
-           f"{o['setup_per_config']:.1f} s, test {o['test_per_config']:.1f} s, waiting for "
+           f"{o['setup_per_config']:.1f} s, input teardown after fit() "
+           f"{o.get('teardown_per_config', 0.0):.1f} s, test {o['test_per_config']:.1f} s, "
+           f"waiting for "
            f"MLflow records {o['record_wait_per_config']:.1f} s, launch and driver "
            f"{o['launch_and_driver_seconds'] / o['configurations']:.1f} s; the records "
            f"themselves took {o['record_background_per_config']:.1f} s per configuration in "

@@ -49,8 +49,8 @@ def overhead(swept: dict) -> dict:
     train = sum(x["train_seconds"] for x in s)
     # Records run in rank 0's background thread: what they cost the sweep is the time
     # training waited for them (record_wait); record_seconds is how long they took.
-    parts = {k: sum(x.get(k, 0.0) for x in s) for k in ("setup_seconds", "test_seconds",
-                                                        "record_wait_seconds")}
+    parts = {k: sum(x.get(k, 0.0) for x in s)
+             for k in ("setup_seconds", "teardown_seconds", "test_seconds", "record_wait_seconds")}
     return {"configurations": n, "relaunched": swept["relaunched"],
             "wall_seconds": swept["wall_seconds"], "train_seconds": train,
             "overhead_per_config": (swept["wall_seconds"] - train) / n,

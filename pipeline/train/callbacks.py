@@ -17,12 +17,14 @@ from pipeline.spool import RunLog
 
 
 class EpochClock(tf.keras.callbacks.Callback):
-    """Adds epoch_seconds and samples_per_sec (global samples) to the epoch logs."""
+    """Adds epoch_seconds and samples_per_sec (global samples) to the epoch logs, and
+    notes when training ended (``fit()`` returns later, once its input is torn down)."""
 
     def __init__(self, samples_per_epoch: int) -> None:
         super().__init__()
         self.samples_per_epoch = samples_per_epoch
         self._start = 0.0
+        self.ended: float | None = None  # time.perf_counter() at the end of training
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
@@ -33,6 +35,9 @@ class EpochClock(tf.keras.callbacks.Callback):
             logs["epoch_seconds"] = seconds
             logs["samples_per_sec"] = self.samples_per_epoch / max(seconds, 1e-9)
             logs["lr"] = _current_lr(self.model.optimizer)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.ended = time.perf_counter()
 
 
 def _current_lr(optimizer: tf.keras.optimizers.Optimizer) -> float:

@@ -247,9 +247,10 @@ def _rank_env(job: WorkerJob) -> dict[str, str]:
     return env
 
 
-# Horovod's background loop wakes every cycle to start pending allreduces; at the default
-# 1 ms a small model's step waited ~2.8 ms per allreduce, at 0.1 ms ~1.3 ms (bench/README.md).
-HOROVOD_CYCLE_TIME_MS = "0.1"
+# Horovod's background loop wakes every cycle to start pending allreduces, on the core the
+# rank computes on. At 0.1 ms an allreduce timed alone returns sooner, but the CNN trained
+# 8-15% slower than at 1 ms and the MLP no faster, in side-by-side runs (bench/README.md).
+HOROVOD_CYCLE_TIME_MS = "1"
 
 
 def _start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest: Manifest,

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # TensorFlow is imported inside the ranks, not at import time
 
     from pipeline.model.build import BuiltModel
     from pipeline.spool import RunLog
-    from pipeline.train.callbacks import DivergenceStop
+    from pipeline.train.callbacks import DivergenceStop, EpochClock
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ def _train(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
     # [hvd] identical starting weights on every rank (rank 0's initialisation or checkpoint).
     hvd_tf.broadcast_variables(built.train.variables, root_rank=0)
     initial_epoch = state["epoch"] if state else 0
-    callbacks, diverge = _callbacks(job, cfg, steps, log, folder, ckpt)
+    callbacks, diverge, clock = _callbacks(job, cfg, steps, log, folder, ckpt)
     train_ds, val_ds = _datasets(data, manifest, built.label_encoding, local_batch,
                                  cfg.training.seed + rank)
     started = time.perf_counter()
@@ -231,7 +231,7 @@ def _train(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
                                   initial_epoch=initial_epoch, validation_data=val_ds,
                                   callbacks=callbacks,
                                   verbose=1 if job.verbose and rank == 0 else 0)
-        train_seconds = time.perf_counter() - started
+        returned = time.perf_counter()
         test = evaluate_test(built, data, manifest)  # [hvd] collective: all ranks call it
         tested = time.perf_counter()
     except BaseException:
@@ -239,11 +239,15 @@ def _train(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
             _end_child_run(log, FAILED, {"error": traceback.format_exc()[-4000:]})
         raise
     status = DIVERGED if diverge.diverged_at is not None else FINISHED
+    train_seconds = (clock.ended or returned) - started  # the epochs, not the teardown
     summary = {"name": trial.name, "config_hash": trial.config_hash, "status": status,
                "epochs_run": initial_epoch + len(history.history.get("loss", [])),
                "resumed_from_epoch": initial_epoch, "train_seconds": train_seconds,
-               # Where the time outside fit() goes (the sweep-overhead benchmark reads these).
-               "setup_seconds": started - began, "test_seconds": tested - started - train_seconds,
+               # Where the time outside training goes (the sweep-overhead benchmark reads
+               # these); teardown: fit() freeing its input pipeline after the last epoch.
+               "setup_seconds": started - began,
+               "teardown_seconds": returned - started - train_seconds,
+               "test_seconds": tested - returned,
                "peak_rss_mib": _peak_rss_mib(),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
                **test["metrics"]}
@@ -289,7 +293,8 @@ def _distributed_optimizer(cfg: RunConfig, steps: int, size: int) -> tf.keras.op
 
 
 def _callbacks(job: WorkerJob, cfg: RunConfig, steps: int, log: RunLog | None,
-               folder: Path, ckpt: tf.train.Checkpoint) -> tuple[list, DivergenceStop]:
+               folder: Path, ckpt: tf.train.Checkpoint
+               ) -> tuple[list, DivergenceStop, EpochClock]:
     """Callbacks in the order that keeps ranks in step; rank 0 adds logging and checkpoints."""
     import horovod.tensorflow.keras as hvd
     import tensorflow as tf
@@ -298,10 +303,10 @@ def _callbacks(job: WorkerJob, cfg: RunConfig, steps: int, log: RunLog | None,
     from pipeline.train.checkpoint import EpochCheckpoint
 
     batch = cfg.training.batch_size * (hvd.size() if cfg.training.batch_mode == "per_rank" else 1)
-    diverge = DivergenceStop()
+    diverge, clock = DivergenceStop(), EpochClock(steps * batch)
     callbacks = [
         hvd.callbacks.MetricAverageCallback(),  # [hvd] allreduce: average the epoch's logs
-        EpochClock(steps * batch),
+        clock,
         diverge,  # reads averaged logs: every rank stops at the same epoch
     ]
     es = cfg.training.early_stopping
@@ -311,7 +316,7 @@ def _callbacks(job: WorkerJob, cfg: RunConfig, steps: int, log: RunLog | None,
         # Checkpoint first: its state also carries the epoch's logs (see _log_missing_epoch).
         callbacks.append(EpochCheckpoint(folder, ckpt, log.run_id))
         callbacks.append(MlflowEpochLogger(log, printer=lambda m: _say(hvd, m)))
-    return callbacks, diverge
+    return callbacks, diverge, clock
 
 
 def _datasets(data: RankData, manifest: Manifest, encoding: str, local_batch: int,

@@ -91,3 +91,15 @@ def test_stream_dataset_delivers_the_batches_stream_batches_describes(tmp_path):
     np.testing.assert_array_equal(np.concatenate([y.argmax(axis=1) for _, y in got]), expected)
     for x, y in got:  # pixels still travel with their label, now scaled to [0, 1]
         np.testing.assert_allclose(x[:, 0, 0, 0], (y.argmax(axis=1) % 256) / 255.0, rtol=1e-6)
+
+
+def test_feeds_run_with_tf_data_autotuning_off(tmp_path):
+    """Autotuning's thread delayed every fit()'s teardown by seconds on a one-core rank."""
+    import tensorflow as tf
+
+    files = write_shards(tmp_path, [40])
+    streamed = feed.stream_dataset(files, SHAPE, 8, 1, lambda y: tf.one_hot(y, 40))
+    in_memory = feed.to_dataset(np.zeros((16, *SHAPE), np.uint8), np.zeros(16), 8)
+    for ds in (streamed, in_memory):
+        assert ds.options().autotune.enabled is False
+        assert len(list(ds.take(2))) == 2
