@@ -90,10 +90,10 @@ def horovod_rank(setup: Setup) -> float:
 def measure_horovod(setup: Setup) -> float:
     import horovod.spark
 
-    from pipeline.train.sweep import HOROVOD_CYCLE_TIME_MS
+    from pipeline.train.sweep import horovod_cycle_time_ms
 
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
-           "HOROVOD_CYCLE_TIME": HOROVOD_CYCLE_TIME_MS}
+           "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms([setup.arch])}
     return horovod.spark.run(horovod_rank, args=(setup,), num_proc=setup.ranks,
                              use_gloo=True, verbose=0, env=env)[0]
 

@@ -28,7 +28,9 @@ if TYPE_CHECKING:  # TensorFlow is imported only where a rank trains
 Batch = tuple[np.ndarray, np.ndarray]
 CHUNK_ROWS = 4096  # rows decoded at a time from a shard
 WINDOW_ROWS = 16384  # rows shuffled together by the streaming feed (~12 MiB of MNIST)
-PREFETCH_BATCHES = 4  # batches made ready ahead of the training step
+# Rows made ready ahead of the training step (~25 MiB of MNIST as float32): enough to
+# cover the generator's pause at each new window (bench/README.md).
+PREFETCH_ROWS = 8192
 
 
 def decode_images(column: pa.Array | pa.ChunkedArray, image_shape: list[int],
@@ -110,7 +112,7 @@ def to_dataset(images: np.ndarray, labels: np.ndarray | tf.Tensor, batch: int,
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch, drop_remainder=repeat)
-    return _scaled(ds)
+    return _scaled(ds, batch)
 
 
 # ---------------------------------------------------------------------------
@@ -186,10 +188,10 @@ def stream_dataset(files: list[Path], image_shape: list[int], batch: int, seed: 
     ds = tf.data.Dataset.from_generator(
         lambda: stream_blocks(files, image_shape, batch, seed, window_rows),
         output_signature=signature)
-    return _scaled(ds.unbatch(), encode)
+    return _scaled(ds.unbatch(), batch, encode)
 
 
-def _scaled(ds: tf.data.Dataset,
+def _scaled(ds: tf.data.Dataset, batch: int,
             encode: Callable[[tf.Tensor], tf.Tensor] | None = None) -> tf.data.Dataset:
     """Images to float32 in [0, 1] (and labels encoded) in one parallel map, then prefetch."""
     import tensorflow as tf
@@ -197,9 +199,11 @@ def _scaled(ds: tf.data.Dataset,
     def convert(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.cast(x, tf.float32) / 255.0, (encode(y) if encode else y)
 
-    ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE).prefetch(PREFETCH_BATCHES)
+    ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(max(2, PREFETCH_ROWS // max(1, batch)))
     # Autotuning off: on a rank's single core its thread held up the teardown of every
-    # fit()'s iterator for 1-4 s, at no measured gain in speed (bench/README.md).
+    # fit()'s iterator for 1-4 s, and the fixed prefetch above trained faster than
+    # autotuning did (bench/README.md).
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.with_options(options)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -237,7 +237,8 @@ def _rank_env(job: WorkerJob) -> dict[str, str]:
     """Environment overlaid on each rank's: thread counts and quiet TensorFlow logs."""
     env = {"OMP_NUM_THREADS": str(job.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri,
-           "HOROVOD_CYCLE_TIME": HOROVOD_CYCLE_TIME_MS}
+           "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms(t.config.model.architecture
+                                                       for t in job.trials)}
     # MLflow's own HTTP retries (minutes by default) would hide an outage from RunLog's.
     passed = ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
               "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
@@ -247,10 +248,19 @@ def _rank_env(job: WorkerJob) -> dict[str, str]:
     return env
 
 
-# Horovod's background loop wakes every cycle to start pending allreduces, on the core the
-# rank computes on. At 0.1 ms an allreduce timed alone returns sooner, but the CNN trained
-# 8-15% slower than at 1 ms and the MLP no faster, in side-by-side runs (bench/README.md).
-HOROVOD_CYCLE_TIME_MS = "1"
+# Horovod's background loop wakes every cycle time to start pending allreduces, on the core
+# the rank computes on. A dense model's short step waits on that loop: at 0.1 ms the MLP
+# trained 27% faster than at 1 ms. A convolutional step is long, and the loop's wake-ups
+# take its compute: at 1 ms the CNN trained 8-15% faster (side by side, bench/README.md).
+HOROVOD_CYCLE_TIME_MS = {"cnn": 1.0}  # by architecture
+DEFAULT_CYCLE_TIME_MS = 0.1
+
+
+def horovod_cycle_time_ms(architectures: Iterable[str]) -> str:
+    """The launch's cycle time: the longest any of its architectures asks for, since the
+    slowest steps dominate a mixed sweep's time."""
+    wanted = [HOROVOD_CYCLE_TIME_MS.get(a, DEFAULT_CYCLE_TIME_MS) for a in architectures]
+    return str(max(wanted, default=DEFAULT_CYCLE_TIME_MS))
 
 
 def _start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest: Manifest,
