@@ -1,4 +1,4 @@
-"""The benchmarks: `make bench` runs them all (about 12 minutes on 2 cores).
+"""The benchmarks: `make bench` runs them all (about 11 minutes on 2 cores).
 
     python bench/run.py [--sections throughput,feed,sweeps,data,scale] [--repeats 3] [--quick]
 

@@ -200,7 +200,7 @@ def _scaled(ds: tf.data.Dataset, batch: int,
         return tf.cast(x, tf.float32) / 255.0, (encode(y) if encode else y)
 
     ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.prefetch(max(2, PREFETCH_ROWS // max(1, batch)))
+    ds = ds.prefetch(max(2, PREFETCH_ROWS // batch))
     # Autotuning off: on a rank's single core its thread held up the teardown of every
     # fit()'s iterator for 1-4 s, and the fixed prefetch above trained faster than
     # autotuning did (bench/README.md).

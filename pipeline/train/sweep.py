@@ -252,14 +252,14 @@ def _rank_env(job: WorkerJob) -> dict[str, str]:
 # the rank computes on. A dense model's short step waits on that loop: at 0.1 ms the MLP
 # trained 27% faster than at 1 ms. A convolutional step is long, and the loop's wake-ups
 # take its compute: at 1 ms the CNN trained 8-15% faster (side by side, bench/README.md).
-HOROVOD_CYCLE_TIME_MS = {"cnn": 1.0}  # by architecture
+CYCLE_TIME_MS_BY_ARCHITECTURE = {"cnn": 1.0}
 DEFAULT_CYCLE_TIME_MS = 0.1
 
 
 def horovod_cycle_time_ms(architectures: Iterable[str]) -> str:
     """The launch's cycle time: the longest any of its architectures asks for, since the
     slowest steps dominate a mixed sweep's time."""
-    wanted = [HOROVOD_CYCLE_TIME_MS.get(a, DEFAULT_CYCLE_TIME_MS) for a in architectures]
+    wanted = [CYCLE_TIME_MS_BY_ARCHITECTURE.get(a, DEFAULT_CYCLE_TIME_MS) for a in architectures]
     return str(max(wanted, default=DEFAULT_CYCLE_TIME_MS))
 
 

@@ -239,14 +239,14 @@ def _train(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
             _end_child_run(log, FAILED, {"error": traceback.format_exc()[-4000:]})
         raise
     status = DIVERGED if diverge.diverged_at is not None else FINISHED
-    train_seconds = (clock.ended or returned) - started  # the epochs, not the teardown
+    ended = clock.ended or returned  # the last epoch's end; fit() returns after its teardown
     summary = {"name": trial.name, "config_hash": trial.config_hash, "status": status,
                "epochs_run": initial_epoch + len(history.history.get("loss", [])),
-               "resumed_from_epoch": initial_epoch, "train_seconds": train_seconds,
+               "resumed_from_epoch": initial_epoch, "train_seconds": ended - started,
                # Where the time outside training goes (the sweep-overhead benchmark reads
                # these); teardown: fit() freeing its input pipeline after the last epoch.
                "setup_seconds": started - began,
-               "teardown_seconds": returned - started - train_seconds,
+               "teardown_seconds": returned - ended,
                "test_seconds": tested - returned,
                "peak_rss_mib": _peak_rss_mib(),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
@@ -254,7 +254,7 @@ def _train(job: WorkerJob, trial: TrialSpec, manifest: Manifest, data: RankData,
     if log is None:
         return summary, None
     _say(hvd, f"    -> {status}: test_accuracy={summary['test_accuracy']:.4f} "
-              f"test_loss={summary['test_loss']:.4g} ({train_seconds:.1f}s)")
+              f"test_loss={summary['test_loss']:.4g} ({summary['train_seconds']:.1f}s)")
 
     def record() -> None:
         if not job.verbose:  # Keras keeps this per thread; MLflow's signature check predicts
