@@ -3,11 +3,14 @@
 
 SHELL := /bin/bash
 VENV ?= .venv
-PYTHON := $(VENV)/bin/python
+# The venv's interpreter; PYTHON (the interpreter set-up builds the venv from) is left to the
+# caller: `PYTHON=/path/to/python3.11 make setup`.
+VENV_PYTHON := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.setup-done
 DATA_CONFIG ?= conf/data/mnist.yaml
 SWEEP ?= conf/sweep/default.yaml
-EXPERIMENT ?= default
+# The MLflow experiment: the sweep file's own name unless set.
+EXPERIMENT ?= $(shell sed -n 's/^name: *//p' $(SWEEP) | head -1)
 DATASET ?= mnist
 NUM_PROC ?=
 COPIES ?=
@@ -16,8 +19,8 @@ MLFLOW_PORT ?= 5000
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SPARK_LOCAL_IP ?= 127.0.0.1
-export PYSPARK_PYTHON ?= $(CURDIR)/$(PYTHON)
-export PYSPARK_DRIVER_PYTHON ?= $(CURDIR)/$(PYTHON)
+export PYSPARK_PYTHON ?= $(CURDIR)/$(VENV_PYTHON)
+export PYSPARK_DRIVER_PYTHON ?= $(CURDIR)/$(VENV_PYTHON)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 SUBMIT := $(VENV)/bin/spark-submit \
@@ -62,22 +65,22 @@ ui: $(SETUP_STAMP) ## MLflow UI on 127.0.0.1 (MLFLOW_PORT, default 5000) against
 		--backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}
 
 test: $(SETUP_STAMP) browser ## Run the whole test suite (unit + integration)
-	$(PYTHON) -m pytest tests
+	$(VENV_PYTHON) -m pytest tests
 
 test-unit: $(SETUP_STAMP) ## Fast tests only
-	$(PYTHON) -m pytest tests -m "not integration"
+	$(VENV_PYTHON) -m pytest tests -m "not integration"
 
 browser: ## Install headless Chromium + ChromeDriver for the report page test (Debian, root)
 	bash scripts/setup-browser.sh
 
 test-integration: $(SETUP_STAMP) browser ## Real Spark, Horovod (2 ranks) and MLflow
-	$(PYTHON) -m pytest tests -m integration
+	$(VENV_PYTHON) -m pytest tests -m integration
 
 lint: $(SETUP_STAMP) ## ruff
 	$(VENV)/bin/ruff check pipeline jobs tests bench scripts
 
 bench: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Benchmarks; results in bench/results/ and BENCHMARKS.md
-	$(PYTHON) bench/run.py
+	$(VENV_PYTHON) bench/run.py
 
 cluster-up: ## Start the docker-compose cluster (needs a Docker engine)
 	docker compose up -d --build
@@ -89,10 +92,10 @@ cluster-down: ## Stop the docker-compose cluster
 	docker compose down
 
 local-cluster-up: $(SETUP_STAMP) ## Spark master + 2 workers and MLflow on PostgreSQL, on 127.0.0.1, no Docker (AUTH=1: basic auth)
-	$(PYTHON) scripts/local_cluster.py up --state .local-cluster $(if $(AUTH),--auth)
+	$(VENV_PYTHON) scripts/local_cluster.py up --state .local-cluster $(if $(AUTH),--auth)
 
 local-cluster-down: ## Stop what local-cluster-up started (by process id)
-	$(PYTHON) scripts/local_cluster.py down --state .local-cluster
+	$(VENV_PYTHON) scripts/local_cluster.py down --state .local-cluster
 
 lock: $(SETUP_STAMP) ## Rewrite constraints.txt from the current .venv
 	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable; } > constraints.tmp

@@ -65,7 +65,7 @@ def compiled_model(arch: str, hidden: int, input_shape: list[int], wrap: Callabl
 def samples_per_sec(model, dataset, epochs: int, steps: int, global_batch: int,
                     callbacks: list | None = None) -> float:
     """Median global samples/s over the epochs after the first (which traces the graph)."""
-    from pipeline.train.callbacks import EpochClock
+    from pipeline.train.rank.callbacks import EpochClock
 
     clock = EpochClock(steps * global_batch)
     history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=0,

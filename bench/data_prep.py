@@ -74,7 +74,8 @@ def baseline_augment(prepared: Path, out: Path, copies: int, limit: int | None =
 
     ``limit``: only the first images (the rate per row is what is compared).
     """
-    from pipeline.data.augment import AugmentConfig, distort
+    from pipeline.config import AugmentConfig
+    from pipeline.data.augment import distort
     from pipeline.data.feed import read_shards
     from pipeline.data.manifest import load_manifest
 

@@ -69,14 +69,14 @@ def run_sweeps(args: argparse.Namespace, spark, log) -> dict:
     default = sweeps.run(spark, "conf/sweep/default.yaml", args.data,
                          epochs=1 if quick else None,
                          grid={"model.hidden_activation": ["relu", "tanh"]} if quick else None)
-    log(f"  default sweep: {len(default['summaries'])} configurations in "
+    log(f"  default sweep: {len(default['outcomes'])} configurations in "
         f"{default['wall_seconds']:.0f}s")
     out = {"overhead": sweeps.overhead(default), "mlp_accuracy": sweeps.accuracy(default)}
     if quick:  # the other sweeps run the same code: the smoke test skips them
         return out
     cnn = sweeps.run(spark, "conf/sweep/cnn.yaml", args.data, epochs=6,
                      grid={"model.hidden_activation": ["relu"]})
-    log(f"  cnn: {cnn['summaries'][0]['test_accuracy']:.4f}")
+    log(f"  cnn: {cnn['outcomes'][0].metric('test_accuracy'):.4f}")
     repro = sweeps.run(spark, "conf/sweep/seed_repro.yaml", args.data, epochs=1)
     return {**out, "cnn_accuracy": sweeps.accuracy(cnn), "seed_repro": sweeps.accuracy(repro)}
 
@@ -93,7 +93,7 @@ def run_scale(args: argparse.Namespace, spark, log) -> dict:
             swept = sweeps.run(spark, "conf/sweep/default.yaml", data, epochs=1,
                                grid={"model.hidden_activation": ["relu"], **one}, feed=feed)
             out[f"{feed}_{name}"] = {"peak_rss_mib": max(swept["rank_peak_rss_mib"]),
-                                     "epoch_seconds": swept["summaries"][0]["train_seconds"]}
+                                     "epoch_seconds": swept["outcomes"][0].train_seconds}
             log(f"  {feed} {name}: peak rank RSS {out[f'{feed}_{name}']['peak_rss_mib']:.0f} MiB")
         out[f"{feed}_ratio"] = out[f"{feed}_x10"]["peak_rss_mib"] / out[f"{feed}_base"][
             "peak_rss_mib"]

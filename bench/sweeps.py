@@ -22,7 +22,7 @@ def run(spark, sweep_file: str, data_dir: str, epochs: int | None = None,
         grid: dict | None = None, **sweep_fields) -> dict:
     """Run one sweep; returns timings and every configuration's summary."""
     from pipeline.config import load_sweep_config
-    from pipeline.train.sweep import SweepOptions, run_sweep
+    from pipeline.train.driver.sweep import SweepOptions, run_sweep
 
     sweep = load_sweep_config(ROOT / sweep_file)
     sweep = replace(sweep, grid=grid if grid is not None else sweep.grid, **sweep_fields)
@@ -35,34 +35,34 @@ def run(spark, sweep_file: str, data_dir: str, epochs: int | None = None,
         wall = time.perf_counter() - started
     if result.failed:
         raise RuntimeError(f"{sweep_file}: configurations failed: {result.failed}")
-    # A relaunch (a rank lost mid-sweep) leaves summaries read back from MLflow, without the
+    # A relaunch (a rank lost mid-sweep) leaves outcomes read back from MLflow, without the
     # per-phase timings: the overhead figure then says so instead of hiding it.
-    return {"wall_seconds": wall, "summaries": result.summaries,
-            "relaunched": any("setup_seconds" not in x for x in result.summaries),
-            "rank_peak_rss_mib": [max(s["peak_rss_mib"] for s in rank)
-                                  for rank in result.rank_summaries]}
+    return {"wall_seconds": wall, "outcomes": result.outcomes,
+            "relaunched": not all(o.timed for o in result.outcomes),
+            "rank_peak_rss_mib": [max(o.peak_rss_mib or 0.0 for o in rank)
+                                  for rank in result.rank_outcomes]}
 
 
 def overhead(swept: dict) -> dict:
-    s = [x for x in swept["summaries"] if "setup_seconds" in x]
-    n = len(swept["summaries"])
-    train = sum(x["train_seconds"] for x in s)
+    s = [x for x in swept["outcomes"] if x.timed]
+    n = len(swept["outcomes"])
+    train = sum(x.train_seconds for x in s)
     # Records run in rank 0's background thread: what they cost the sweep is the time
     # training waited for them (record_wait); record_seconds is how long they took.
-    parts = {k: sum(x.get(k, 0.0) for x in s)
+    parts = {k: sum(getattr(x, k) or 0.0 for x in s)
              for k in ("setup_seconds", "teardown_seconds", "test_seconds", "record_wait_seconds")}
     return {"configurations": n, "relaunched": swept["relaunched"],
             "wall_seconds": swept["wall_seconds"], "train_seconds": train,
             "overhead_per_config": (swept["wall_seconds"] - train) / n,
             **{f"{k.removesuffix('_seconds')}_per_config": v / n for k, v in parts.items()},
-            "record_background_per_config": sum(x.get("record_seconds", 0.0) for x in s) / n,
+            "record_background_per_config": sum(x.record_seconds or 0.0 for x in s) / n,
             "launch_and_driver_seconds": swept["wall_seconds"] - train - sum(parts.values()),
-            "median_epoch_seconds": median([x["history"]["epoch_seconds"][-1] for x in s])}
+            "median_epoch_seconds": median([x.history["epoch_seconds"][-1] for x in s])}
 
 
 
 def accuracy(swept: dict) -> dict:
-    ranked = sorted(swept["summaries"], key=lambda x: -x["test_accuracy"])
-    return {"best": ranked[0]["name"], "best_test_accuracy": ranked[0]["test_accuracy"],
-            "epochs": int(ranked[0]["epochs_run"]),
-            "all": {x["name"]: x["test_accuracy"] for x in ranked}}
+    ranked = sorted(swept["outcomes"], key=lambda x: -x.metric("test_accuracy"))
+    return {"best": ranked[0].name, "best_test_accuracy": ranked[0].metric("test_accuracy"),
+            "epochs": ranked[0].epochs_run,
+            "all": {x.name: x.metric("test_accuracy") for x in ranked}}

@@ -66,7 +66,7 @@ def horovod_rank(setup: Setup) -> float:
     from pipeline.data import feed
     from pipeline.data.manifest import load_manifest
     from pipeline.model.build import encode_labels
-    from pipeline.train.pinning import pin_cores
+    from pipeline.train.rank.pinning import pin_cores
 
     hvd.init()
     pin_cores(hvd.local_rank(), hvd.local_size(), setup.threads_total // setup.ranks)
@@ -90,7 +90,7 @@ def horovod_rank(setup: Setup) -> float:
 def measure_horovod(setup: Setup) -> float:
     import horovod.spark
 
-    from pipeline.train.sweep import horovod_cycle_time_ms
+    from pipeline.train.driver.launch import horovod_cycle_time_ms
 
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
            "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms([setup.arch])}

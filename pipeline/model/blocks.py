@@ -6,12 +6,11 @@ Names are what configurations use; ``"module:attr"`` names a custom object inste
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import tensorflow as tf
 
 from pipeline.config import OptimizerConfig
+from pipeline.model import names
 from pipeline.registry import Registry
 
 keras = tf.keras
@@ -20,8 +19,7 @@ keras = tf.keras
 # Activations: name -> a Keras activation identifier that survives model saving.
 
 ACTIVATIONS: Registry[str] = Registry("activation")
-for _name in ("linear", "relu", "leaky_relu", "elu", "selu", "gelu", "swish", "sigmoid",
-              "hard_sigmoid", "tanh", "softplus", "softsign", "softmax"):
+for _name in names.ACTIVATIONS:
     ACTIVATIONS.register(_name, _name)
 
 
@@ -32,70 +30,40 @@ def activation(name: str) -> str | Callable:
 # ---------------------------------------------------------------------------
 # Losses
 
-LabelEncoding = Literal["sparse", "onehot", "pm1"]
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """How to build a loss and what it needs from labels and outputs.
-
-    ``fuses``: the output activation this loss can apply itself, from logits, which is
-    numerically stable (log-softmax instead of log(softmax)); the model then emits logits.
-    ``outputs``: output activations the loss is meant for; others run with a warning.
-    """
-
-    factory: Callable[..., keras.losses.Loss]
-    labels: LabelEncoding
-    fuses: str | None = None
-    outputs: tuple[str, ...] = ()
-
-
-LOSSES: Registry[LossSpec] = Registry("loss")
-_PROBS = ("softmax",)
-_SCORES = ("linear", "tanh", "softsign")
-LOSSES.register("mse", LossSpec(keras.losses.MeanSquaredError, "onehot"))
-LOSSES.register("mae", LossSpec(keras.losses.MeanAbsoluteError, "onehot"))
-LOSSES.register("huber", LossSpec(keras.losses.Huber, "onehot"))
-LOSSES.register("log_cosh", LossSpec(keras.losses.LogCosh, "onehot"))
-LOSSES.register("binary_crossentropy",
-                LossSpec(keras.losses.BinaryCrossentropy, "onehot", "sigmoid", ("sigmoid",)))
-LOSSES.register("categorical_crossentropy",
-                LossSpec(keras.losses.CategoricalCrossentropy, "onehot", "softmax", _PROBS))
-LOSSES.register("sparse_categorical_crossentropy",
-                LossSpec(keras.losses.SparseCategoricalCrossentropy, "sparse", "softmax", _PROBS))
-LOSSES.register("kl_divergence", LossSpec(keras.losses.KLDivergence, "onehot", None, _PROBS))
-LOSSES.register("poisson",
-                LossSpec(keras.losses.Poisson, "onehot", None, ("softmax", "softplus", "relu")))
-LOSSES.register("hinge", LossSpec(keras.losses.Hinge, "pm1", None, _SCORES))
-LOSSES.register("squared_hinge", LossSpec(keras.losses.SquaredHinge, "pm1", None, _SCORES))
-LOSSES.register("categorical_hinge",
-                LossSpec(keras.losses.CategoricalHinge, "onehot", None, _SCORES))
+# name -> Keras loss class; what each loss needs from labels and outputs is in names.LOSSES.
+LOSSES: Registry[Callable[..., keras.losses.Loss]] = Registry("loss")
+for _name, _cls in {
+    "mse": keras.losses.MeanSquaredError,
+    "mae": keras.losses.MeanAbsoluteError,
+    "huber": keras.losses.Huber,
+    "log_cosh": keras.losses.LogCosh,
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+    "kl_divergence": keras.losses.KLDivergence,
+    "poisson": keras.losses.Poisson,
+    "hinge": keras.losses.Hinge,
+    "squared_hinge": keras.losses.SquaredHinge,
+    "categorical_hinge": keras.losses.CategoricalHinge,
+}.items():
+    LOSSES.register(_name, _cls)
 
 
 def build_loss(name: str, output_activation: str,
                reduction: str = "mean") -> tuple[keras.losses.Loss, bool]:
     """The loss object, and whether the model should emit logits for it."""
-    spec = LOSSES.get(name)
-    if not isinstance(spec, LossSpec):  # a custom "module:attr" loss: used as given
-        return spec, False
-    from_logits = spec.fuses is not None and spec.fuses == output_activation
+    factory, info = LOSSES.get(name), names.loss_info(name)
+    if info is None:  # a custom "module:attr" loss: used as given
+        return factory, False
+    from_logits = info.fuses is not None and info.fuses == output_activation
     kwargs = {"reduction": _REDUCTIONS[reduction]}
     if from_logits:
         kwargs["from_logits"] = True
-    return spec.factory(**kwargs), from_logits
+    return factory(**kwargs), from_logits
 
 
 _REDUCTIONS = {"mean": keras.losses.Reduction.SUM_OVER_BATCH_SIZE,
                "sum": keras.losses.Reduction.SUM}
-
-
-def loss_warnings(loss: str, output_activation: str) -> list[str]:
-    """Combinations that run but make little sense for classification."""
-    spec = LOSSES.get(loss)
-    if isinstance(spec, LossSpec) and spec.outputs and output_activation not in spec.outputs:
-        return [f"{loss} is meant for {'/'.join(spec.outputs)} outputs, "
-                f"not {output_activation}"]
-    return []
 
 
 # ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.config import ModelConfig, RunConfig
-from pipeline.model import blocks
+from pipeline.model import blocks, names
 from pipeline.registry import Registry
 
 keras = tf.keras
@@ -91,8 +91,7 @@ def build(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -> Built
     m = cfg.model
     loss, from_logits = blocks.build_loss(cfg.loss, m.output_activation,
                                           cfg.training.loss_reduction)
-    spec = blocks.LOSSES.get(cfg.loss)
-    encoding = spec.labels if isinstance(spec, blocks.LossSpec) else "onehot"
+    encoding = names.label_encoding(cfg.loss)
     layers = _Layers(m, cfg.training.seed * 1000)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     hidden = ARCHITECTURES.get(m.architecture)(inputs, layers)
@@ -103,7 +102,7 @@ def build(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -> Built
     custom = {fn.__name__: fn for name in (m.hidden_activation, m.output_activation)
               if callable(fn := blocks.activation(name))}
     return BuiltModel(train, inference, loss, encoding,
-                      blocks.loss_warnings(cfg.loss, m.output_activation), custom)
+                      names.loss_warnings(cfg.loss, m.output_activation), custom)
 
 
 # ---------------------------------------------------------------------------

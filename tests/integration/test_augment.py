@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.data.feed import read_shards
 from pipeline.data.manifest import load_manifest
-from tests.conftest import load_job, prepare_tiny
+from tests.helpers import load_job, prepare_tiny
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ import pytest
 from mlflow.server.auth.client import AuthServiceClient
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
 from pipeline.cli import run_job
+from pipeline.tracking import store as tracking
 from scripts import local_cluster
-from tests.conftest import load_job, write_data_config, write_npz
+from tests.helpers import load_job, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import load_job, write_data_config, write_npz
+from tests.helpers import load_job, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.train import checkpoint
-from tests.disk import fill
+from tests.helpers.disk import fill
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SPARK_SUBMIT, load_job, submit_env, write_data_config, write_npz
+from tests.helpers import ROOT, SPARK_SUBMIT, load_job, submit_env, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
+from pipeline.tracking import store as tracking
 from scripts import local_cluster
-from tests.conftest import ROOT, SPARK_SUBMIT, submit_env, write_data_config, write_npz
+from tests.helpers import ROOT, SPARK_SUBMIT, submit_env, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,9 @@ from collections import Counter
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
-from tests.conftest import (
+from pipeline.tracking import store as tracking
+from pipeline.tracking import vocab
+from tests.helpers import (
     ROOT,
     SPARK_SUBMIT,
     MlflowServer,
@@ -76,6 +77,6 @@ def test_two_sweeps_at_once_train_each_configuration_once(tmp_path, spark):
     hashes = Counter(r.data.tags["config_hash"] for r in runs)
     assert set(hashes.values()) == {1}
     assert all(r.data.tags["status"] == "finished" for r in runs)
-    assert {r.data.tags[tracking.TAG_PARENT] for r in runs} <= {p.info.run_id for p in parents}
+    assert {r.data.tags[vocab.TAG_PARENT] for r in runs} <= {p.info.run_id for p in parents}
     assert all(steps == [0, 1] for steps in history.values()), history  # nothing clobbered
     assert sorted(p.info.status for p in parents) == ["FINISHED", "FINISHED"]

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.cli import run_job
 from pipeline.data.integrity import shard_digest
-from tests.conftest import load_job, prepare_tiny
+from tests.helpers import load_job, prepare_tiny
 
 pytestmark = pytest.mark.integration
 

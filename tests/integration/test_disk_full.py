@@ -9,11 +9,11 @@ import subprocess
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
 from pipeline.cli import run_job
 from pipeline.data.manifest import load_manifest
-from tests.conftest import load_job, write_data_config, write_npz
-from tests.disk import fill, mount_tmpfs, unmount
+from pipeline.tracking import store as tracking
+from tests.helpers import load_job, write_data_config, write_npz
+from tests.helpers.disk import fill, mount_tmpfs, unmount
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
-from tests.conftest import ROOT, SPARK_SUBMIT, load_job, submit_env, write_data_config, write_npz
+from pipeline.tracking import store as tracking
+from tests.helpers import ROOT, SPARK_SUBMIT, load_job, submit_env, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
-from tests.conftest import MlflowServer, free_port, load_job, write_data_config, write_npz
+from pipeline.tracking import store as tracking
+from pipeline.tracking import vocab
+from tests.helpers import MlflowServer, free_port, load_job, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +87,7 @@ def test_server_killed_mid_sweep_spools_then_replay_delivers_each_epoch_once(
     try:
         run = client.get_run(run_id)
         steps = sorted(m.step for m in client.get_metric_history(run_id, "loss"))
-        parent = client.get_run(run.data.tags[tracking.TAG_PARENT])
+        parent = client.get_run(run.data.tags[vocab.TAG_PARENT])
         models = client.search_logged_models([run.info.experiment_id])
         artifacts = {a.path for a in client.list_artifacts(run_id)}
     finally:

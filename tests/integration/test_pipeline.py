@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
 from pipeline.data import feed
 from pipeline.data.manifest import load_manifest
-from tests.conftest import load_job, write_data_config, write_npz
+from pipeline.tracking import store as tracking
+from tests.helpers import load_job, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from pipeline.data.prepare import prepare
 from pipeline.data.sources import read_source
 from pipeline.data.tabular import read_tabular
 from pipeline.errors import DataError
-from tests.conftest import make_images, write_npz
+from tests.helpers import make_images, write_npz
 
 pytestmark = pytest.mark.integration
 

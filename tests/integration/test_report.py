@@ -16,9 +16,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from pipeline import tracking
-from pipeline.champion import model_name
-from tests.conftest import ROOT, MlflowServer, free_port, load_job, write_data_config, write_npz
+from pipeline.report.champion import model_name
+from pipeline.tracking import store as tracking
+from tests.helpers import ROOT, MlflowServer, free_port, load_job, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
 from pipeline.config import load_sweep_config
-from pipeline.train.sweep import SweepOptions, run_sweep
-from tests.conftest import load_job, write_data_config, write_npz
+from pipeline.tracking import store as tracking
+from pipeline.train.driver.sweep import SweepOptions, run_sweep
+from tests.helpers import load_job, rank_job, trial, write_data_config, write_npz
 
 pytestmark = pytest.mark.integration
 
@@ -52,10 +52,11 @@ base:
   training: {epochs: 3, batch_size: 64, seed: 2}
 """, spark, data, uri)
     assert not result.failed
-    rank0, rank1 = result.rank_summaries
+    rank0, rank1 = result.rank_outcomes
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):  # averaged by an allreduce
-        assert rank0[0]["history"][key] == rank1[0]["history"][key], key
-    assert rank0[0]["test_accuracy"] == rank1[0]["test_accuracy"] > 0.5  # it learned (4 classes)
+        assert rank0[0].history[key] == rank1[0].history[key], key
+    accuracy = rank0[0].metric("test_accuracy")
+    assert accuracy == rank1[0].metric("test_accuracy") > 0.5  # it learned (4 classes)
     client = MlflowClient(uri)
     [run] = tracking.children(client, result.experiment_id)
     assert _loss_steps(client, run.info.run_id) == [0, 1, 2]  # once per epoch, rank 0 only
@@ -76,9 +77,9 @@ base:
   training: {epochs: 10, batch_size: 64, early_stopping: {patience: 1, monitor: val_loss}}
 """, spark, data, uri)
     assert time.monotonic() - started < 240  # no rank left waiting in a collective
-    rank0, rank1 = result.rank_summaries
-    assert rank0[0]["epochs_run"] == rank1[0]["epochs_run"] == 2
-    assert result.summaries[0]["status"] == "finished"
+    rank0, rank1 = result.rank_outcomes
+    assert rank0[0].epochs_run == rank1[0].epochs_run == 2
+    assert result.outcomes[0].status == "finished"
 
 
 def _kill_rank_when(uri: str, experiment: str, epochs_logged: int, killed: dict) -> None:
@@ -136,12 +137,12 @@ def test_ranks_refuse_a_dataset_changed_after_planning(data, spark):
     import horovod.spark
 
     from pipeline.config import RunConfig
-    from pipeline.train.worker import TrialSpec, WorkerJob, run_worker
+    from pipeline.train.rank.entry import run_rank
 
-    job = WorkerJob(str(data), "s", [TrialSpec("t", RunConfig(), "h")], "sqlite:///unused.db",
-                    "0", "parent", fingerprint="not-the-current-one")
+    job = rank_job([trial("t", RunConfig())], data_dir=str(data),
+                   fingerprint="not-the-current-one")
     out, err = io.StringIO(), io.StringIO()
     with pytest.raises(Exception, match="exited with non-zero status"):
-        horovod.spark.run(run_worker, args=(job,), num_proc=2, use_gloo=True, verbose=0,
+        horovod.spark.run(run_rank, args=(job,), num_proc=2, use_gloo=True, verbose=0,
                           stdout=out, stderr=err)
     assert "dataset changed after the sweep began" in out.getvalue() + err.getvalue()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from pipeline.train.background import Background
+from pipeline.train.rank.background import Background
 
 
 def test_tasks_run_in_order_one_at_a_time():

@@ -10,7 +10,7 @@ import numpy as np
 def test_epoch_clock_logs_each_epoch_and_notes_when_training_ended():
     import tensorflow as tf
 
-    from pipeline.train.callbacks import EpochClock
+    from pipeline.train.rank.callbacks import EpochClock
 
     model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])
     model.compile("sgd", "mse")

@@ -11,7 +11,7 @@ from pathlib import Path
 import compose
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 COMPOSE = Path(compose.__file__).parent / "docker-compose"  # the real Go binary, real exit codes
 HADOLINT = Path(sys.executable).parent / "hadolint"

@@ -114,7 +114,7 @@ def test_malformed_yaml_gives_file_and_line(tmp_path):
 @pytest.mark.parametrize("path", sorted((ROOT / "conf" / "augment").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_every_shipped_augment_config_loads(path):
-    from pipeline.data.augment import load_augment_config
+    from pipeline.config import load_augment_config
 
     assert load_augment_config(path).copies >= 1
 

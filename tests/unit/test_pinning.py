@@ -6,7 +6,7 @@ import sys
 
 PROBE = """
 import os, sys
-from pipeline.train.pinning import pin_cores
+from pipeline.train.rank.pinning import pin_cores
 got = pin_cores(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
 print(got, sorted(os.sched_getaffinity(0)))
 """

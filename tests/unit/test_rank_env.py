@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from pipeline.config import ModelConfig, RunConfig
-from pipeline.train.sweep import _rank_env, horovod_cycle_time_ms
-from pipeline.train.worker import TrialSpec, WorkerJob
+from pipeline.train.contract import RankJob
+from pipeline.train.driver.launch import horovod_cycle_time_ms, rank_env
+from tests.helpers import rank_job, trial
 
 
-def _job(*architectures: str) -> WorkerJob:
-    trials = [TrialSpec(a, RunConfig(model=ModelConfig(architecture=a)), a) for a in architectures]
-    return WorkerJob(data_dir="d", sweep="s", trials=trials, tracking_uri="sqlite:///m.db",
-                     experiment_id="1", parent_run_id="p", fingerprint="f")
+def _job(*architectures: str) -> RankJob:
+    return rank_job([trial(a, RunConfig(model=ModelConfig(architecture=a)))
+                     for a in architectures])
 
 
 def test_dense_sweeps_run_the_short_cycle_and_any_cnn_the_long_one():
     assert float(horovod_cycle_time_ms(["mlp", "logreg"])) == 0.1
     assert float(horovod_cycle_time_ms(["mlp", "cnn"])) == 1.0
     assert float(horovod_cycle_time_ms([])) == 0.1
-    assert float(_rank_env(_job("mlp", "mlp"))["HOROVOD_CYCLE_TIME"]) == 0.1
-    assert float(_rank_env(_job("cnn"))["HOROVOD_CYCLE_TIME"]) == 1.0
+    assert float(rank_env(_job("mlp", "mlp"))["HOROVOD_CYCLE_TIME"]) == 0.1
+    assert float(rank_env(_job("cnn"))["HOROVOD_CYCLE_TIME"]) == 1.0
 
 
 def test_the_users_horovod_settings_win(monkeypatch):
     monkeypatch.setenv("HOROVOD_CYCLE_TIME", "5")
     monkeypatch.setenv("HOROVOD_FUSION_THRESHOLD", "0")
-    env = _rank_env(_job("cnn"))
+    env = rank_env(_job("cnn"))
     assert env["HOROVOD_CYCLE_TIME"] == "5" and env["HOROVOD_FUSION_THRESHOLD"] == "0"

@@ -52,7 +52,7 @@ def test_sum_reduction_is_batch_size_times_mean():
 
 
 def test_per_example_loss_ignores_the_training_reduction():
-    from pipeline.train.worker import per_example_loss
+    from pipeline.train.rank.evaluation import per_example_loss
 
     y = tf.one_hot([0, 1, 2], 3)
     logits = tf.constant([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.5]])

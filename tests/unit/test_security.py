@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SOURCES = sorted(p for folder in ("pipeline", "jobs", "scripts", "bench")
                  for p in (ROOT / folder).rglob("*.py"))

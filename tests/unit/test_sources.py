@@ -11,7 +11,7 @@ import pytest
 from pipeline.config import SourceConfig
 from pipeline.data.sources import read_idx, read_source
 from pipeline.errors import ConfigError, DataError
-from tests.conftest import make_images, write_npz
+from tests.helpers import make_images, write_npz
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

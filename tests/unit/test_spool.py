@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
 
-from pipeline import spool
-from tests.conftest import free_port
+from pipeline.tracking import spool
+from tests.helpers import free_port
 
 FAST = spool.Retry(retries=1, backoff_seconds=0.01)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, UNAUTHENTICATED
 
-from pipeline.tracking import _refusal
+from pipeline.tracking.store import _refusal
 
 
 def test_forbidden_names_the_user(monkeypatch):

@@ -10,11 +10,12 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from pipeline import plots, tracking
-from pipeline.champion import Champion, register_champion
 from pipeline.errors import PipelineError
-from pipeline.report_page import render, write_page
+from pipeline.report import figures as plots
+from pipeline.report.champion import Champion, register_champion
+from pipeline.report.page import render, write_page
 from pipeline.storage import disk_errors, staging_dir, swap_into_place
+from pipeline.tracking import store as tracking
 
 COLUMNS = {
     "name": "configuration",

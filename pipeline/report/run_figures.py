@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on workers; must precede pyplot
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 
-def confusion_figure(confusion: np.ndarray) -> plt.Figure:
+def confusion_figure(confusion: np.ndarray) -> Figure:
     """Row-normalised confusion matrix with the raw counts written in each cell."""
     k = confusion.shape[0]
     rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(0.55 * k + 2, 0.55 * k + 1.5))
+    fig = Figure(figsize=(0.55 * k + 2, 0.55 * k + 1.5))
+    ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
         for j in range(k):
@@ -29,9 +26,10 @@ def confusion_figure(confusion: np.ndarray) -> plt.Figure:
     return fig
 
 
-def history_figure(history: dict[str, list[tuple[int, float]]]) -> plt.Figure:
+def history_figure(history: dict[str, list[tuple[int, float]]]) -> Figure:
     """Loss and accuracy per epoch, train and validation, from (step, value) pairs."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         for name, style in ((key, "-"), (f"val_{key}", "--")):
             points = sorted(history.get(name, []))
@@ -45,6 +43,6 @@ def history_figure(history: dict[str, list[tuple[int, float]]]) -> plt.Figure:
     return fig
 
 
-def close(fig: plt.Figure) -> None:
-    """Release a figure; pyplot keeps every open figure alive otherwise."""
-    plt.close(fig)
+def close(fig: Figure) -> None:
+    """Release a figure's drawing (no pyplot: nothing else holds it)."""
+    fig.clear()

@@ -13,8 +13,8 @@ configuration's run gets a ``checkpoint_warning`` tag besides the warning on the
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -22,27 +22,11 @@ from pathlib import Path
 import tensorflow as tf
 
 from pipeline.storage import disk_problem
+from pipeline.tracking.recorder import Recorder
+from pipeline.tracking.vocab import TAG_CHECKPOINT_WARNING
+from pipeline.train.checkpoints import STATE, read_state
 
-STATE = "latest.json"
-TAG_WARNING = "checkpoint_warning"
-
-
-def trial_dir(root: str | Path, config_hash: str) -> Path:
-    return Path(root) / config_hash
-
-
-def read_state(folder: Path) -> dict | None:
-    """``{"epoch": epochs done, "prefix": checkpoint path, "run_id": MLflow run}`` or None."""
-    path = folder / STATE
-    if not path.is_file():
-        return None
-    try:
-        state = json.loads(path.read_text())
-    except ValueError:
-        return None  # unreadable: start over rather than resume from something unknown
-    if not Path(f"{state.get('prefix', '')}.index").is_file():
-        return None
-    return state
+log = logging.getLogger(__name__)
 
 
 def restore(ckpt: tf.train.Checkpoint, state: dict) -> None:
@@ -50,18 +34,14 @@ def restore(ckpt: tf.train.Checkpoint, state: dict) -> None:
     ckpt.read(state["prefix"]).expect_partial()
 
 
-def clear(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 class EpochCheckpoint(tf.keras.callbacks.Callback):
     """Rank 0 only: save model and optimizer after every epoch, then commit ``latest.json``."""
 
-    def __init__(self, folder: Path, ckpt: tf.train.Checkpoint, run_id: str) -> None:
+    def __init__(self, folder: Path, ckpt: tf.train.Checkpoint, recorder: Recorder) -> None:
         super().__init__()
         self.folder = folder
         self.ckpt = ckpt
-        self.run_id = run_id
+        self.recorder = recorder
         self.warned = False
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -82,7 +62,7 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         # The epoch's (rank-averaged) logs travel with the checkpoint: if the process dies
         # between this commit and MLflow logging, the resumed run logs them from here.
         tmp.write_text(json.dumps({"epoch": epoch + 1, "prefix": str(prefix),
-                                   "run_id": self.run_id,
+                                   "run_id": self.recorder.run_id,
                                    "logs": {k: float(v) for k, v in (logs or {}).items()}}))
         os.replace(tmp, self.folder / STATE)
         for old in self.folder.glob("epoch-*"):
@@ -102,14 +82,7 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         resume = f"epoch {state['epoch']}" if state else "the start"
         message = (f"checkpoint of epoch {epoch} not written to {self.folder}: {reason}; "
                    f"training goes on, an interruption now resumes from {resume}")
-        print(f"WARNING: {message}", flush=True)
+        log.warning("WARNING: %s", message)
         if not self.warned:  # one tag per run: the first failure says what happened
-            from mlflow.tracking import MlflowClient
-
             self.warned = True
-            # Best effort: the console line stands if MLflow is unreachable too. The ranks'
-            # environment carries MLFLOW_TRACKING_URI (and any credentials): read it here, not a
-            # URI some other code set process-wide with mlflow.set_tracking_uri.
-            with contextlib.suppress(Exception):
-                MlflowClient(os.environ.get("MLFLOW_TRACKING_URI")).set_tag(
-                    self.run_id, TAG_WARNING, message)
+            self.recorder.set_tag(TAG_CHECKPOINT_WARNING, message)

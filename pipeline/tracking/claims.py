@@ -22,12 +22,22 @@ from dataclasses import dataclass
 from mlflow.entities import Run, RunTag
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
 from pipeline.config import TrackingConfig
-
-TAG_HEARTBEAT = "heartbeat"
-TAG_CLAIMED_AT = "claimed_at"
-TAG_ORPHANED = "orphaned"  # why a later sweep marked this run failed
+from pipeline.tracking import store
+from pipeline.tracking.vocab import (
+    DONE_STATUSES,
+    FAILED,
+    ROLE_CONFIG,
+    RUNNING,
+    TAG_CLAIMED_AT,
+    TAG_DATASET,
+    TAG_HASH,
+    TAG_HEARTBEAT,
+    TAG_ORPHANED,
+    TAG_PARENT,
+    TAG_ROLE,
+    TAG_STATUS,
+)
 
 
 def now_ms() -> int:
@@ -41,7 +51,7 @@ def last_heartbeat(run: Run) -> int:
 
 
 def is_live(run: Run, lease_seconds: float, at_ms: int | None = None) -> bool:
-    if run.data.tags.get(tracking.TAG_STATUS) != tracking.RUNNING:
+    if run.data.tags.get(TAG_STATUS) != RUNNING:
         return False
     return (at_ms or now_ms()) - last_heartbeat(run) <= lease_seconds * 1000
 
@@ -108,18 +118,18 @@ def claim(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig,
         return Claim(run_id)
     if req.resume_run_id is None:
         client.delete_run(run_id)  # a run that trained nothing would only confuse reports
-    elif client.get_run(run_id).data.tags.get(tracking.TAG_PARENT) == req.parent_run_id:
+    elif client.get_run(run_id).data.tags.get(TAG_PARENT) == req.parent_run_id:
         # The interrupted run stays what it was, failed, not a claim nobody keeps alive; unless
         # the winner re-took this very run, whose status is then the winner's.
-        client.set_tag(run_id, tracking.TAG_STATUS, tracking.FAILED)
+        client.set_tag(run_id, TAG_STATUS, FAILED)
         client.set_terminated(run_id, "FAILED")
     return Claim(None, rival)
 
 
 def _take(client: MlflowClient, req: ClaimRequest, run_name: str) -> str:
     stamp = str(now_ms())
-    tags = {tracking.TAG_PARENT: req.parent_run_id, TAG_CLAIMED_AT: stamp, TAG_HEARTBEAT: stamp,
-            tracking.TAG_STATUS: tracking.RUNNING}
+    tags = {TAG_PARENT: req.parent_run_id, TAG_CLAIMED_AT: stamp, TAG_HEARTBEAT: stamp,
+            TAG_STATUS: RUNNING}
     if req.resume_run_id is None:
         return client.create_run(req.experiment_id, run_name=run_name,
                                  tags={**req.tags, **tags}).info.run_id
@@ -132,10 +142,10 @@ def _take(client: MlflowClient, req: ClaimRequest, run_name: str) -> str:
 
 def _rival(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig) -> str:
     """Why this sweep must not train the configuration ('' if it may)."""
-    runs = tracking.search_all(client, req.experiment_id, (
-        f"tags.{tracking.TAG_HASH} = '{req.config_hash}' and tags.{tracking.TAG_ROLE} = "
-        f"'config' and tags.{tracking.TAG_DATASET} = '{req.fingerprint}'"))
-    done = [r for r in runs if r.data.tags.get(tracking.TAG_STATUS) in tracking.DONE_STATUSES]
+    runs = store.search_all(client, req.experiment_id, (
+        f"tags.{TAG_HASH} = '{req.config_hash}' and tags.{TAG_ROLE} = "
+        f"'{ROLE_CONFIG}' and tags.{TAG_DATASET} = '{req.fingerprint}'"))
+    done = [r for r in runs if r.data.tags.get(TAG_STATUS) in DONE_STATUSES]
     if done and not req.force:
         return f"already done (run {done[0].info.run_id})"
     live = [r for r in runs if is_live(r, settings.lease_seconds)]
@@ -143,7 +153,7 @@ def _rival(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig) ->
         return ""
     first = min(live, key=lambda r: (int(r.data.tags.get(TAG_CLAIMED_AT, "0") or 0),
                                      r.info.run_id))
-    owner = first.data.tags.get(tracking.TAG_PARENT)
+    owner = first.data.tags.get(TAG_PARENT)
     if owner == req.parent_run_id:
         # Ours: the run just claimed or, after a claim whose reply was lost and that was
         # tried again, its twin, which never trains and whose lease runs out.
@@ -155,14 +165,14 @@ def mark_orphans(client: MlflowClient, experiment_id: str, settings: TrackingCon
                  by_parent: str) -> list[Run]:
     """Parent and child runs left running by a process that stopped heartbeating: failed."""
     at = now_ms()
-    runs = tracking.search_all(client, experiment_id,
-                               f"tags.{tracking.TAG_STATUS} = '{tracking.RUNNING}'")
+    runs = store.search_all(client, experiment_id,
+                               f"tags.{TAG_STATUS} = '{RUNNING}'")
     orphans = [r for r in runs if r.info.run_id != by_parent
                and not is_live(r, settings.lease_seconds, at)]
     for run in orphans:
         silent = (at - last_heartbeat(run)) / 1000
         client.log_batch(run.info.run_id, tags=[
-            RunTag(tracking.TAG_STATUS, tracking.FAILED),
+            RunTag(TAG_STATUS, FAILED),
             RunTag(TAG_ORPHANED, f"no heartbeat for {silent:.0f}s (lease "
                                  f"{settings.lease_seconds:g}s): its process died; marked "
                                  f"by sweep run {by_parent}")])

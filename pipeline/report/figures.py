@@ -6,12 +6,10 @@ import math
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 # Leaderboard columns that can vary between configurations; the heatmap's rows and
@@ -37,9 +35,9 @@ def heatmap(board: pd.DataFrame, metric: str, path: Path) -> Path:
     rows_n = math.ceil(n / cols)
     rows = sorted(df[ROW].astype(str).unique())
     heads = sorted(df[COL].unique())
-    fig, axes = plt.subplots(rows_n, cols, squeeze=False, layout="constrained",
-                             figsize=(1.7 * len(heads) * cols + 2.5,
-                                      (0.6 * len(rows) + 2.2) * rows_n + 0.5))
+    fig = Figure(layout="constrained", figsize=(1.7 * len(heads) * cols + 2.5,
+                                                (0.6 * len(rows) + 2.2) * rows_n + 0.5))
+    axes = fig.subplots(rows_n, cols, squeeze=False)
     values = pd.to_numeric(df[metric], errors="coerce")
     vmin, vmax = (values.min(), values.max()) if values.notna().any() else (0, 1)
     for ax, (key, part) in zip(axes.flat, groups, strict=False):
@@ -61,7 +59,7 @@ def heatmap(board: pd.DataFrame, metric: str, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _annotate(ax: plt.Axes, grid: pd.DataFrame, part: pd.DataFrame,
+def _annotate(ax: Axes, grid: pd.DataFrame, part: pd.DataFrame,
               limits: tuple[float, float]) -> None:
     """Write each cell's value; cells whose runs diverged or failed say so instead."""
     status = (part.assign(**{ROW: part[ROW].astype(str)})
@@ -84,9 +82,9 @@ def _annotate(ax: plt.Axes, grid: pd.DataFrame, part: pd.DataFrame,
 
 def curves(histories: dict[str, dict[str, list[tuple[int, float]]]], path: Path) -> Path:
     """Validation loss and accuracy per epoch, a line per configuration."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, layout="constrained",
-                                          figsize=(13, 5 + 0.13 * len(histories)))
-    colors = plt.cm.tab20(np.linspace(0, 1, max(len(histories), 1)))
+    fig = Figure(layout="constrained", figsize=(13, 5 + 0.13 * len(histories)))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    colors = matplotlib.colormaps["tab20"](np.linspace(0, 1, max(len(histories), 1)))
     for color, (name, metrics) in zip(colors, sorted(histories.items()), strict=False):
         for ax, key in ((ax_loss, "val_loss"), (ax_acc, "val_accuracy")):
             points = sorted(metrics.get(key, []))
@@ -104,9 +102,8 @@ def curves(histories: dict[str, dict[str, list[tuple[int, float]]]], path: Path)
     return _save(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     tmp.replace(path)
     return path

@@ -174,7 +174,7 @@ def deliver(client: MlflowClient, run_id: str, record: dict, files: Path) -> Non
     elif op == "artifact":
         client.log_artifact(run_id, str(files / record["path"]))
     elif op == "model":
-        from pipeline.train.model_log import replay_model
+        from pipeline.tracking.models import replay_model
 
         replay_model(client, run_id, record, files)
     elif op == "terminated":

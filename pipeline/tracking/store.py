@@ -1,4 +1,4 @@
-"""MLflow conventions: where the store is, experiment and run naming, tags, look-ups.
+"""MLflow store access: where the store is, experiments, run look-ups, config params.
 
 One experiment per sweep name; one parent run per sweep invocation; one child run
 per configuration, tagged so a re-run can tell which configurations are done.
@@ -8,26 +8,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from mlflow.entities import Param, Run
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import RunConfig, flatten, to_dict
 from pipeline.errors import PipelineError
-
-TAG_SWEEP = "sweep"
-TAG_HASH = "config_hash"
-TAG_DATASET = "dataset"
-TAG_STATUS = "status"
-TAG_WARNINGS = "warnings"
-TAG_PARENT = "mlflow.parentRunId"
-TAG_ROLE = "role"  # "sweep" on parent runs, "config" on child runs
-
-FINISHED, DIVERGED, FAILED, RUNNING = "finished", "diverged", "failed", "running"
-DONE_STATUSES = (FINISHED, DIVERGED)
-# Outcomes a rank reports for a configuration it did not train (never a tag): SKIPPED, done
-# or claimed by another sweep; UNSTARTED, MLflow was unusable when its turn came.
-SKIPPED, UNSTARTED = "skipped", "unstarted"
+from pipeline.tracking.vocab import (
+    DONE_STATUSES,
+    ROLE_CONFIG,
+    ROLE_SWEEP,
+    TAG_DATASET,
+    TAG_HASH,
+    TAG_PARENT,
+    TAG_ROLE,
+    TAG_STATUS,
+)
 
 
 def tracking_uri(uri: str | None = None, home: str | Path | None = None) -> str:
@@ -38,6 +35,26 @@ def tracking_uri(uri: str | None = None, home: str | Path | None = None) -> str:
         return os.environ["MLFLOW_TRACKING_URI"]
     root = Path(home or os.getcwd()).resolve()
     return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def redact(uri: str) -> str:
+    """``uri`` with any password replaced by ``***``, for consoles, logs and tags."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def scrub(text: str, uri: str) -> str:
+    """``text`` with the password of ``uri`` (plain or URL-encoded) replaced by ``***``."""
+    password = urlsplit(uri).password
+    if not password:
+        return text
+    for form in {password, unquote(password)}:
+        text = text.replace(form, "***")
+    return text
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:
@@ -57,8 +74,8 @@ def connect(uri: str) -> MlflowClient:
     try:
         client.search_experiments(max_results=1)
     except Exception as exc:  # any failure here means "cannot use this store"
-        raise PipelineError(f"MLflow tracking store {uri} is not usable: "
-                            f"{_refusal(exc)}") from exc
+        raise PipelineError(f"MLflow tracking store {redact(uri)} is not usable: "
+                            f"{scrub(_refusal(exc), uri)}") from exc
     return client
 
 
@@ -93,7 +110,7 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
 def done_hashes(client: MlflowClient, exp_id: str, fingerprint: str) -> set[str]:
     """Hashes of configurations that already finished (or diverged) on this dataset."""
     runs = search_all(client, exp_id,
-                      f"tags.{TAG_DATASET} = '{fingerprint}' and tags.{TAG_ROLE} = 'config'")
+                      f"tags.{TAG_DATASET} = '{fingerprint}' and tags.{TAG_ROLE} = '{ROLE_CONFIG}'")
     return {r.data.tags[TAG_HASH] for r in runs
             if r.data.tags.get(TAG_STATUS) in DONE_STATUSES and TAG_HASH in r.data.tags}
 
@@ -109,13 +126,13 @@ def search_all(client: MlflowClient, exp_id: str, filter_string: str = "") -> li
 
 
 def latest_parent(client: MlflowClient, exp_id: str) -> Run | None:
-    runs = client.search_runs([exp_id], f"tags.{TAG_ROLE} = 'sweep'",
+    runs = client.search_runs([exp_id], f"tags.{TAG_ROLE} = '{ROLE_SWEEP}'",
                               order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None
 
 
 def children(client: MlflowClient, exp_id: str, parent_id: str | None = None) -> list[Run]:
-    query = f"tags.{TAG_ROLE} = 'config'"
+    query = f"tags.{TAG_ROLE} = '{ROLE_CONFIG}'"
     if parent_id:
         query += f" and tags.`{TAG_PARENT}` = '{parent_id}'"
     return search_all(client, exp_id, query)

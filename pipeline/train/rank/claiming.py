@@ -1,6 +1,6 @@
 """Rank 0's claim on each configuration, taken one configuration ahead.
 
-A claim (pipeline.claims) waits a settle time, a second by default, so that a rival sweep
+A claim (pipeline.tracking.claims) waits a settle time, a second by default, so that a rival sweep
 claiming at the same moment is seen. Paid before every configuration, that wait was most of
 a sweep's set-up time per configuration; ``ClaimAhead`` claims the next configuration in a
 thread while the current one trains, so the wait passes unseen. A claimed run carries a
@@ -14,21 +14,28 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipeline.tracking import (
+from pipeline.model.names import loss_warnings
+from pipeline.tracking.vocab import (
+    EPOCH_METRICS,
+    ROLE_CONFIG,
     SKIPPED,
+    TAG_CELL,
     TAG_DATASET,
     TAG_HASH,
+    TAG_REPLICATE,
+    TAG_RESUMED_FROM,
     TAG_ROLE,
     TAG_SWEEP,
     TAG_WARNINGS,
     UNSTARTED,
 )
+from pipeline.train import checkpoints
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from pipeline.claims import Heartbeat
-    from pipeline.train.worker import TrialSpec, WorkerJob
+    from pipeline.tracking.claims import Heartbeat
+    from pipeline.train.contract import RankJob, Trial
 
 
 @dataclass(frozen=True)
@@ -44,11 +51,11 @@ class Start:
 class ClaimAhead:
     """Rank 0: claims configurations in threads; ``take`` waits for a claim's outcome."""
 
-    def __init__(self, job: WorkerJob) -> None:
+    def __init__(self, job: RankJob) -> None:
         self._job = job
         self._pending: dict[str, tuple[threading.Thread, dict]] = {}
 
-    def start(self, trial: TrialSpec) -> None:
+    def start(self, trial: Trial) -> None:
         """Begin claiming ``trial`` in the background."""
         box: dict = {}
         thread = threading.Thread(target=self._claim, args=(trial, box), daemon=True,
@@ -56,7 +63,7 @@ class ClaimAhead:
         thread.start()
         self._pending[trial.config_hash] = (thread, box)
 
-    def take(self, trial: TrialSpec) -> tuple[Start, Heartbeat | None]:
+    def take(self, trial: Trial) -> tuple[Start, Heartbeat | None]:
         """The claim's outcome, and the heartbeat already keeping a claimed run alive."""
         if trial.config_hash not in self._pending:
             self.start(trial)
@@ -64,8 +71,8 @@ class ClaimAhead:
         thread.join()
         return box["start"], box.get("heartbeat")
 
-    def _claim(self, trial: TrialSpec, box: dict) -> None:
-        from pipeline.claims import Heartbeat
+    def _claim(self, trial: Trial, box: dict) -> None:
+        from pipeline.tracking.claims import Heartbeat
 
         try:
             start = claim_trial(self._job, trial)
@@ -77,21 +84,31 @@ class ClaimAhead:
         box["start"] = start
 
 
-def claim_trial(job: WorkerJob, trial: TrialSpec) -> Start:
+class NoClaims:
+    """The claims of ranks other than 0: none; they follow rank 0's broadcast decision."""
+
+    def start(self, trial: Trial) -> None:
+        pass
+
+    def take(self, trial: Trial) -> tuple[None, None]:
+        return None, None
+
+
+def claim_trial(job: RankJob, trial: Trial) -> Start:
     """Resume or start this configuration's run, unless someone else has it.
 
     Never raises for MLflow's sake: the other ranks wait in a broadcast for this answer.
     """
     from mlflow.tracking import MlflowClient
 
-    from pipeline.claims import ClaimRequest, claim
-    from pipeline.model.blocks import loss_warnings
-    from pipeline.spool import Retry, first_line
-    from pipeline.train import checkpoint
+    from pipeline.tracking.claims import ClaimRequest, claim
+    from pipeline.tracking.spool import Retry, first_line
+    from pipeline.tracking.store import log_config_params
 
-    state = checkpoint.read_state(checkpoint.trial_dir(job.checkpoint_dir, trial.config_hash))
-    tags = {TAG_ROLE: "config", TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
-            TAG_DATASET: job.fingerprint}
+    state = checkpoints.read_state(checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash))
+    tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
+            TAG_DATASET: job.fingerprint, TAG_CELL: trial.cell_hash,
+            TAG_REPLICATE: str(trial.replicate)}
     warnings = loss_warnings(trial.config.loss, trial.config.model.output_activation)
     if warnings:
         tags[TAG_WARNINGS] = "; ".join(warnings)
@@ -104,11 +121,9 @@ def claim_trial(job: WorkerJob, trial: TrialSpec) -> Start:
         if got.run_id is None:
             return Start(None, reason=got.reason)
         if req.resume_run_id is None:
-            from pipeline.tracking import log_config_params
-
             retry.call(lambda: log_config_params(client, got.run_id, trial.config))
             return Start(got.run_id)
-        client.set_tag(got.run_id, "resumed_from_epoch", str(state["epoch"]))
+        client.set_tag(got.run_id, TAG_RESUMED_FROM, str(state["epoch"]))
         _log_missing_epoch(client, got.run_id, state)
         return Start(got.run_id, state)
     except Exception as exc:
@@ -118,12 +133,10 @@ def claim_trial(job: WorkerJob, trial: TrialSpec) -> Start:
 
 def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict) -> None:
     """The checkpointed epoch's metrics, if the crash came before they reached MLflow."""
-    from pipeline.train.callbacks import MlflowEpochLogger
-
     last = state["epoch"] - 1
     if any(m.step == last for m in client.get_metric_history(run_id, "loss")):
         return
     logs = state.get("logs", {})
-    for key in MlflowEpochLogger.KEYS:
+    for key in EPOCH_METRICS:
         if key in logs:
             client.log_metric(run_id, key, logs[key], step=last)

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 
 import tensorflow as tf
-from mlflow.entities import Metric
 
-from pipeline.spool import RunLog
+from pipeline.tracking.recorder import Recorder
+from pipeline.tracking.vocab import EPOCH_METRICS
 
 
 class EpochClock(tf.keras.callbacks.Callback):
@@ -65,26 +65,21 @@ class DivergenceStop(tf.keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class MlflowEpochLogger(tf.keras.callbacks.Callback):
-    """Rank 0 only: every epoch's averaged logs to the configuration's MLflow run.
+class EpochLogger(tf.keras.callbacks.Callback):
+    """Every epoch's averaged logs to the run's recorder, and a progress line.
 
+    Every rank has one; only rank 0's recorder and printer do anything (see Role).
     Through a RunLog: while MLflow is down, epochs go to the spool and training goes on.
     """
 
-    KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
-            "samples_per_sec")
-
-    def __init__(self, log: RunLog, printer: Callable[[str], None] = print) -> None:
+    def __init__(self, recorder: Recorder, say: Callable[[str], None]) -> None:
         super().__init__()
-        self.log = log
-        self.printer = printer
+        self.recorder = recorder
+        self.say = say
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, float(logs[k]), now, epoch) for k in self.KEYS if k in logs]
-        self.log.log_batch(metrics=metrics)
+        self.recorder.log_epoch(epoch, {k: logs[k] for k in EPOCH_METRICS if k in logs})
         shown = " ".join(f"{k}={logs[k]:.4g}" for k in ("loss", "accuracy", "val_loss",
                                                           "val_accuracy") if k in logs)
-        self.printer(f"    epoch {epoch + 1}: {shown} ({logs.get('epoch_seconds', 0):.1f}s)")
-
+        self.say(f"    epoch {epoch + 1}: {shown} ({logs.get('epoch_seconds', 0):.1f}s)")

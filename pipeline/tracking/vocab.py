@@ -1,0 +1,48 @@
+"""The MLflow vocabulary: every tag, status and artifact name the project writes or reads.
+
+One place, so the sweep, the ranks, the report and the tests agree on spelling.
+"""
+
+from __future__ import annotations
+
+# Tags on every run of a sweep
+TAG_ROLE = "role"            # ROLE_SWEEP on parent runs, ROLE_CONFIG on child runs
+TAG_SWEEP = "sweep"          # the sweep's name
+TAG_DATASET = "dataset"      # the prepared dataset's fingerprint
+TAG_STATUS = "status"        # RUNNING, then FINISHED / DIVERGED / FAILED
+TAG_PARENT = "mlflow.parentRunId"
+ROLE_SWEEP, ROLE_CONFIG = "sweep", "config"
+
+# Tags on child runs (one configuration, one replicate)
+TAG_HASH = "config_hash"     # identity of a replicate: resolved values + dataset
+TAG_CELL = "cell"            # identity of the configuration its replicates share
+TAG_REPLICATE = "replicate"  # 0, 1, ... within the cell (its seed is training.seed + this)
+TAG_WARNINGS = "warnings"    # combinations that run but make little sense
+TAG_ERROR = "error"          # the end of a failed configuration's traceback
+TAG_RESUMED_FROM = "resumed_from_epoch"
+TAG_CHECKPOINT_WARNING = "checkpoint_warning"
+
+# Leases and claims (pipeline.tracking.claims)
+TAG_HEARTBEAT = "heartbeat"
+TAG_CLAIMED_AT = "claimed_at"
+TAG_ORPHANED = "orphaned"    # why a later sweep marked this run failed
+
+# Statuses (the TAG_STATUS values)
+FINISHED, DIVERGED, FAILED, RUNNING = "finished", "diverged", "failed", "running"
+DONE_STATUSES = (FINISHED, DIVERGED)
+# Outcomes a rank reports for a configuration it did not train (never a tag): SKIPPED, done
+# or claimed by another sweep; UNSTARTED, MLflow was unusable when its turn came.
+SKIPPED, UNSTARTED = "skipped", "unstarted"
+
+# Params of a sweep's parent run
+PARAM_GRID_AXES = "grid_axes"
+
+# Artifacts of a child run
+ARTIFACT_CONFIG = "resolved_config.json"
+ARTIFACT_CONFUSION = "confusion_matrix.png"
+ARTIFACT_CURVES = "curves.png"
+
+# Per-epoch metrics a rank logs (the epoch is the step); final metrics without a step
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
+                 "samples_per_sec")
+FINAL_METRICS = ("test_loss", "test_accuracy", "train_seconds", "epochs_run")

@@ -1,0 +1,139 @@
+"""Horovod launches from the Spark driver: slots, the ranks' environment, retries.
+
+All configurations still to do go to one ``horovod.spark.run`` launch. If the launch fails
+(a rank crashed, a host went away), the configurations that finished are already in MLflow;
+the driver marks the interrupted one failed and relaunches with the rest, up to
+``max_attempts`` launches.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from pyspark.sql import SparkSession
+
+from pipeline.config import SweepConfig
+from pipeline.errors import ConfigError
+from pipeline.spark import available_slots
+from pipeline.tracking import runs, store
+from pipeline.tracking.vocab import SKIPPED, TAG_HASH, TAG_STATUS, UNSTARTED
+from pipeline.train import checkpoints
+from pipeline.train.contract import RankJob, Trial, TrialOutcome
+
+
+def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | None) -> int:
+    slots = available_slots(spark)
+    num_proc = requested or sweep.num_proc or slots
+    if num_proc < 1:
+        raise ConfigError(f"--num-proc: must be at least 1, got {num_proc}")
+    if num_proc > slots:
+        # Horovod needs all ranks running at once; more would wait until the start timeout.
+        raise ConfigError(f"--num-proc: {num_proc} ranks requested but Spark can run only "
+                          f"{slots} tasks at once (executor cores / spark.task.cpus)")
+    return num_proc
+
+
+class Launches:
+    """The launches of one sweep invocation and what they produced."""
+
+    def __init__(self, client: MlflowClient, job: RankJob, num_proc: int,
+                 log: Callable[[str], None]) -> None:
+        self.client, self.job, self.num_proc, self.log = client, job, num_proc, log
+        self.outcomes: list[TrialOutcome] = []
+        self.rank_outcomes: list[list[TrialOutcome]] = []  # each rank's, last good launch
+        self.elsewhere: list[tuple[str, str]] = []  # (configuration, reason)
+        self.unstarted: dict[str, str] = {}  # configuration -> why
+        self.remaining: list[Trial] = list(job.trials)
+
+    def run(self, max_attempts: int) -> None:
+        for attempt in range(1, max_attempts + 1):
+            if not self.remaining:
+                return
+            self._attempt(attempt, max_attempts)
+
+    def _attempt(self, attempt: int, max_attempts: int) -> None:
+        import horovod.spark
+
+        from pipeline.train.rank.entry import run_rank
+
+        started = time.perf_counter()
+        try:
+            per_rank = horovod.spark.run(run_rank, args=(replace(self.job, trials=self.remaining),),
+                                         num_proc=self.num_proc, use_gloo=True,
+                                         env=rank_env(self.job),
+                                         verbose=1 if self.job.verbose else 0)
+        except Exception as exc:  # a failed launch is retried, not fatal
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            self.log(f"launch {attempt}/{max_attempts} failed after "
+                     f"{time.perf_counter() - started:.0f}s: {line}")
+            self._after_failure()
+            return
+        self._sort(per_rank[0])
+        self.rank_outcomes = per_rank
+        self.remaining = []
+
+    def _after_failure(self) -> None:
+        job, client = self.job, self.client
+        runs.fail_stale_children(client, job.experiment_id, job.parent_run_id,
+                                 self._trained_something)
+        finished = store.done_hashes(client, job.experiment_id, job.fingerprint)
+        hashes = {t.config_hash for t in self.remaining} & finished
+        self.outcomes += [_outcome_from_run(r) for r in runs.finished_children(
+            client, job.experiment_id, job.parent_run_id, hashes)]
+        self.remaining = [t for t in self.remaining if t.config_hash not in finished]
+
+    def _trained_something(self, run: Run) -> bool:
+        folder = checkpoints.trial_dir(self.job.checkpoint_dir, run.data.tags.get(TAG_HASH, ""))
+        return bool(run.data.metrics) or checkpoints.read_state(folder) is not None
+
+    def _sort(self, outcomes: list[TrialOutcome]) -> None:
+        """Rank 0's outcomes: trained, done elsewhere, or not started (MLflow was down)."""
+        for o in outcomes:
+            if o.status == SKIPPED:
+                self.elsewhere.append((o.name, o.reason))
+            elif o.status == UNSTARTED:
+                self.unstarted[o.name] = o.reason
+            else:
+                self.outcomes.append(o)
+
+
+def _outcome_from_run(run: Run) -> TrialOutcome:
+    m = run.data.metrics
+    return TrialOutcome(run.info.run_name, run.data.tags[TAG_HASH], run.data.tags[TAG_STATUS],
+                        epochs_run=int(m.get("epochs_run", 0)),
+                        metrics={k: v for k, v in m.items() if k.startswith("test_")},
+                        train_seconds=m.get("train_seconds", float("nan")))
+
+
+def rank_env(job: RankJob) -> dict[str, str]:
+    """Environment overlaid on each rank's: thread counts and quiet TensorFlow logs."""
+    env = {"OMP_NUM_THREADS": str(job.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri,
+           "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms(t.config.model.architecture
+                                                       for t in job.trials)}
+    # MLflow's own HTTP retries (minutes by default) would hide an outage from RunLog's.
+    passed = ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+              "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    for key, value in os.environ.items():
+        if key in passed or key.startswith("HOROVOD_"):  # the user's Horovod tuning wins
+            env[key] = value
+    return env
+
+
+# Horovod's background loop wakes every cycle time to start pending allreduces, on the core
+# the rank computes on. A dense model's short step waits on that loop; a convolutional step
+# is long, and the loop's wake-ups take its compute (side by side, bench/README.md).
+CYCLE_TIME_MS_BY_ARCHITECTURE = {"cnn": 1.0}
+DEFAULT_CYCLE_TIME_MS = 0.1
+
+
+def horovod_cycle_time_ms(architectures: Iterable[str]) -> str:
+    """The launch's cycle time: the longest any of its architectures asks for, since the
+    slowest steps dominate a mixed sweep's time."""
+    wanted = [CYCLE_TIME_MS_BY_ARCHITECTURE.get(a, DEFAULT_CYCLE_TIME_MS) for a in architectures]
+    return str(max(wanted, default=DEFAULT_CYCLE_TIME_MS))

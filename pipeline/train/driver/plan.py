@@ -1,0 +1,78 @@
+"""The driver's plan: every grid point resolved, checked and batch-planned before anything starts.
+
+No TensorFlow here: names are checked against ``pipeline.model.names``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.config import RunConfig, SweepConfig, apply_overrides, config_hash, expand_grid
+from pipeline.data.manifest import Manifest
+from pipeline.errors import ConfigError
+from pipeline.model import names
+from pipeline.train.contract import Trial, plan_batches
+
+logger = logging.getLogger(__name__)
+MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
+                epochs: int | None, repeats: int | None = None,
+                log: Callable[[str], None] = logger.info) -> list[Trial]:
+    """Resolve every grid point and each of its replicates, and check they can run, before
+    anything starts. Grid points that resolve to the same configuration are planned once."""
+    manifest.shard_files(Path("."), "train", 0, num_proc)  # raises if too few shards
+    trials: list[Trial] = []
+    seen: dict[str, str] = {}
+    for point in expand_grid(sweep):
+        cell = point.config
+        if epochs is not None:
+            cell = apply_overrides(cell, {"training.epochs": epochs}, "--epochs")
+        check_names(cell)
+        check_training(point.name, cell)
+        cell_hash = config_hash(cell, manifest.fingerprint)
+        if cell_hash in seen:
+            log(f"sweep {sweep.name}: {point.name} is the same configuration as "
+                f"{seen[cell_hash]}; planned once")
+            continue
+        seen[cell_hash] = point.name
+        trials += _replicates(point.name, cell, cell_hash, repeats or sweep.repeats, manifest,
+                              num_proc)
+    return trials
+
+
+def _replicates(name: str, cell: RunConfig, cell_hash: str, repeats: int, manifest: Manifest,
+                num_proc: int) -> list[Trial]:
+    """Replicate r trains with seed + r; replicate 0 is the cell itself (same hash as a
+    single-seed sweep of it, so earlier results count)."""
+    batches = plan_batches(cell, manifest, num_proc, name)
+    out = []
+    for r in range(repeats):
+        cfg = cell if r == 0 else apply_overrides(
+            cell, {"training.seed": cell.training.seed + r}, "repeats")
+        label = f"{name} #{r + 1}" if repeats > 1 else name
+        out.append(Trial(label, cfg, config_hash(cfg, manifest.fingerprint), batches,
+                         cell_hash, r))
+    return out
+
+
+def check_names(cfg: RunConfig) -> None:
+    """Unknown names fail here with the list of known ones, not inside a rank."""
+    m = cfg.model
+    for kind, name in (("activation", m.hidden_activation), ("activation", m.output_activation),
+                       ("loss", cfg.loss), ("initializer", m.kernel_initializer),
+                       ("initializer", m.bias_initializer), ("optimizer", cfg.optimizer.name),
+                       ("architecture", m.architecture)):
+        names.check(kind, name)
+
+
+def check_training(name: str, cfg: RunConfig) -> None:
+    t = cfg.training
+    if t.early_stopping.monitor not in MONITORS:
+        raise ConfigError(f"{name}: training.early_stopping.monitor must be one of "
+                          f"{', '.join(MONITORS)}")
+    if t.epochs < 1:
+        raise ConfigError(f"{name}: training.epochs must be at least 1, got {t.epochs}")

@@ -1,0 +1,132 @@
+"""A sweep from the Spark driver, as a list of steps: plan, replay, claim a parent, launch.
+
+Before planning, the driver delivers what an earlier sweep spooled while MLflow was down and
+marks failed the runs of sweeps that died (no heartbeat for a lease); while it runs, its
+parent run carries a heartbeat of its own (see pipeline.tracking.claims). Never imports
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+from pyspark.sql import SparkSession
+
+from pipeline.config import SweepConfig
+from pipeline.data.manifest import load_manifest
+from pipeline.tracking import claims, runs, spool, store
+from pipeline.tracking.vocab import FAILED, FINISHED
+from pipeline.train.contract import RankJob, TrialOutcome
+from pipeline.train.driver.launch import Launches, resolve_num_proc
+from pipeline.train.driver.plan import plan_trials
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepOptions:
+    data_dir: Path
+    num_proc: int | None = None
+    epochs: int | None = None
+    repeats: int | None = None  # replicates per configuration; default the sweep's
+    experiment: str | None = None
+    force: bool = False
+    verbose: bool = False
+    tracking_uri: str | None = None
+    # Per-epoch checkpoints; default checkpoints/<experiment>. Must be shared storage on a
+    # cluster: a relaunched rank may run on another host.
+    checkpoint_dir: Path | None = None
+    # Records MLflow could not take, per run: <spool_dir>/<experiment>/<run_id>.jsonl.
+    spool_dir: Path = Path("spool")
+
+
+@dataclass
+class SweepResult:
+    experiment: str
+    experiment_id: str
+    parent_run_id: str
+    planned: int
+    skipped: int
+    outcomes: list[TrialOutcome] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    # Each rank's outcomes of the last successful launch (their averaged histories agree).
+    rank_outcomes: list[list[TrialOutcome]] = field(default_factory=list)
+    # (configuration, reason) of those another sweep had done or was training.
+    elsewhere: list[tuple[str, str]] = field(default_factory=list)
+    # Spool files of runs whose records MLflow did not take; replayed by the next invocation.
+    spooled: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)  # run ids marked failed at the start
+    unstarted: dict[str, str] = field(default_factory=dict)  # configuration -> why
+    replayed: spool.ReplayReport = field(default_factory=spool.ReplayReport)
+
+
+def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
+              log: Callable[[str], None] = logger.info) -> SweepResult:
+    manifest = load_manifest(opts.data_dir, verify=True)  # sizes, rows, sha256
+    num_proc = resolve_num_proc(spark, sweep, opts.num_proc)
+    trials = plan_trials(sweep, manifest, num_proc, opts.epochs, opts.repeats, log)
+    uri = store.tracking_uri(opts.tracking_uri)
+    client = store.connect(uri)
+    experiment = opts.experiment or sweep.name
+    exp_id = store.experiment_id(client, experiment, uri)
+    settings = sweep.tracking
+    retry = spool.Retry(settings.retries, settings.backoff_seconds)
+    spool_dir = (opts.spool_dir / experiment).resolve()
+    replayed = replay_spool(client, spool_dir, retry, log)
+    parent = runs.start_parent(client, exp_id, sweep, manifest, num_proc, len(trials))
+    result = SweepResult(experiment, exp_id, parent, len(trials), 0, replayed=replayed)
+    status = runs.KILLED  # until the launches return: an interrupt or a crash is not success
+    with claims.Heartbeat(uri, parent, settings.lease_seconds):
+        try:
+            result.orphans = runs.fail_orphans(client, exp_id, sweep, parent, log)
+            todo = runs.todo(client, exp_id, trials, manifest.fingerprint, opts.force)
+            result.skipped = len(trials) - len(todo)
+            cells = len({t.cell_hash for t in trials})
+            log(f"sweep {sweep.name}: {cells} configurations x {len(trials) // cells} "
+                f"replicates = {len(trials)} runs, {result.skipped} already done, {len(todo)} "
+                f"to run on {num_proc} Horovod ranks; MLflow: {store.redact(uri)}")
+            ckpt_dir = (opts.checkpoint_dir or Path("checkpoints") / experiment).resolve()
+            job = RankJob(data_dir=str(opts.data_dir.resolve()), sweep=sweep.name, trials=todo,
+                          tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
+                          fingerprint=manifest.fingerprint, checkpoint_dir=str(ckpt_dir),
+                          threads=sweep.threads_per_rank, verbose=opts.verbose,
+                          spool_dir=str(spool_dir), tracking=settings, force=opts.force,
+                          pin_threads=sweep.pin_threads, feed=sweep.feed)
+            _launch(client, job, num_proc, sweep.max_attempts, result, log)
+            status = FAILED if result.failed else FINISHED
+        except Exception:
+            status = FAILED
+            raise
+        finally:  # KeyboardInterrupt and SystemExit leave the status KILLED
+            parent_log = spool.RunLog(client, parent, spool_dir, retry, say=log)
+            if runs.finish_parent(parent_log, status):
+                result.spooled.append(str(parent_log.path))
+    return result
+
+
+def _launch(client: MlflowClient, job: RankJob, num_proc: int, max_attempts: int,
+            result: SweepResult, log: Callable[[str], None]) -> None:
+    launches = Launches(client, job, num_proc, log)
+    launches.run(max_attempts)
+    result.outcomes, result.rank_outcomes = launches.outcomes, launches.rank_outcomes
+    result.elsewhere, result.unstarted = launches.elsewhere, launches.unstarted
+    result.spooled += [o.spool for o in launches.outcomes if o.spool]
+    # Unstarted configurations have no run (MLflow was down): the next invocation runs them.
+    result.failed = [t.name for t in launches.remaining] + list(launches.unstarted)
+    runs.record_failures(client, job.experiment_id, job.parent_run_id, job.sweep,
+                         job.fingerprint, launches.remaining)
+
+
+def replay_spool(client: MlflowClient, folder: Path, retry: spool.Retry,
+                 log: Callable[[str], None] = logger.info) -> spool.ReplayReport:
+    """Deliver what earlier sweeps spooled, one line per run, so done runs count as done."""
+    report = spool.replay(client, folder, retry)
+    for run_id, n in report.delivered.items():
+        log(f"spool: delivered {n} records of run {run_id} to MLflow")
+    for path, why in report.pending.items():
+        log(f"spool: kept {path}: {why}")
+    return report

@@ -1,0 +1,51 @@
+"""A rank's share of the prepared dataset, and the tf.data pipelines over it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.data import feed
+from pipeline.data.manifest import Manifest
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+
+@dataclass
+class RankData:
+    """This rank's share of each split: val and test in memory, train in memory or streamed."""
+
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    train_files: list[Path]
+    stream: bool
+
+
+def load_rank_data(root: Path, manifest: Manifest, rank: int, size: int,
+                   stream: bool) -> RankData:
+    """Val and test arrays now; train arrays too unless the training shards are streamed."""
+    splits = {s: feed.rank_split(root, manifest, s, rank, size) for s in ("val", "test")}
+    if not stream:
+        splits["train"] = feed.rank_split(root, manifest, "train", rank, size)
+    return RankData(splits, manifest.shard_files(root, "train", rank, size), stream)
+
+
+def datasets(data: RankData, manifest: Manifest, encoding: str, local_batch: int,
+             shuffle_seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """(train, validation) batches, labels encoded as the loss expects."""
+    from pipeline.model.build import encode_labels
+
+    k = manifest.num_classes
+    x_va, y_va = data.splits["val"]
+    val = feed.to_dataset(x_va, encode_labels(y_va, k, encoding), local_batch)
+    if data.stream:
+        train = feed.stream_dataset(data.train_files, manifest.image_shape, local_batch,
+                                    shuffle_seed, lambda y: encode_labels(y, k, encoding))
+    else:
+        x_tr, y_tr = data.splits["train"]
+        train = feed.to_dataset(x_tr, encode_labels(y_tr, k, encoding), local_batch,
+                                shuffle_seed=shuffle_seed, repeat=True)
+    return train, val

@@ -1,0 +1,83 @@
+"""Every Horovod call a rank makes, in one place. Each is marked ``[hvd]`` where it is used.
+
+A collective must be entered by every rank in the same order, or the job hangs: the
+callers make these calls unconditionally, never behind a rank test.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+T = TypeVar("T")
+
+
+def init() -> None:
+    """Join this launch's Gloo ring."""
+    import horovod.tensorflow.keras as hvd
+
+    hvd.init()
+
+
+def rank() -> int:
+    import horovod.tensorflow.keras as hvd
+
+    return hvd.rank()
+
+
+def size() -> int:
+    import horovod.tensorflow.keras as hvd
+
+    return hvd.size()
+
+
+def local_rank() -> int:
+    import horovod.tensorflow.keras as hvd
+
+    return hvd.local_rank()
+
+
+def local_size() -> int:
+    import horovod.tensorflow.keras as hvd
+
+    return hvd.local_size()
+
+
+def broadcast_object(value: T, name: str) -> T:
+    """Rank 0's ``value`` on every rank (collective)."""
+    import horovod.tensorflow as hvd_tf
+
+    return hvd_tf.broadcast_object(value, root_rank=0, name=name)
+
+
+def broadcast_variables(variables: list[tf.Variable]) -> None:
+    """Rank 0's values into every rank's variables (collective)."""
+    import horovod.tensorflow as hvd_tf
+
+    hvd_tf.broadcast_variables(variables, root_rank=0)
+
+
+def allreduce_sum(values: np.ndarray, name: str) -> np.ndarray:
+    """The element-wise sum over ranks (collective)."""
+    import horovod.tensorflow as hvd_tf
+    import tensorflow as tf
+
+    return hvd_tf.allreduce(tf.constant(values), op=hvd_tf.Sum, name=name).numpy()
+
+
+def optimizer(inner: tf.keras.optimizers.Optimizer, summed: bool) -> Any:
+    """``inner`` with gradients allreduced every step: averaged, or summed for a summed loss."""
+    import horovod.tensorflow.keras as hvd
+
+    return hvd.DistributedOptimizer(inner, op=hvd.Sum if summed else hvd.Average)
+
+
+def metric_average_callback() -> tf.keras.callbacks.Callback:
+    """Averages each epoch's logs over ranks (collective), before any callback reads them."""
+    import horovod.tensorflow.keras as hvd
+
+    return hvd.callbacks.MetricAverageCallback()

@@ -1,0 +1,61 @@
+"""What each Horovod rank runs: every pending configuration of a sweep, one after another.
+
+One Horovod launch trains the whole list, so the sweep pays TensorFlow's import, the task
+services and Gloo's rendezvous once, not per configuration. Each rank reads its own shards
+once and reuses them for every configuration. Only rank 0 talks to MLflow (see Role).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from pipeline.cli import console_logging
+from pipeline.data.manifest import load_manifest
+from pipeline.errors import DataError
+from pipeline.train.contract import RankJob, TrialOutcome
+from pipeline.train.rank import distributed
+from pipeline.train.rank.data import load_rank_data
+from pipeline.train.rank.pinning import pin_cores
+from pipeline.train.rank.role import role_for
+from pipeline.train.rank.trainer import train_trial
+
+
+def run_rank(job: RankJob) -> list[TrialOutcome]:
+    """Entry point of every rank. Returns this rank's outcome of each configuration."""
+    _quiet_tensorflow(job)
+    distributed.init()  # [hvd] joins the Gloo ring of this launch
+    if job.pin_threads:
+        pin_cores(distributed.local_rank(), distributed.local_size(), job.threads)
+    root = Path(job.data_dir)
+    manifest = load_manifest(root)
+    if manifest.fingerprint != job.fingerprint:  # rewritten since the sweep was planned
+        raise DataError(f"{root}: dataset changed after the sweep began (fingerprint "
+                        f"{manifest.fingerprint}, planned on {job.fingerprint})")
+    data = load_rank_data(root, manifest, distributed.rank(), distributed.size(),
+                          job.feed == "stream")
+    role = role_for(distributed.rank(), job)
+    outcomes = []
+    try:
+        for k, trial in enumerate(job.trials, 1):
+            role.say(f"[{k}/{len(job.trials)}] {trial.name} ({trial.config_hash})")
+            following = job.trials[k] if k < len(job.trials) else None
+            outcomes.append(train_trial(job, trial, manifest, data, role, following))
+    finally:
+        role.records.wait()  # what finished is recorded, even when a later one failed
+    return outcomes  # every rank's: the driver reads rank 0's, tests compare them
+
+
+def _quiet_tensorflow(job: RankJob) -> None:
+    """Threads, log levels and progress lines, set before TensorFlow starts its pools."""
+    import tensorflow as tf
+
+    console_logging()  # progress lines reach the driver through stdout (rank 0's, see Role)
+    tf.config.threading.set_intra_op_parallelism_threads(job.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(2, job.threads))
+    tf.get_logger().setLevel("ERROR")  # keep rank output to our progress lines
+    # HDF5 is chosen on purpose (pipeline.tracking.models); MLflow's signature check predicts
+    # the input example with a progress bar: neither belongs in the sweep's output.
+    warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+    if not job.verbose:
+        tf.keras.utils.disable_interactive_logging()

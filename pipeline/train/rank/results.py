@@ -1,0 +1,83 @@
+"""A trained configuration's records: final metrics, resolved config, figures, the model.
+
+Runs in rank 0's records thread, beside the next configuration's training; on the other
+ranks it is never called (their records thread discards it, see Role).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipeline.config import to_dict
+from pipeline.data import feed
+from pipeline.data.manifest import Manifest
+from pipeline.tracking.recorder import Recorder
+from pipeline.tracking.vocab import (
+    ARTIFACT_CONFIG,
+    ARTIFACT_CONFUSION,
+    ARTIFACT_CURVES,
+    FINAL_METRICS,
+)
+from pipeline.train.contract import RankJob, Trial, TrialOutcome
+from pipeline.train.rank.data import RankData
+from pipeline.train.rank.evaluation import TestResult
+
+if TYPE_CHECKING:
+    from pipeline.model.build import BuiltModel
+
+
+def record_results(job: RankJob, trial: Trial, recorder: Recorder, built: BuiltModel,
+                   data: RankData, manifest: Manifest, test: TestResult,
+                   outcome: TrialOutcome) -> None:
+    import tensorflow as tf
+
+    from pipeline.report.run_figures import close, confusion_figure, history_figure
+    from pipeline.tracking.models import log_model, stash_model
+
+    if not job.verbose:  # Keras keeps this per thread; MLflow's signature check predicts
+        tf.keras.utils.disable_interactive_logging()
+    final = {**outcome.metrics, "train_seconds": outcome.train_seconds,
+             "epochs_run": outcome.epochs_run}
+    for key in FINAL_METRICS:
+        # NaN test metrics of a diverged run are logged as such; the status tag says why.
+        recorder.log_metric(key, float(final[key]))
+    recorder.log_dict({"name": trial.name, "config_hash": trial.config_hash,
+                       "dataset": job.fingerprint, "config": to_dict(trial.config)},
+                      ARTIFACT_CONFIG)
+    for figure, name in ((confusion_figure(test.confusion), ARTIFACT_CONFUSION),
+                         (history_figure(figure_history(recorder, outcome)), ARTIFACT_CURVES)):
+        recorder.log_figure(figure, name)
+        close(figure)
+    example = feed.unit_scale(data.splits["test"][0][:5])
+    reqs = model_requirements()
+    recorder.log_model(
+        live=lambda: log_model(job.tracking_uri, recorder.run_id, built.inference, example, reqs,
+                               built.custom_objects),
+        stash=lambda folder: stash_model(folder, trial.config, manifest.image_shape,
+                                         manifest.num_classes, built.inference, example, reqs))
+    recorder.end(outcome.status)
+
+
+def figure_history(recorder: Recorder,
+                   outcome: TrialOutcome) -> dict[str, list[tuple[int, float]]]:
+    """Per-epoch curves from MLflow (a resumed run's Keras history starts mid-way), or, when
+    MLflow is out of reach, from this launch's Keras history."""
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    history = {key: recorder.metric_history(key) for key in keys}
+    if all(h is not None for h in history.values()):
+        return history
+    first = outcome.resumed_from_epoch
+    return {key: list(enumerate(outcome.history.get(key, []), first)) for key in keys}
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements of a logged model: the versions this rank runs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for dist in ("tensorflow-cpu", "tensorflow", "numpy", "mlflow"):
+        try:
+            reqs.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return reqs

@@ -1,0 +1,76 @@
+"""What a rank does besides training, decided once at start-up.
+
+Rank 0 claims configurations, records them in MLflow (in a thread, beside the next
+configuration's training) and prints progress; the other ranks hold do-nothing twins of
+each, so the training code calls them all unconditionally and never asks which rank it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.tracking.recorder import NullRecorder, Recorder, RunRecorder
+from pipeline.train.contract import RankJob
+from pipeline.train.rank.background import Background
+from pipeline.train.rank.claiming import ClaimAhead, NoClaims
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+log = logging.getLogger("pipeline.rank")
+
+
+class Discard:
+    """The records thread of ranks other than 0: the task is not run."""
+
+    def submit(self, task: Callable[[], None]) -> float:
+        return 0.0
+
+    def wait(self) -> float:
+        return 0.0
+
+
+@dataclass
+class Role:
+    root: bool
+    claims: ClaimAhead | NoClaims
+    records: Background | Discard
+    job: RankJob
+
+    def recorder(self, run_id: str) -> Recorder:
+        """The recorder for a claimed run: live on rank 0, a do-nothing twin elsewhere."""
+        if not self.root:
+            return NullRecorder()
+        from mlflow.tracking import MlflowClient
+
+        from pipeline.tracking.spool import Retry
+
+        t = self.job.tracking
+        return RunRecorder(MlflowClient(self.job.tracking_uri), run_id, self.job.spool_dir,
+                           Retry(t.retries, t.backoff_seconds), say=self.say)
+
+    def checkpointer(self, folder: Path, ckpt: tf.train.Checkpoint,
+                     recorder: Recorder) -> tf.keras.callbacks.Callback:
+        """Rank 0 writes each epoch's checkpoint; the others hold a callback that does nothing."""
+        import tensorflow as tf
+
+        if not self.root:
+            return tf.keras.callbacks.Callback()
+        from pipeline.train.rank.checkpoint import EpochCheckpoint
+
+        return EpochCheckpoint(folder, ckpt, recorder)
+
+    def say(self, message: str) -> None:
+        """A progress line on the driver's console, from rank 0 only."""
+        if self.root:
+            log.info(message)
+
+
+def role_for(rank: int, job: RankJob) -> Role:
+    if rank == 0:
+        return Role(True, ClaimAhead(job), Background(), job)
+    return Role(False, NoClaims(), Discard(), job)

@@ -1,0 +1,175 @@
+"""One configuration on every rank: claim, build, fit, test; rank 0 records it.
+
+Distributed points are marked ``[hvd]``; the calls themselves live in ``distributed``.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+from pipeline.data.manifest import Manifest
+from pipeline.tracking.recorder import Recorder
+from pipeline.tracking.vocab import DIVERGED, FAILED, FINISHED, TAG_ERROR
+from pipeline.train import checkpoints
+from pipeline.train.contract import RankJob, Trial, TrialOutcome
+from pipeline.train.rank import distributed
+from pipeline.train.rank.claiming import Start
+from pipeline.train.rank.data import RankData, datasets
+from pipeline.train.rank.evaluation import TestResult, evaluate_test
+from pipeline.train.rank.results import record_results
+from pipeline.train.rank.role import Role
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from pipeline.model.build import BuiltModel
+    from pipeline.train.rank.callbacks import DivergenceStop, EpochClock
+
+
+def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, role: Role,
+                following: Trial | None = None) -> TrialOutcome:
+    """Train, test and (rank 0) record one configuration; resumes from its checkpoint.
+
+    Rank 0 claims ``following`` while this configuration trains, and records this one in a
+    thread while ``following`` is set up and trains; the outcome it returns is complete once
+    ``role.records.wait()`` has returned.
+    """
+    began = time.perf_counter()
+    built = _fresh_model(trial, manifest)
+    claimed, beat = role.claims.take(trial)
+    # [hvd] rank 0 read the checkpoint and claimed the configuration; every rank follows its
+    # decision, so all skip together or all train (and read the same checkpoint).
+    start = distributed.broadcast_object(claimed, name=f"claim.{trial.config_hash}")
+    if following is not None:
+        role.claims.start(following)  # its settle time passes while this one trains
+    if start.run_id is None:
+        role.say(f"    -> {start.status}: {start.reason}")
+        return TrialOutcome(trial.name, trial.config_hash, start.status, start.reason)
+    recorder = role.recorder(start.run_id)
+    held = ExitStack()  # the run's heartbeat (running since its claim) and log, until recorded
+    if beat is not None:
+        held.push(beat)
+    held.callback(recorder.close)
+    try:
+        outcome, test = _fit_and_test(job, trial, manifest, data, built, start, recorder, role,
+                                      began)
+    except BaseException:
+        held.close()
+        raise
+
+    def record() -> None:
+        recording = time.perf_counter()
+        with held:
+            record_results(job, trial, recorder, built, data, manifest, test, outcome)
+            checkpoints.clear(checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash))
+        outcome.record_seconds = time.perf_counter() - recording
+        if recorder.offline:
+            outcome.spool = str(recorder.path)
+
+    # Records run while the next configuration is set up and trains: most of their time is
+    # spent waiting on MLflow's store and the disk (bench/README.md).
+    outcome.record_wait_seconds = role.records.submit(record)
+    return outcome
+
+
+def _fresh_model(trial: Trial, manifest: Manifest) -> BuiltModel:
+    import tensorflow as tf
+
+    from pipeline.model.build import build
+
+    tf.keras.backend.clear_session()
+    tf.keras.utils.set_random_seed(trial.config.training.seed)  # same seed on every rank
+    return build(trial.config, manifest.image_shape, manifest.num_classes)
+
+
+def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData,
+                  built: BuiltModel, start: Start, recorder: Recorder, role: Role,
+                  began: float) -> tuple[TrialOutcome, TestResult]:
+    """Every rank: fit and test. ``began``: when this configuration's set-up started."""
+    import tensorflow as tf
+
+    from pipeline.model.build import class_accuracy
+    from pipeline.train.rank import checkpoint
+
+    cfg, plan, state = trial.config, trial.batches, start.state
+    opt = _optimizer(trial)
+    built.train.compile(optimizer=opt, loss=built.loss, metrics=[class_accuracy])
+    ckpt = tf.train.Checkpoint(model=built.train, optimizer=opt)
+    if state:
+        checkpoint.restore(ckpt, state)
+    # [hvd] identical starting weights on every rank (rank 0's initialisation or checkpoint).
+    distributed.broadcast_variables(built.train.variables)
+    initial_epoch = state["epoch"] if state else 0
+    folder = checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash)
+    callbacks, diverge, clock = _callbacks(trial, recorder, role, role.checkpointer(
+        folder, ckpt, recorder))
+    train_ds, val_ds = datasets(data, manifest, built.label_encoding, plan.local_batch,
+                                cfg.training.seed + distributed.rank())
+    started = time.perf_counter()
+    try:
+        history = built.train.fit(train_ds, epochs=cfg.training.epochs,
+                                  steps_per_epoch=plan.steps_per_epoch,
+                                  initial_epoch=initial_epoch, validation_data=val_ds,
+                                  callbacks=callbacks, verbose=1 if job.verbose and role.root
+                                  else 0)
+        returned = time.perf_counter()
+        test = evaluate_test(built, data, manifest)  # [hvd] collective: all ranks call it
+        tested = time.perf_counter()
+    except BaseException:
+        recorder.end(FAILED, {TAG_ERROR: traceback.format_exc()[-4000:]})
+        raise
+    ended = clock.ended or returned  # the last epoch's end; fit() returns after its teardown
+    outcome = TrialOutcome(
+        trial.name, trial.config_hash, DIVERGED if diverge.diverged_at is not None else FINISHED,
+        epochs_run=initial_epoch + len(history.history.get("loss", [])),
+        resumed_from_epoch=initial_epoch, metrics=test.metrics,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        train_seconds=ended - started, setup_seconds=started - began,
+        teardown_seconds=returned - ended, test_seconds=tested - returned,
+        peak_rss_mib=_peak_rss_mib())
+    role.say(f"    -> {outcome.status}: test_accuracy={outcome.metric('test_accuracy'):.4f} "
+             f"test_loss={outcome.metric('test_loss'):.4g} ({outcome.train_seconds:.1f}s)")
+    return outcome, test
+
+
+def _optimizer(trial: Trial) -> tf.keras.optimizers.Optimizer:
+    """The configured optimizer and schedule, scaled by the batch plan, wrapped by Horovod."""
+    from pipeline.model import blocks
+
+    o, plan = trial.config.optimizer, trial.batches
+    lr = blocks.learning_rate(o, o.learning_rate * plan.lr_scale, plan.steps_per_epoch,
+                              warmup_start=plan.warmup_start)
+    # [hvd] gradients allreduced every step
+    return distributed.optimizer(blocks.optimizer(o, lr), plan.summed_gradients)
+
+
+def _callbacks(trial: Trial, recorder: Recorder, role: Role,
+               checkpointer: tf.keras.callbacks.Callback
+               ) -> tuple[list, DivergenceStop, EpochClock]:
+    """Callbacks in the order that keeps ranks in step."""
+    import tensorflow as tf
+
+    from pipeline.train.rank.callbacks import DivergenceStop, EpochClock, EpochLogger
+
+    diverge, clock = DivergenceStop(), EpochClock(trial.batches.samples_per_epoch)
+    callbacks = [
+        distributed.metric_average_callback(),  # [hvd] allreduce: average the epoch's logs
+        clock,
+        diverge,  # reads averaged logs: every rank stops at the same epoch
+    ]
+    es = trial.config.training.early_stopping
+    if es.patience > 0:  # also on averaged logs, so the decision is the same on every rank
+        callbacks.append(tf.keras.callbacks.EarlyStopping(es.monitor, es.min_delta, es.patience))
+    # Checkpoint first: its state also carries the epoch's logs (see claiming's missing epoch).
+    callbacks += [checkpointer, EpochLogger(recorder, role.say)]
+    return callbacks, diverge, clock
+
+
+def _peak_rss_mib() -> float:
+    """This rank's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
