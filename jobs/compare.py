@@ -10,8 +10,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline.cli import console_logging, run_job
 from pipeline.report.build import write_report
 from pipeline.tracking import store
@@ -38,18 +36,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = Path(args.output or Path("reports") / args.experiment)
     report = write_report(client, uri, args.experiment, output, args.metric, args.all,
                           register=not args.no_register)
-    board = report.leaderboard
-    print(f"compare: {len(board)} configurations ({_counts(board)})", flush=True)
+    print(f"compare: {len(report.leaderboard)} configurations", flush=True)
+    for line in report.answer:
+        print(f"compare: {line}", flush=True)
     if report.champion:
         c = report.champion
         print(f"compare: champion {c.configuration} ({c.metric}={c.value:.4f}) -> {c.uri}",
               flush=True)
     print(f"compare: report {report.index.resolve()}", flush=True)
     return 0
-
-
-def _counts(board: pd.DataFrame) -> str:
-    return ", ".join(f"{n} {status}" for status, n in board["status"].value_counts().items())
 
 
 if __name__ == "__main__":

@@ -175,6 +175,9 @@ class SweepConfig:
     # dataset's size); memory: read once per launch and reused by every configuration.
     feed: Literal["stream", "memory"] = "stream"
     max_attempts: int = 2
+    # Per-epoch diagnostics (saturation, dead units, gradient norms) on a fixed probe batch of
+    # this many validation rows, drawn with the base configuration's seed; 0 turns them off.
+    diagnostics_probe_rows: int = 256
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 

@@ -32,31 +32,34 @@ def model_name(experiment: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{experiment}-champion")
 
 
-def register_champion(client: MlflowClient, uri: str, board: pd.DataFrame, experiment: str,
-                      metric: str) -> Champion | None:
-    """Register the top finished run's model (the board is sorted best first)."""
-    finished = board[board["status"] == "finished"].dropna(subset=[metric])
-    if finished.empty:
-        return None
-    best = finished.iloc[0]
+def register_champion(client: MlflowClient, uri: str, experiment: str, run: pd.Series,
+                      metric: str, decision: str) -> Champion:
+    """Register ``run`` (the best cell's best replicate) as the experiment's champion.
+
+    ``decision`` says whether the best cell's win is decisive or names the cells tied with
+    it; it goes into the version's description and a ``decision`` tag, so nobody reads a
+    tie as a win.
+    """
     name = model_name(experiment)
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name, description=f"Best model of sweep {experiment}")
+    value = float(run[metric])
     current = _current(client, name)
-    if current is not None and current.run_id == best["run_id"]:  # already the champion
-        return Champion(name, current.version, best["run_id"], best["configuration"], metric,
-                        float(best[metric]))
-    # register_model resolves runs:/ to the run's logged model (MLflow 3 keeps models
-    # outside the run's artifact folder, so a raw runs:/ source would register nothing).
-    mlflow.set_tracking_uri(uri)
-    version = mlflow.register_model(f"runs:/{best['run_id']}/model", name)
-    summary = ", ".join(f"{k}={best[k]:.4f}" for k in ("test_accuracy", "test_loss")
-                        if pd.notna(best.get(k)))
-    client.update_model_version(name, version.version, description=(
-        f"{best['configuration']} (run {best['run_id']}): {summary}; chosen by {metric}"))
-    client.set_registered_model_alias(name, ALIAS, version.version)
-    return Champion(name, version.version, best["run_id"], best["configuration"], metric,
-                    float(best[metric]))
+    if current is not None and current.run_id == run["run_id"]:  # already the champion
+        version = current.version
+    else:
+        # register_model resolves runs:/ to the run's logged model (MLflow 3 keeps models
+        # outside the run's artifact folder, so a raw runs:/ source would register nothing).
+        mlflow.set_tracking_uri(uri)
+        version = mlflow.register_model(f"runs:/{run['run_id']}/model", name).version
+        client.set_registered_model_alias(name, ALIAS, version)
+    summary = ", ".join(f"{k}={run[k]:.4f}" for k in ("test_accuracy", "test_loss")
+                        if pd.notna(run.get(k)))
+    client.update_model_version(name, version, description=(
+        f"{run['configuration']} (run {run['run_id']}): {summary}; chosen by {metric}. "
+        f"{decision}"))
+    client.set_model_version_tag(name, version, "decision", decision[:4900])
+    return Champion(name, version, run["run_id"], run["configuration"], metric, value)
 
 
 def _current(client: MlflowClient, name: str) -> ModelVersion | None:

@@ -1,52 +1,80 @@
-"""index.html: the leaderboard and figures on one page that works offline (relative links only)."""
+"""index.html: the answer first, then the evidence; works offline (relative links only)."""
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 72em; color: #222;
+       padding: 0 1em; line-height: 1.4; }
+.answer { background: #eef5ff; border-left: 5px solid #3b75af; padding: 0.8em 1em;
+          font-size: 1.05em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
 th { background: #f3f3f3; text-align: left; } td.text { text-align: left; }
-tr.diverged td { background: #fff4e0; } tr.failed td { background: #fde8e8; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+tr.best td { background: #e6f4e6; font-weight: 600; } tr.tied td { background: #f2f9f2; }
+tr.flagged td.text:first-child::after { content: " ⚠"; }
+figure { margin: 1em 0; } figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
+img { max-width: 100%; border: 1px solid #eee; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(17em, 1fr));
+         gap: 0.6em; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.7em; font-size: 0.85em; }
+.card h4 { margin: 0 0 0.3em 0; font-size: 1em; }
+.card table { font-size: 0.95em; margin: 0; }
+ul.why li { margin-bottom: 0.4em; }
+.method { font-size: 0.9em; color: #444; }
 """
 
-SHOWN = ["hidden_activation", "output_activation", "loss", "initializer",
-         "optimizer", "test_accuracy", "test_loss", "best_val_accuracy", "best_val_epoch",
-         "epochs_run", "train_seconds", "samples_per_sec", "status"]
+
+@dataclass(frozen=True)
+class Figure:
+    file: str
+    title: str
+    how_to_read: str  # two sentences: what is drawn, and what to look for
 
 
-def render(title: str, board: pd.DataFrame, images: dict[str, str], notes: list[str]) -> str:
-    """The page as a string; ``images`` maps a caption to a file name beside index.html."""
-    figures = "\n".join(
-        f'<figure><img src="{html.escape(src)}" alt="{html.escape(cap)}">'
-        f"<figcaption>{html.escape(cap)}</figcaption></figure>"
-        for cap, src in images.items())
-    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
-        f"<h1>{html.escape(title)}</h1>\n<ul>{items}</ul>\n"
-        f"<h2>Leaderboard</h2>\n{_table(board)}\n"
-        '<p>Also as <a href="leaderboard.csv">CSV</a> and '
-        '<a href="leaderboard.md">Markdown</a>.</p>\n'
-        f"<h2>Figures</h2>\n{figures}\n</body></html>\n"
-    )
+def render(title: str, answer: list[str], sections: list[tuple[str, str]]) -> str:
+    """The page: title, the answer (plain sentences), then (heading, html) sections."""
+    lead = "".join(f"<p>{html.escape(line)}</p>" for line in answer)
+    body = "\n".join(f"<h2>{html.escape(h)}</h2>\n{content}" for h, content in sections)
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
+            f"<h1>{html.escape(title)}</h1>\n<div class=\"answer\">{lead}</div>\n{body}\n"
+            "</body></html>\n")
 
 
-def _table(board: pd.DataFrame) -> str:
-    cols = [c for c in SHOWN if c in board.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["#", *cols])
+def figure(fig: Figure) -> str:
+    return (f'<figure><img src="{html.escape(fig.file)}" alt="{html.escape(fig.title)}">'
+            f"<figcaption><b>{html.escape(fig.title)}.</b> {html.escape(fig.how_to_read)}"
+            "</figcaption></figure>")
+
+
+def table(frame: pd.DataFrame, row_class: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
-    for rank, (_, row) in enumerate(board.iterrows(), 1):
-        cells = [f"<td>{rank}</td>"] + [_cell(row[c]) for c in cols]
-        rows.append(f'<tr class="{html.escape(str(row.get("status", "")))}">{"".join(cells)}</tr>')
+    for k, (_, row) in enumerate(frame.iterrows()):
+        cls = f' class="{html.escape(row_class[k])}"' if row_class else ""
+        rows.append(f"<tr{cls}>{''.join(_cell(v) for v in row)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def paragraphs(lines: list[str], css: str = "") -> str:
+    cls = f' class="{css}"' if css else ""
+    return "".join(f"<p{cls}>{html.escape(line)}</p>" for line in lines)
+
+
+def bullets(lines: list[str], css: str = "") -> str:
+    cls = f' class="{css}"' if css else ""
+    return f"<ul{cls}>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>"
+
+
+def card(title: str, frame: pd.DataFrame, note: str = "") -> str:
+    extra = f"<p>{html.escape(note)}</p>" if note else ""
+    return (f'<div class="card"><h4>{html.escape(title)}</h4>{table(frame)}{extra}</div>')
 
 
 def _cell(value: object) -> str:

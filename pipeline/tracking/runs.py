@@ -32,6 +32,7 @@ from pipeline.tracking.vocab import (
     TAG_HASH,
     TAG_HEARTBEAT,
     TAG_PARENT,
+    TAG_PREFLIGHT,
     TAG_REPLICATE,
     TAG_ROLE,
     TAG_STATUS,
@@ -45,11 +46,12 @@ KILLED = "killed"  # the parent's status when the driver was interrupted
 
 
 def start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest: Manifest,
-                 num_proc: int, n_configs: int) -> str:
+                 num_proc: int, n_configs: int, preflight: list[str]) -> str:
     name = f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = client.create_run(exp_id, run_name=name, tags={
         TAG_ROLE: ROLE_SWEEP, TAG_SWEEP: sweep.name, TAG_DATASET: manifest.fingerprint,
-        TAG_STATUS: RUNNING, TAG_HEARTBEAT: str(claims.now_ms())})
+        TAG_STATUS: RUNNING, TAG_HEARTBEAT: str(claims.now_ms()),
+        TAG_PREFLIGHT: "\n".join(preflight)[:4900] or "no findings"})
     for key, value in {"num_proc": num_proc, "configurations": n_configs,
                        "dataset": manifest.dataset, PARAM_GRID_AXES: ",".join(sweep.grid)}.items():
         client.log_param(run.info.run_id, key, value)

@@ -12,6 +12,7 @@ TAG_DATASET = "dataset"      # the prepared dataset's fingerprint
 TAG_STATUS = "status"        # RUNNING, then FINISHED / DIVERGED / FAILED
 TAG_PARENT = "mlflow.parentRunId"
 ROLE_SWEEP, ROLE_CONFIG = "sweep", "config"
+TAG_PREFLIGHT = "preflight"  # on the parent: the pre-flight check's findings, one per line
 
 # Tags on child runs (one configuration, one replicate)
 TAG_HASH = "config_hash"     # identity of a replicate: resolved values + dataset

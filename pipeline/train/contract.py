@@ -97,6 +97,8 @@ class RankJob:
     force: bool = False
     pin_threads: bool = True
     feed: str = "stream"
+    probe_rows: int = 256  # diagnostics' probe batch (0: no diagnostics)
+    probe_seed: int = 0
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Fault injection for tests: importable by Horovod ranks as ``tests.faults:<name>``."""
+"""Fault injection for tests: importable by Horovod ranks as ``tests.helpers.faults:<name>``."""
 
 from __future__ import annotations
 

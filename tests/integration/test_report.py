@@ -1,5 +1,6 @@
-"""The report from a real MLflow store written by a small sweep with a finished, a diverged
-and a failed configuration: leaderboard values, images, the web page, the champion, the server."""
+"""The report from a real MLflow store written by a small sweep with replicates: two finished
+configurations, a diverged and a failed one, two replicates each. Leaderboard statistics against
+a direct computation, images, the web page, the champion, the server."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -18,7 +20,15 @@ from PIL import Image
 
 from pipeline.report.champion import model_name
 from pipeline.tracking import store as tracking
-from tests.helpers import ROOT, MlflowServer, free_port, load_job, write_data_config, write_npz
+from tests.helpers import (
+    ROOT,
+    MlflowServer,
+    chromium,
+    free_port,
+    load_job,
+    write_data_config,
+    write_npz,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +36,7 @@ SWEEP_YAML = """
 name: report
 dataset: tiny
 max_attempts: 2
+repeats: 2
 base:
   model: {architecture: mlp, hidden_layers: [16]}
   optimizer: {name: adam, learning_rate: 0.01}
@@ -33,9 +44,10 @@ base:
 grid:
   case:
     - {model.hidden_activation: relu}
+    - {model.hidden_activation: sigmoid}
     - {model.hidden_activation: tanh, loss: mse, model.output_activation: linear,
        optimizer.name: sgd, optimizer.learning_rate: 1.0e+12}
-    - {model.hidden_activation: "tests.faults:explode"}
+    - {model.hidden_activation: "tests.helpers.faults:explode"}
 """
 
 
@@ -45,7 +57,7 @@ def sweep(tmp_path_factory, spark):
     mp = pytest.MonkeyPatch()
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mp.setenv("PYTHONPATH", str(ROOT))  # ranks import tests.faults
+    mp.setenv("PYTHONPATH", str(ROOT))  # ranks import tests.helpers.faults
     cfg = write_data_config(root, write_npz(root / "tiny.npz"))
     assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
     (root / "sweep.yaml").write_text(SWEEP_YAML)
@@ -68,37 +80,50 @@ def test_sweep_reports_failure_but_keeps_the_rest(sweep):
     assert sweep["code"] == 1  # one configuration failed
     runs = _runs(sweep["client"])
     statuses = sorted(r.data.tags["status"] for r in runs.values())
-    assert statuses == ["diverged", "failed", "finished"]  # each once: nothing duplicated
-    failed = next(r for r in runs.values() if r.data.tags["status"] == "failed")
-    assert failed.info.status == "FAILED"
-    assert failed.data.params["model.hidden_activation"] == "tests.faults:explode"
+    # each replicate once: nothing duplicated
+    assert statuses == ["diverged"] * 2 + ["failed"] * 2 + ["finished"] * 4
+    failed = [r for r in runs.values() if r.data.tags["status"] == "failed"]
+    assert all(r.info.status == "FAILED" for r in failed)
+    assert {r.data.params["model.hidden_activation"] for r in failed} == {
+        "tests.helpers.faults:explode"}
+    assert sorted(r.data.tags["replicate"] for r in failed) == ["0", "1"]
 
 
-def test_leaderboard_matches_mlflow_and_lists_every_status(sweep):
+def test_leaderboard_statistics_match_a_direct_computation(sweep):
     board = pd.read_csv(sweep["out"] / "leaderboard.csv")
     runs = _runs(sweep["client"])
-    assert set(board["run_id"]) == set(runs)
-    assert list(board["status"]) == ["finished", "diverged", "failed"]
-    for row in board.itertuples():
-        metrics = runs[row.run_id].data.metrics
-        if row.status == "finished":
-            assert row.test_accuracy == pytest.approx(metrics["test_accuracy"])
-            assert row.test_loss == pytest.approx(metrics["test_loss"])
-            history = sweep["client"].get_metric_history(row.run_id, "val_accuracy")
-            assert row.best_val_accuracy == pytest.approx(max(m.value for m in history))
-            assert row.epochs_run == 2
-    assert "| failed |" in (sweep["out"] / "leaderboard.md").read_text()
+    assert len(board) == 4  # one row per configuration, every status kept
+    by_cell: dict[str, list[float]] = {}
+    for run in runs.values():
+        if run.data.tags["status"] == "finished":
+            by_cell.setdefault(run.data.tags["cell"], []).append(
+                run.data.metrics["test_accuracy"])
+    for cell, values in by_cell.items():
+        row = board[board["cell"] == cell].iloc[0]
+        assert len(values) == 2 and row.n_finished == 2
+        assert row["mean"] == pytest.approx(np.mean(values))
+        assert row["std"] == pytest.approx(np.std(values, ddof=1))
+        assert row.ci_low <= row["mean"] <= row.ci_high
+    assert board.iloc[0]["mean"] == max(np.mean(v) for v in by_cell.values())  # best first
+    assert board["p_best"].sum() == pytest.approx(1.0)
+    assert bool(board.iloc[0]["is_best"])
+    diverged = board[board["n_diverged"] == 2]
+    failed = board[board["n_failed"] == 2]
+    assert len(diverged) == 1 and len(failed) == 1 and failed["mean"].isna().all()
+    markdown = (sweep["out"] / "leaderboard.md").read_text()
+    assert "Best:" in markdown and "2 failed" in markdown
 
 
 def test_images_are_valid_pngs_referenced_by_the_page(sweep):
     page = (sweep["out"] / "index.html").read_text()
-    for name in ("heatmap.png", "curves.png"):
+    for name in ("heatmap.png", "curves.png", "effects.png", "diag_grad.png", "diag_out.png"):
         path = sweep["out"] / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         with Image.open(path) as img:
-            assert img.size[0] > 300 and img.size[1] > 200
+            assert img.size[0] > 300 and img.size[1] > 150
         assert f'src="{name}"' in page
     assert 'href="leaderboard.csv"' in page
+    assert "Why: what the diagnostics measured" in page and "after one epoch" in page.lower()
 
 
 def test_report_is_logged_on_the_parent_run(sweep):
@@ -107,16 +132,21 @@ def test_report_is_logged_on_the_parent_run(sweep):
     parent = tracking.latest_parent(client, exp.experiment_id)
     logged = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"leaderboard.csv", "leaderboard.md", "heatmap.png", "curves.png",
-            "index.html"} <= logged
+            "index.html", "runs.csv"} <= logged
 
 
-def test_champion_loads_in_a_fresh_process_with_the_reported_accuracy(sweep):
+def test_champion_is_the_best_cells_best_replicate_and_says_if_it_won(sweep):
     client = sweep["client"]
     name = model_name("report")
     version = client.get_model_version_by_alias(name, "champion")
     board = pd.read_csv(sweep["out"] / "leaderboard.csv")
-    assert version.run_id == board.iloc[0]["run_id"]
+    runs = pd.read_csv(sweep["out"] / "runs.csv")
+    best_cell = runs[(runs["cell"] == board.iloc[0]["cell"]) & (runs["status"] == "finished")]
+    best_run = best_cell.sort_values("test_accuracy", ascending=False).iloc[0]
+    assert version.run_id == best_run["run_id"]
     assert "test_accuracy=" in version.description
+    assert version.tags["decision"].startswith(("Decisive", "Tied", "Not tested"))
+    assert version.tags["decision"] in version.description
     script = (
         "import sys, json, numpy as np, mlflow\n"
         "from pathlib import Path\n"
@@ -133,31 +163,28 @@ def test_champion_loads_in_a_fresh_process_with_the_reported_accuracy(sweep):
     proc = subprocess.run([sys.executable, "-c", script, str(sweep["data"])], env=env,
                           capture_output=True, text=True, timeout=300, check=True)
     accuracy = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert accuracy == pytest.approx(board.iloc[0]["test_accuracy"], abs=1e-6)
+    assert accuracy == pytest.approx(best_run["test_accuracy"], abs=1e-6)
 
 
 def test_page_renders_in_headless_chromium_with_every_image(sweep, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver = chromium(tmp_path)
     try:
         driver.get((sweep["out"] / "index.html").as_uri())
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete,"
             " i.naturalWidth])")
-        rows = driver.execute_script("return document.querySelectorAll('tbody tr').length")
+        rows = driver.execute_script(
+            "return document.querySelector('table tbody').querySelectorAll('tr').length")
+        answer = driver.execute_script("return document.querySelector('.answer').innerText")
+        width = driver.execute_script("return document.querySelector('table').scrollWidth")
+        driver.save_screenshot(str(tmp_path / "report.png"))
     finally:
         driver.quit()
-    assert sorted(src for src, _, _ in images) == ["curves.png", "heatmap.png"]
+    assert {"heatmap.png", "curves.png", "effects.png"} <= {src for src, _, _ in images}
     assert all(complete and width > 0 for _, complete, width in images), images
-    assert rows == 3
+    assert rows == 4
+    assert answer.startswith("Best:") and "replicates" in answer
+    assert width <= 1280  # the leaderboard fits a laptop's screen
 
 
 def test_mlflow_server_serves_the_sweep_over_rest(sweep, tmp_path):
@@ -175,7 +202,7 @@ def test_mlflow_server_serves_the_sweep_over_rest(sweep, tmp_path):
             runs = json.load(r)["runs"]
     finally:
         server.kill(signal.SIGTERM)
-    assert len(runs) == 3
+    assert len(runs) == 8
     by_status = {next(t["value"] for t in run["data"]["tags"] if t["key"] == "status"): run
                  for run in runs}
     assert set(by_status) == {"finished", "diverged", "failed"}

@@ -18,9 +18,10 @@ from pyspark.sql import SparkSession
 
 from pipeline.config import SweepConfig
 from pipeline.data.manifest import load_manifest
+from pipeline.model import pairing
 from pipeline.tracking import claims, runs, spool, store
 from pipeline.tracking.vocab import FAILED, FINISHED
-from pipeline.train.contract import RankJob, TrialOutcome
+from pipeline.train.contract import RankJob, Trial, TrialOutcome
 from pipeline.train.driver.launch import Launches, resolve_num_proc
 from pipeline.train.driver.plan import plan_trials
 
@@ -77,7 +78,8 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
     retry = spool.Retry(settings.retries, settings.backoff_seconds)
     spool_dir = (opts.spool_dir / experiment).resolve()
     replayed = replay_spool(client, spool_dir, retry, log)
-    parent = runs.start_parent(client, exp_id, sweep, manifest, num_proc, len(trials))
+    findings = preflight(trials, sweep.name, log)
+    parent = runs.start_parent(client, exp_id, sweep, manifest, num_proc, len(trials), findings)
     result = SweepResult(experiment, exp_id, parent, len(trials), 0, replayed=replayed)
     status = runs.KILLED  # until the launches return: an interrupt or a crash is not success
     with claims.Heartbeat(uri, parent, settings.lease_seconds):
@@ -95,7 +97,9 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
                           fingerprint=manifest.fingerprint, checkpoint_dir=str(ckpt_dir),
                           threads=sweep.threads_per_rank, verbose=opts.verbose,
                           spool_dir=str(spool_dir), tracking=settings, force=opts.force,
-                          pin_threads=sweep.pin_threads, feed=sweep.feed)
+                          pin_threads=sweep.pin_threads, feed=sweep.feed,
+                          probe_rows=sweep.diagnostics_probe_rows,
+                          probe_seed=sweep.base.training.seed)
             _launch(client, job, num_proc, sweep.max_attempts, result, log)
             status = FAILED if result.failed else FINISHED
         except Exception:
@@ -119,6 +123,17 @@ def _launch(client: MlflowClient, job: RankJob, num_proc: int, max_attempts: int
     result.failed = [t.name for t in launches.remaining] + list(launches.unstarted)
     runs.record_failures(client, job.experiment_id, job.parent_run_id, job.sweep,
                          job.fingerprint, launches.remaining)
+
+
+def preflight(trials: list[Trial], sweep: str, log: Callable[[str], None]) -> list[str]:
+    """The pairing rules over each configuration once (not per replicate), printed once."""
+    lines = pairing.preflight((t.name.rsplit(" #", 1)[0], t.config) for t in trials
+                              if t.replicate == 0)
+    log(f"sweep {sweep}: pre-flight check of pairings: "
+        + (f"{len(lines)} warnings (the sweep runs them as asked)" if lines else "no findings"))
+    for line in lines:
+        log(f"  warning: {line}")
+    return lines
 
 
 def replay_spool(client: MlflowClient, folder: Path, retry: spool.Retry,

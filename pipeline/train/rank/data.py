@@ -22,15 +22,28 @@ class RankData:
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
     train_files: list[Path]
     stream: bool
+    probe: tuple[np.ndarray, np.ndarray] | None = None  # the diagnostics' rows (uint8, labels)
 
 
-def load_rank_data(root: Path, manifest: Manifest, rank: int, size: int,
-                   stream: bool) -> RankData:
+def load_rank_data(root: Path, manifest: Manifest, rank: int, size: int, stream: bool,
+                   probe_rows: int = 0, probe_seed: int = 0) -> RankData:
     """Val and test arrays now; train arrays too unless the training shards are streamed."""
     splits = {s: feed.rank_split(root, manifest, s, rank, size) for s in ("val", "test")}
     if not stream:
         splits["train"] = feed.rank_split(root, manifest, "train", rank, size)
-    return RankData(splits, manifest.shard_files(root, "train", rank, size), stream)
+    probe = probe_batch(root, manifest, probe_rows, probe_seed) if probe_rows else None
+    return RankData(splits, manifest.shard_files(root, "train", rank, size), stream, probe)
+
+
+def probe_batch(root: Path, manifest: Manifest, rows: int,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same validation rows on every rank and for any rank count: drawn from the whole
+    validation split (every rank reads it, a few MB) with the sweep's seed."""
+    from pipeline.train.rank.diagnostics import probe_indices
+
+    x, y = feed.read_shards(manifest.shard_files(root, "val", 0, 1), manifest.image_shape)
+    keep = probe_indices(len(y), rows, seed)
+    return x[keep], y[keep]
 
 
 def datasets(data: RankData, manifest: Manifest, encoding: str, local_batch: int,

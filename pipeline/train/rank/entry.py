@@ -33,7 +33,7 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
         raise DataError(f"{root}: dataset changed after the sweep began (fingerprint "
                         f"{manifest.fingerprint}, planned on {job.fingerprint})")
     data = load_rank_data(root, manifest, distributed.rank(), distributed.size(),
-                          job.feed == "stream")
+                          job.feed == "stream", job.probe_rows, job.probe_seed)
     role = role_for(distributed.rank(), job)
     outcomes = []
     try:

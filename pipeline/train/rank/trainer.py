@@ -106,6 +106,7 @@ def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData
     folder = checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash)
     callbacks, diverge, clock = _callbacks(trial, recorder, role, role.checkpointer(
         folder, ckpt, recorder))
+    callbacks += _diagnostics(built, data, manifest, trial, recorder, initial_epoch)
     train_ds, val_ds = datasets(data, manifest, built.label_encoding, plan.local_batch,
                                 cfg.training.seed + distributed.rank())
     started = time.perf_counter()
@@ -166,6 +167,23 @@ def _callbacks(trial: Trial, recorder: Recorder, role: Role,
     # Checkpoint first: its state also carries the epoch's logs (see claiming's missing epoch).
     callbacks += [checkpointer, EpochLogger(recorder, role.say)]
     return callbacks, diverge, clock
+
+
+def _diagnostics(built: BuiltModel, data: RankData, manifest: Manifest, trial: Trial,
+                 recorder: Recorder, initial_epoch: int) -> list[tf.keras.callbacks.Callback]:
+    """Every rank measures the same probe (no collective, so none waits on another); only
+    rank 0's recorder keeps the numbers."""
+    if data.probe is None:
+        return []
+    from pipeline.data.feed import unit_scale
+    from pipeline.model.build import encode_labels
+    from pipeline.train.rank.diagnostics import DiagnosticsCallback, Probe
+
+    x, y = data.probe
+    probe = Probe(unit_scale(x), encode_labels(y, manifest.num_classes, built.label_encoding))
+    m = trial.config.model
+    return [DiagnosticsCallback(probe, built.loss, m.output_activation, m.hidden_activation,
+                                sink=recorder.log_epoch, initial_epoch=initial_epoch)]
 
 
 def _peak_rss_mib() -> float:

@@ -1,0 +1,95 @@
+"""Run bookkeeping and claims against a real SQLite MLflow store, in-process and fast."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import RunConfig, SweepConfig, TrackingConfig, parse
+from pipeline.tracking import claims, runs, store, vocab
+from pipeline.tracking.spool import Retry, RunLog
+from tests.helpers import trial
+from tests.unit.test_plan import _manifest
+
+FAST = TrackingConfig(claim_settle_seconds=0.0, lease_seconds=60.0)
+
+
+@pytest.fixture
+def client(tmp_path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def _parent(client: MlflowClient, exp: str) -> str:
+    sweep = parse(SweepConfig, {"name": "s", "dataset": "tiny"})
+    return runs.start_parent(client, exp, sweep, _manifest(), 2, 1, ["a: b"])
+
+
+def _request(exp: str, parent: str, config_hash: str = "h1") -> claims.ClaimRequest:
+    tags = {vocab.TAG_ROLE: vocab.ROLE_CONFIG, vocab.TAG_HASH: config_hash,
+            vocab.TAG_DATASET: "fp"}
+    return claims.ClaimRequest(exp, parent, config_hash, "fp", tags, None, False)
+
+
+def test_parent_carries_the_sweep_tags_and_preflight(client):
+    exp = client.create_experiment("e")
+    run = client.get_run(_parent(client, exp))
+    assert run.data.tags[vocab.TAG_ROLE] == vocab.ROLE_SWEEP
+    assert run.data.tags[vocab.TAG_STATUS] == vocab.RUNNING
+    assert run.data.tags[vocab.TAG_PREFLIGHT] == "a: b"
+    assert run.data.params[vocab.PARAM_GRID_AXES] == ""
+
+
+@pytest.mark.parametrize("status, mlflow_status", [
+    (vocab.FINISHED, "FINISHED"), (vocab.FAILED, "FAILED"), (runs.KILLED, "KILLED")])
+def test_finish_parent_ends_the_run_in_its_status(client, tmp_path, status, mlflow_status):
+    exp = client.create_experiment("e")
+    parent = _parent(client, exp)
+    spooled = runs.finish_parent(RunLog(client, parent, tmp_path / "spool", Retry(0, 0)), status)
+    run = client.get_run(parent)
+    assert not spooled
+    assert run.data.tags[vocab.TAG_STATUS] == status and run.info.status == mlflow_status
+
+
+def test_first_claim_wins_and_a_rival_sweep_is_told_who_has_it(client):
+    exp = client.create_experiment("e")
+    mine, theirs = _parent(client, exp), _parent(client, exp)
+    won = claims.claim(client, _request(exp, mine), FAST, "cfg")
+    lost = claims.claim(client, _request(exp, theirs), FAST, "cfg")
+    assert won.run_id is not None and lost.run_id is None
+    assert f"being trained by sweep run {mine}" in lost.reason
+    assert len(store.children(client, exp)) == 1  # the loser made no run (cheap path)
+    client.set_tag(won.run_id, vocab.TAG_STATUS, vocab.FINISHED)
+    again = claims.claim(client, _request(exp, theirs), FAST, "cfg")
+    assert again.run_id is None and again.reason.startswith("already done")
+    assert store.done_hashes(client, exp, "fp") == {"h1"}
+
+
+def test_a_silent_running_run_is_marked_orphaned_and_a_live_one_is_not(client):
+    exp = client.create_experiment("e")
+    parent = _parent(client, exp)
+    stale = claims.claim(client, _request(exp, parent, "old"), FAST, "old").run_id
+    live = claims.claim(client, _request(exp, parent, "new"), FAST, "new").run_id
+    client.set_tag(stale, vocab.TAG_HEARTBEAT, str(claims.now_ms() - 3_600_000))
+    orphans = [r.info.run_id for r in claims.mark_orphans(client, exp, FAST, by_parent=parent)]
+    assert orphans == [stale]
+    assert client.get_run(stale).data.tags[vocab.TAG_STATUS] == vocab.FAILED
+    assert "no heartbeat" in client.get_run(stale).data.tags[vocab.TAG_ORPHANED]
+    assert client.get_run(live).data.tags[vocab.TAG_STATUS] == vocab.RUNNING
+
+
+def test_stale_children_are_failed_or_deleted_and_missing_ones_recorded(client):
+    exp = client.create_experiment("e")
+    parent = _parent(client, exp)
+    trained = claims.claim(client, _request(exp, parent, "a"), FAST, "a").run_id
+    client.log_metric(trained, "loss", 0.5)
+    claim_only = claims.claim(client, _request(exp, parent, "b"), FAST, "b").run_id
+    runs.fail_stale_children(client, exp, parent, lambda run: bool(run.data.metrics))
+    assert client.get_run(trained).data.tags[vocab.TAG_STATUS] == vocab.FAILED
+    assert client.get_run(claim_only).info.lifecycle_stage == "deleted"
+    never = trial("c #1", RunConfig())
+    runs.record_failures(client, exp, parent, "s", "fp", [never])
+    [failed] = [r for r in store.children(client, exp, parent)
+                if r.data.tags[vocab.TAG_HASH] == never.config_hash]
+    assert failed.data.tags[vocab.TAG_STATUS] == vocab.FAILED
+    assert failed.data.params["model.hidden_activation"] == "relu"
+    assert failed.data.tags[vocab.TAG_REPLICATE] == "0"
