@@ -15,6 +15,7 @@ DATASET ?= mnist
 NUM_PROC ?=
 COPIES ?=
 EPOCHS ?=
+REPEATS ?=
 MLFLOW_PORT ?= 5000
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -25,7 +26,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 SUBMIT := $(VENV)/bin/spark-submit \
 	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/spark/log4j2.properties"
-SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $(EPOCHS))
+SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	$(if $(REPEATS),--repeats $(REPEATS))
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser data augment sweep report ui test test-unit test-integration lint bench \
@@ -55,12 +57,13 @@ sweep: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Run the default
 	$(SUBMIT) jobs/compare.py --experiment $(EXPERIMENT)
 	@echo
 	@echo "Report:   reports/$(EXPERIMENT)/index.html  (leaderboard.md / .csv beside it)"
-	@echo "Browse:   make ui   then open http://127.0.0.1:$(MLFLOW_PORT)"
+	@echo "Browse:   make ui   then open the link the sweep printed (its training runs)"
 
 report: $(SETUP_STAMP) ## Leaderboard of the latest sweep (EXPERIMENT=name)
 	$(SUBMIT) jobs/compare.py --experiment $(EXPERIMENT)
 
-ui: $(SETUP_STAMP) ## MLflow UI on 127.0.0.1 (MLFLOW_PORT, default 5000) against the project's store
+ui: $(SETUP_STAMP) ## MLflow UI on 127.0.0.1 (MLFLOW_PORT, default 5000); prints each sweep's runs link
+	@$(VENV_PYTHON) jobs/links.py --ui http://127.0.0.1:$(MLFLOW_PORT) || true
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
 		--backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}
 

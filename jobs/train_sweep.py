@@ -66,6 +66,8 @@ def report(sweep: SweepConfig, result: SweepResult) -> int:
     print(f"sweep {sweep.name}: {len(result.outcomes)} trained, {result.skipped} skipped, "
           f"{len(result.elsewhere)} left to other sweeps, {len(result.failed)} failed; "
           f"experiment {result.experiment!r}, parent run {result.parent_run_id}", flush=True)
+    print(f"sweep {sweep.name}: MLflow UI (make ui): "
+          f"{store.experiment_link('http://127.0.0.1:5000', result.experiment_id)}", flush=True)
     for name, reason in result.elsewhere:
         print(f"sweep {sweep.name}: not run here: {name}: {reason}", flush=True)
     for name in result.failed:

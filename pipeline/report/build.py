@@ -91,3 +91,14 @@ def _write_page(found: Analysis, champion: Champion | None, folder: Path) -> str
 
     write_page(folder / "index.html", page_for(found, champion))
     return "index.html"
+
+
+def read_leaderboard(experiment: str, metric: str = "test_accuracy",
+                     tracking_uri: str | None = None, all_runs: bool = False) -> pd.DataFrame:
+    """The latest sweep of ``experiment`` as a cell leaderboard (a pandas DataFrame, best
+    first), without writing files or registering a model: for notebooks."""
+    from pipeline.tracking import store
+
+    client = store.connect(store.tracking_uri(tracking_uri))
+    sweep = frame.load(client, experiment, all_runs)
+    return analyse(client, sweep, metric).board

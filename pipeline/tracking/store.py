@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from mlflow.entities import Param, Run
+from mlflow.entities import Dataset, DatasetInput, InputTag, Param, Run
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import RunConfig, flatten, to_dict
@@ -136,6 +136,19 @@ def children(client: MlflowClient, exp_id: str, parent_id: str | None = None) ->
     if parent_id:
         query += f" and tags.`{TAG_PARENT}` = '{parent_id}'"
     return search_all(client, exp_id, query)
+
+
+def log_dataset_input(client: MlflowClient, run_id: str, name: str, digest: str,
+                      source: str) -> None:
+    """The prepared dataset as the run's MLflow dataset input (the UI's Datasets column)."""
+    dataset = Dataset(name=name, digest=digest, source_type="local", source=source)
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset, [
+        InputTag("mlflow.data.context", "training")])])
+
+
+def experiment_link(ui: str, experiment_id: str) -> str:
+    """The MLflow UI's page listing the experiment's training runs (not its GenAI overview)."""
+    return f"{ui}/#/experiments/{experiment_id}/runs"
 
 
 def log_config_params(client: MlflowClient, run_id: str, cfg: RunConfig) -> None:

@@ -89,6 +89,7 @@ class RankJob:
     experiment_id: str
     parent_run_id: str
     fingerprint: str
+    dataset: str = ""  # the manifest's dataset name (the MLflow dataset input's)
     checkpoint_dir: str = "checkpoints"
     threads: int = 1
     verbose: bool = False

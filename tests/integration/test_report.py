@@ -208,3 +208,26 @@ def test_mlflow_server_serves_the_sweep_over_rest(sweep, tmp_path):
     assert set(by_status) == {"finished", "diverged", "failed"}
     metrics = {m["key"] for m in by_status["finished"]["data"]["metrics"]}
     assert {"test_accuracy", "val_accuracy", "loss"} <= metrics
+
+
+def test_the_mlflow_ui_lists_the_sweeps_runs_at_the_printed_link(sweep, tmp_path):
+    """MLflow 3's UI opens an experiment on a GenAI overview; the link the sweep prints goes
+    to the training runs, and a real browser finds them there."""
+    import time
+
+    from pipeline.tracking.store import experiment_link
+
+    server = MlflowServer(sweep["uri"], tmp_path, free_port()).start()
+    exp_id = sweep["client"].get_experiment_by_name("report").experiment_id
+    driver = chromium(tmp_path / "profile")
+    try:
+        driver.get(experiment_link(server.url, exp_id))
+        deadline, text = time.monotonic() + 90, ""
+        while time.monotonic() < deadline and "hidden_activation=relu" not in text:
+            time.sleep(1)
+            text = driver.execute_script("return document.body.innerText")
+    finally:
+        driver.quit()
+        server.kill(signal.SIGTERM)
+    assert "hidden_activation=relu #1" in text and "hidden_activation=sigmoid #2" in text, \
+        text[:2000]

@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from pipeline.tracking.recorder import Recorder
@@ -83,3 +84,37 @@ class EpochLogger(tf.keras.callbacks.Callback):
         shown = " ".join(f"{k}={logs[k]:.4g}" for k in ("loss", "accuracy", "val_loss",
                                                           "val_accuracy") if k in logs)
         self.say(f"    epoch {epoch + 1}: {shown} ({logs.get('epoch_seconds', 0):.1f}s)")
+
+
+class RankResources(tf.keras.callbacks.Callback):
+    """Each rank's CPU use and resident memory per epoch, gathered on every rank (one small
+    allreduce that every rank makes at the same point) and recorded by rank 0 as
+    ``system.rank<r>.cpu_percent`` and ``system.rank<r>.rss_mib``."""
+
+    def __init__(self, rank: int, size: int, recorder: Recorder,
+                 allreduce_sum: Callable[[np.ndarray, str], np.ndarray]) -> None:
+        super().__init__()
+        self.rank, self.size, self.recorder = rank, size, recorder
+        self.allreduce_sum = allreduce_sum
+        self._wall = self._cpu = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        wall = max(time.perf_counter() - self._wall, 1e-9)
+        mine = np.zeros((self.size, 2))
+        mine[self.rank] = (100.0 * (time.process_time() - self._cpu) / wall, _rss_mib())
+        every = self.allreduce_sum(mine.ravel(), f"resources.{epoch}").reshape(self.size, 2)
+        self.recorder.log_epoch(epoch, {
+            **{f"system.rank{r}.cpu_percent": float(every[r, 0]) for r in range(self.size)},
+            **{f"system.rank{r}.rss_mib": float(every[r, 1]) for r in range(self.size)}})
+
+
+def _rss_mib() -> float:
+    """This process's resident memory now (Linux: /proc/self/statm, in pages)."""
+    import os
+
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20

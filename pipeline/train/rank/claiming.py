@@ -103,7 +103,7 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
 
     from pipeline.tracking.claims import ClaimRequest, claim
     from pipeline.tracking.spool import Retry, first_line
-    from pipeline.tracking.store import log_config_params
+    from pipeline.tracking.store import log_config_params, log_dataset_input
 
     state = checkpoints.read_state(checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash))
     tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
@@ -122,6 +122,8 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
             return Start(None, reason=got.reason)
         if req.resume_run_id is None:
             retry.call(lambda: log_config_params(client, got.run_id, trial.config))
+            retry.call(lambda: log_dataset_input(client, got.run_id, job.dataset or "dataset",
+                                                 job.fingerprint, job.data_dir))
             return Start(got.run_id)
         client.set_tag(got.run_id, TAG_RESUMED_FROM, str(state["epoch"]))
         _log_missing_epoch(client, got.run_id, state)

@@ -52,7 +52,8 @@ def record_results(job: RankJob, trial: Trial, recorder: Recorder, built: BuiltM
     reqs = model_requirements()
     recorder.log_model(
         live=lambda: log_model(job.tracking_uri, recorder.run_id, built.inference, example, reqs,
-                               built.custom_objects),
+                               built.custom_objects, outcome.metrics,
+                               (job.dataset or "dataset", job.fingerprint)),
         stash=lambda folder: stash_model(folder, trial.config, manifest.image_shape,
                                          manifest.num_classes, built.inference, example, reqs))
     recorder.end(outcome.status)

@@ -153,7 +153,12 @@ def _callbacks(trial: Trial, recorder: Recorder, role: Role,
     """Callbacks in the order that keeps ranks in step."""
     import tensorflow as tf
 
-    from pipeline.train.rank.callbacks import DivergenceStop, EpochClock, EpochLogger
+    from pipeline.train.rank.callbacks import (
+        DivergenceStop,
+        EpochClock,
+        EpochLogger,
+        RankResources,
+    )
 
     diverge, clock = DivergenceStop(), EpochClock(trial.batches.samples_per_epoch)
     callbacks = [
@@ -165,7 +170,10 @@ def _callbacks(trial: Trial, recorder: Recorder, role: Role,
     if es.patience > 0:  # also on averaged logs, so the decision is the same on every rank
         callbacks.append(tf.keras.callbacks.EarlyStopping(es.monitor, es.min_delta, es.patience))
     # Checkpoint first: its state also carries the epoch's logs (see claiming's missing epoch).
-    callbacks += [checkpointer, EpochLogger(recorder, role.say)]
+    callbacks += [checkpointer, EpochLogger(recorder, role.say),
+                  # [hvd] allreduce of each rank's CPU and memory, every rank, every epoch
+                  RankResources(distributed.rank(), distributed.size(), recorder,
+                                distributed.allreduce_sum)]
     return callbacks, diverge, clock
 
 
