@@ -78,6 +78,10 @@ def _sweeps(r: dict) -> list[str]:
            f"rank 0's background thread, beside the next configuration's training)."
            + (" A Horovod launch failed and was retried in this run: the figure includes it."
               if o["relaunched"] else ""), "",
+           f"Configurations here are replicate runs (the default sweep trains each "
+           f"configuration {o.get('replicates', 1)} times). Per-epoch diagnostics took "
+           f"{o.get('diagnostics_seconds', 0.0):.1f} s of the {o['train_seconds']:.0f} s of "
+           f"training: **{100 * o.get('diagnostics_share', 0.0):.1f}%** (target under 5%).", "",
            "| what | test accuracy | epochs | configuration |", "|---|---|---|---|",
            f"| best default-sweep MLP | **{mlp['best_test_accuracy']:.4f}** | {mlp['epochs']} | "
            f"{mlp['best']} |"]

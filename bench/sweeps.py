@@ -33,14 +33,27 @@ def run(spark, sweep_file: str, data_dir: str, epochs: int | None = None,
         started = time.perf_counter()
         result = run_sweep(spark, sweep, opts, log=lambda m: None)
         wall = time.perf_counter() - started
+        diagnostics = diagnostics_seconds(opts.tracking_uri, result.experiment_id)
     if result.failed:
         raise RuntimeError(f"{sweep_file}: configurations failed: {result.failed}")
     # A relaunch (a rank lost mid-sweep) leaves outcomes read back from MLflow, without the
     # per-phase timings: the overhead figure then says so instead of hiding it.
     return {"wall_seconds": wall, "outcomes": result.outcomes,
+            "diagnostics_seconds": diagnostics,
             "relaunched": not all(o.timed for o in result.outcomes),
             "rank_peak_rss_mib": [max(o.peak_rss_mib or 0.0 for o in rank)
                                   for rank in result.rank_outcomes]}
+
+
+def diagnostics_seconds(uri: str, experiment_id: str) -> float:
+    """Seconds every run spent measuring its diagnostics (``diag.seconds``, per epoch)."""
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.tracking import store
+
+    client = MlflowClient(uri)
+    return sum(m.value for run in store.children(client, experiment_id)
+               for m in client.get_metric_history(run.info.run_id, "diag.seconds"))
 
 
 def overhead(swept: dict) -> dict:
@@ -57,7 +70,11 @@ def overhead(swept: dict) -> dict:
             **{f"{k.removesuffix('_seconds')}_per_config": v / n for k, v in parts.items()},
             "record_background_per_config": sum(x.record_seconds or 0.0 for x in s) / n,
             "launch_and_driver_seconds": swept["wall_seconds"] - train - sum(parts.values()),
-            "median_epoch_seconds": median([x.history["epoch_seconds"][-1] for x in s])}
+            "median_epoch_seconds": median([x.history["epoch_seconds"][-1] for x in s]),
+            # Measured inside fit() on every rank, so part of train_seconds.
+            "replicates": n // max(len({x.name.rsplit(" #", 1)[0] for x in swept["outcomes"]}), 1),
+            "diagnostics_seconds": swept["diagnostics_seconds"],
+            "diagnostics_share": swept["diagnostics_seconds"] / max(train, 1e-9)}
 
 
 

@@ -65,7 +65,7 @@ def contrast(subject: pd.Series, reference: pd.Series, limit: int = 2) -> list[s
     difference), as "<name> <a> against <b>" phrases."""
     scored = []
     for key, name in SIGNALS.items():
-        a, b = subject.get(key, math.nan), reference.get(key, math.nan)
+        a, b = _float(subject.get(key)), _float(reference.get(key))
         if not (np.isfinite(a) and np.isfinite(b)):
             continue
         scale = max(abs(a), abs(b), 1e-12)
@@ -90,6 +90,11 @@ def explain_cell(label: str, mean: float, subject: pd.Series, ref_label: str,
 def level_means(cells: pd.DataFrame, factor: str) -> pd.DataFrame:
     """Mean of each diagnostic (and of the metric's cell means) per level of ``factor``."""
     return cells.groupby(factor).mean(numeric_only=True)
+
+
+def _float(value: object) -> float:
+    """A plain float; NaN for a missing value (pandas' NA included)."""
+    return math.nan if value is None or pd.isna(value) else float(value)
 
 
 def _num(value: float) -> str:

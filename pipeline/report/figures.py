@@ -68,8 +68,9 @@ def interaction(residual: pd.DataFrame, row: str, col: str, metric: str, path: P
     limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
     image = ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
     for (i, j), value in np.ndenumerate(values):
-        if np.isfinite(value):
-            ax.text(j, i, f"{value:+.4f}", ha="center", va="center", fontsize=8)
+        if np.isfinite(value):  # dark cells at both ends of the diverging map: white text
+            ax.text(j, i, f"{value:+.4f}", ha="center", va="center", fontsize=8,
+                    color="white" if abs(value) > 0.6 * limit else "black")
     ax.set_xticks(range(values.shape[1]), [str(c) for c in residual.columns], rotation=20,
                   ha="right", fontsize=8)
     ax.set_yticks(range(values.shape[0]), [str(r) for r in residual.index], fontsize=8)

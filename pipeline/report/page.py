@@ -20,11 +20,12 @@ tr.best td { background: #e6f4e6; font-weight: 600; } tr.tied td { background: #
 tr.flagged td.text:first-child::after { content: " ⚠"; }
 figure { margin: 1em 0; } figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
 img { max-width: 100%; border: 1px solid #eee; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(17em, 1fr));
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(23em, 1fr));
          gap: 0.6em; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.7em; font-size: 0.85em; }
 .card h4 { margin: 0 0 0.3em 0; font-size: 1em; }
-.card table { font-size: 0.95em; margin: 0; }
+.card table { font-size: 0.9em; margin: 0; width: 100%; }
+.card td, .card th { padding: 0.15em 0.3em; }
 ul.why li { margin-bottom: 0.4em; }
 .method { font-size: 0.9em; color: #444; }
 """

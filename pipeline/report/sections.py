@@ -169,6 +169,7 @@ def _cards(found: Analysis) -> list[str]:
         table = (mine[mine["step"].isin([0, 1, last])]
                  .pivot_table(index="diagnostic", columns="step", values="value", aggfunc="mean")
                  .reindex([k for k in explain.SIGNALS if k in set(mine["diagnostic"])]))
+        table = table.map(lambda v: f"{v:.3g}" if pd.notna(v) else "")
         table.columns = [f"epoch {c}" for c in table.columns]
         table.insert(0, "signal", [k.removeprefix("diag.") for k in table.index])
         title = " + ".join(str(cell[f]) for f in found.factors)

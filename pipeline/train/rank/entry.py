@@ -7,6 +7,7 @@ once and reuses them for every configuration. Only rank 0 talks to MLflow (see R
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -36,14 +37,28 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
                           job.feed == "stream", job.probe_rows, job.probe_seed)
     role = role_for(distributed.rank(), job)
     outcomes = []
+    began = time.monotonic()
     try:
         for k, trial in enumerate(job.trials, 1):
             role.say(f"[{k}/{len(job.trials)}] {trial.name} ({trial.config_hash})")
             following = job.trials[k] if k < len(job.trials) else None
             outcomes.append(train_trial(job, trial, manifest, data, role, following))
+            role.say(progress(k, len(job.trials), time.monotonic() - began))
     finally:
         role.records.wait()  # what finished is recorded, even when a later one failed
     return outcomes  # every rank's: the driver reads rank 0's, tests compare them
+
+
+def progress(done: int, total: int, elapsed: float) -> str:
+    """'    12/36 runs done in 2m05s; about 4m10s left' (the mean time per run so far)."""
+    left = elapsed / done * (total - done)
+    return (f"    {done}/{total} runs done in {_clock(elapsed)}"
+            + (f"; about {_clock(left)} left" if done < total else ""))
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _quiet_tensorflow(job: RankJob) -> None:
