@@ -71,8 +71,8 @@ def contrast(subject: pd.Series, reference: pd.Series, limit: int = 2) -> list[s
         scale = max(abs(a), abs(b), 1e-12)
         if abs(a - b) / scale < 0.25:  # differences under a quarter are not a story
             continue
-        scored.append((abs(np.log10((abs(a) + 1e-6) / (abs(b) + 1e-6))), f"{name} {_num(a)} "
-                       f"against {_num(b)}"))
+        scored.append((abs(np.log10((abs(a) + 1e-6) / (abs(b) + 1e-6))), f"{name} was "
+                       f"{_num(a)} against {_num(b)}"))
     return [text for _, text in sorted(scored, reverse=True)[:limit]]
 
 
