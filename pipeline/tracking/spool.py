@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -26,6 +27,8 @@ from typing import IO, Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class RunLog:
     """One run's MLflow records: delivered live while possible, spooled from then on."""
 
     def __init__(self, client: MlflowClient, run_id: str, spool_dir: str | Path, retry: Retry,
-                 say: Callable[[str], None] = print) -> None:
+                 say: Callable[[str], None] = logger.warning) -> None:
         self.client = client
         self.run_id = run_id
         self.retry = retry
