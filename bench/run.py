@@ -68,7 +68,8 @@ def run_sweeps(args: argparse.Namespace, spark, log) -> dict:
     quick = args.quick
     default = sweeps.run(spark, "conf/sweep/default.yaml", args.data,
                          epochs=1 if quick else None,
-                         grid={"model.hidden_activation": ["relu", "tanh"]} if quick else None)
+                         grid={"model.hidden_activation": ["relu", "tanh"]} if quick else None,
+                         **({"repeats": 1} if quick else {}))
     log(f"  default sweep: {len(default['outcomes'])} configurations in "
         f"{default['wall_seconds']:.0f}s")
     out = {"overhead": sweeps.overhead(default), "mlp_accuracy": sweeps.accuracy(default)}

@@ -25,8 +25,9 @@ def cell_board(runs: pd.DataFrame, factors: list[str], metric: str) -> pd.DataFr
         raise PipelineError(f"--metric: {metric!r} is not a run metric (known: "
                             f"{', '.join(known)})")
     board = statistics.cell_summary(runs, factors, metric, higher_is_better(metric))
-    names = runs.groupby("cell")["configuration"].first()
-    board.insert(1, "configuration", board["cell"].map(names))
+    if "configuration" not in board.columns:
+        names = runs.groupby("cell")["configuration"].first()
+        board.insert(1, "configuration", board["cell"].map(names))
     extra = [m for m in ("test_accuracy", "test_loss", "train_seconds", "final_samples_per_sec")
              if m in runs.columns and m != metric]
     done = runs[runs["status"] == statistics.FINISHED]

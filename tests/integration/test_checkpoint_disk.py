@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.train import checkpoint
+from pipeline.cli import console_logging
+from pipeline.tracking.recorder import RunRecorder
+from pipeline.tracking.spool import Retry
+from pipeline.tracking.vocab import TAG_CHECKPOINT_WARNING
+from pipeline.train import checkpoints
+from pipeline.train.rank import checkpoint
 from tests.helpers.disk import fill
 
 pytestmark = pytest.mark.integration
@@ -22,14 +27,16 @@ def _model_and_checkpoint(tf):
 
 
 def test_a_failed_checkpoint_write_never_becomes_the_resume_point(small_disk, mlflow_uri,
-                                                                    capsys):
+                                                                    capsys, tmp_path):
     import tensorflow as tf
 
+    console_logging()  # the warning is a log line on the console, as in a rank
     client = MlflowClient(mlflow_uri)
     run_id = client.create_run(client.create_experiment("ckpt")).info.run_id
+    recorder = RunRecorder(client, run_id, tmp_path / "spool", Retry(1, 0.01))
     folder = small_disk(256) / "trial"
     model, ckpt = _model_and_checkpoint(tf)
-    saver = checkpoint.EpochCheckpoint(folder, ckpt, run_id)
+    saver = checkpoint.EpochCheckpoint(folder, ckpt, recorder)
     saver.on_epoch_end(0, {"loss": 1.0})
     epoch_one = [w.copy() for w in model.get_weights()]
 
@@ -40,18 +47,18 @@ def test_a_failed_checkpoint_write_never_becomes_the_resume_point(small_disk, ml
     warning = capsys.readouterr().out
     assert f"checkpoint of epoch 2 not written to {folder}: no space left on device" in warning
     assert "an interruption now resumes from epoch 1" in warning
-    assert client.get_run(run_id).data.tags[checkpoint.TAG_WARNING] in warning
+    assert client.get_run(run_id).data.tags[TAG_CHECKPOINT_WARNING] in warning
     assert sorted(p.name for p in folder.iterdir() if "0002" in p.name) == []  # no remnants
-    assert json.loads((folder / checkpoint.STATE).read_text())["epoch"] == 1
+    assert json.loads((folder / checkpoints.STATE).read_text())["epoch"] == 1
 
     # The rerun, with room again: resumes from epoch 1's weights exactly, then saves on.
     filler.unlink()
-    state = checkpoint.read_state(folder)
+    state = checkpoints.read_state(folder)
     assert state["epoch"] == 1
     fresh, fresh_ckpt = _model_and_checkpoint(tf)
     checkpoint.restore(fresh_ckpt, state)
     for restored, saved in zip(fresh.get_weights(), epoch_one, strict=True):
         np.testing.assert_array_equal(restored, saved)
-    checkpoint.EpochCheckpoint(folder, fresh_ckpt, run_id).on_epoch_end(1, {"loss": 0.5})
-    assert checkpoint.read_state(folder)["epoch"] == 2
+    checkpoint.EpochCheckpoint(folder, fresh_ckpt, recorder).on_epoch_end(1, {"loss": 0.5})
+    assert checkpoints.read_state(folder)["epoch"] == 2
     assert not list(folder.glob("epoch-0001*"))  # the older checkpoint was retired

@@ -156,11 +156,16 @@ def test_compare_writes_a_leaderboard_matching_mlflow(sweep_run, workspace):
     out = workspace / "report"
     assert load_job("compare").main(["--experiment", "tiny", "--output", str(out), "--all"]) == 0
     board = pd.read_csv(out / "leaderboard.csv")
+    per_run = pd.read_csv(out / "runs.csv")
     runs = {r.info.run_id: r for r in _children(sweep_run["client"])}
-    assert set(board["run_id"]) == set(runs)
-    for row in board.itertuples():
+    assert set(per_run["run_id"]) == set(runs)
+    for row in per_run.itertuples():
         assert row.test_accuracy == pytest.approx(runs[row.run_id].data.metrics["test_accuracy"])
         assert row.status == "finished"
-    assert list(board["test_accuracy"]) == sorted(board["test_accuracy"], reverse=True)
+    # one replicate per configuration here: each cell's mean is its run's accuracy
+    means = per_run.set_index("cell")["test_accuracy"]
+    for row in board.itertuples():
+        assert row.mean == pytest.approx(means[row.cell]) and row.n_finished == 1
+    assert list(board["mean"]) == sorted(board["mean"], reverse=True)
     md = (out / "leaderboard.md").read_text()
     assert md.count("\n| ") == 1 + len(board)  # header + one line per configuration

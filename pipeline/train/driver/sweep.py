@@ -88,9 +88,11 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
             todo = runs.todo(client, exp_id, trials, manifest.fingerprint, opts.force)
             result.skipped = len(trials) - len(todo)
             cells = len({t.cell_hash for t in trials})
-            log(f"sweep {sweep.name}: {cells} configurations x {len(trials) // cells} "
-                f"replicates = {len(trials)} runs, {result.skipped} already done, {len(todo)} "
-                f"to run on {num_proc} Horovod ranks; MLflow: {store.redact(uri)}")
+            each = len(trials) // max(cells, 1)
+            log(f"sweep {sweep.name}: {cells} configurations"
+                + (f" x {each} replicates" if each > 1 else "")
+                + f", {result.skipped} already done, {len(todo)} to run on {num_proc} Horovod "
+                f"ranks; MLflow: {store.redact(uri)}")
             ckpt_dir = (opts.checkpoint_dir or Path("checkpoints") / experiment).resolve()
             job = RankJob(data_dir=str(opts.data_dir.resolve()), sweep=sweep.name, trials=todo,
                           tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
