@@ -127,6 +127,8 @@ def replay_spool(client: MlflowClient, folder: Path, retry: spool.Retry,
     report = spool.replay(client, folder, retry)
     for run_id, n in report.delivered.items():
         log(f"spool: delivered {n} records of run {run_id} to MLflow")
+    for warning in report.warnings.values():
+        log(f"spool: WARNING: {warning}")
     for path, why in report.pending.items():
         log(f"spool: kept {path}: {why}")
     return report
