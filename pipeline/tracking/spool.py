@@ -222,8 +222,8 @@ def read_spool(path: Path) -> tuple[list[dict], int]:
 
 def spooled_steps(folder: str | Path, run_id: str, key: str) -> set[int]:
     """Steps of metric ``key`` that wait, not yet delivered, in ``run_id``'s spool file."""
-    path = Path(folder) / f"{run_id}.jsonl"
-    if not path.is_file():
+    path = waiting(folder, run_id)
+    if path is None:
         return set()
     try:
         records, delivered = read_spool(path)
@@ -262,6 +262,20 @@ class ReplayReport:
     delivered: dict[str, int] = field(default_factory=dict)  # run id -> records delivered
     pending: dict[str, str] = field(default_factory=dict)    # spool file -> why it is kept
     warnings: dict[str, str] = field(default_factory=dict)   # spool file -> torn tail moved
+
+
+def report_lines(report: ReplayReport) -> list[str]:
+    """One console line per run delivered, torn tail moved aside, or file kept."""
+    return ([f"spool: delivered {n} records of run {run_id} to MLflow"
+             for run_id, n in report.delivered.items()]
+            + [f"spool: WARNING: {warning}" for warning in report.warnings.values()]
+            + [f"spool: kept {path}: {why}" for path, why in report.pending.items()])
+
+
+def waiting(folder: str | Path, run_id: str) -> Path | None:
+    """``run_id``'s spool file, if records of that run still wait in ``folder``."""
+    path = Path(folder) / f"{run_id}.jsonl"
+    return path if path.is_file() else None
 
 
 def replay(client: MlflowClient, folder: Path, retry: Retry) -> ReplayReport:

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
@@ -20,7 +21,7 @@ from pyspark.sql import SparkSession
 from pipeline.config import SweepConfig
 from pipeline.errors import ConfigError
 from pipeline.spark import available_slots
-from pipeline.tracking import runs, store
+from pipeline.tracking import runs, spool, store
 from pipeline.tracking.vocab import SKIPPED, TAG_HASH, TAG_STATUS, UNSTARTED
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
@@ -49,6 +50,7 @@ class Launches:
         self.elsewhere: list[tuple[str, str]] = []  # (configuration, reason)
         self.unstarted: dict[str, str] = {}  # configuration -> why
         self.remaining: list[Trial] = list(job.trials)
+        self.spooled: list[str] = []  # spool files a failed launch left that did not replay
 
     def run(self, max_attempts: int) -> None:
         for attempt in range(1, max_attempts + 1):
@@ -79,6 +81,11 @@ class Launches:
 
     def _after_failure(self) -> None:
         job, client = self.job, self.client
+        # What the dead ranks spooled first: a run that trained while MLflow was down then
+        # counts as done (or at least as trained), like any other.
+        retry = spool.Retry(job.tracking.retries, job.tracking.backoff_seconds)
+        for line in spool.report_lines(spool.replay(client, Path(job.spool_dir), retry)):
+            self.log(line)
         runs.fail_stale_children(client, job.experiment_id, job.parent_run_id,
                                  self._trained_something)
         finished = store.done_hashes(client, job.experiment_id, job.fingerprint)
@@ -86,10 +93,27 @@ class Launches:
         self.outcomes += [_outcome_from_run(r) for r in runs.finished_children(
             client, job.experiment_id, job.parent_run_id, hashes)]
         self.remaining = [t for t in self.remaining if t.config_hash not in finished]
+        self._hold_spooled()
 
     def _trained_something(self, run: Run) -> bool:
         folder = checkpoints.trial_dir(self.job.checkpoint_dir, run.data.tags.get(TAG_HASH, ""))
-        return bool(run.data.metrics) or checkpoints.read_state(folder) is not None
+        return (bool(run.data.metrics) or checkpoints.read_state(folder) is not None
+                or spool.waiting(self.job.spool_dir, run.info.run_id) is not None)
+
+    def _hold_spooled(self) -> None:
+        """Configurations whose run still has records in the spool are not trained again
+        here: how the run ended is in those records, which the next invocation delivers."""
+        waiting = {}
+        for run in store.children(self.client, self.job.experiment_id, self.job.parent_run_id):
+            path = spool.waiting(self.job.spool_dir, run.info.run_id)
+            if path is not None:
+                waiting[run.data.tags.get(TAG_HASH)] = (run.info.run_id, path)
+        for trial in [t for t in self.remaining if t.config_hash in waiting]:
+            run_id, path = waiting[trial.config_hash]
+            self.unstarted[trial.name] = (f"its run {run_id} has records waiting in the spool "
+                                          f"({path}); the next invocation delivers them first")
+            self.spooled.append(str(path))
+            self.remaining.remove(trial)
 
     def _sort(self, outcomes: list[TrialOutcome]) -> None:
         """Rank 0's outcomes: trained, done elsewhere, or not started (MLflow was down)."""

@@ -114,7 +114,7 @@ def _launch(client: MlflowClient, job: RankJob, num_proc: int, max_attempts: int
     launches.run(max_attempts)
     result.outcomes, result.rank_outcomes = launches.outcomes, launches.rank_outcomes
     result.elsewhere, result.unstarted = launches.elsewhere, launches.unstarted
-    result.spooled += [o.spool for o in launches.outcomes if o.spool]
+    result.spooled += [o.spool for o in launches.outcomes if o.spool] + launches.spooled
     # Unstarted configurations have no run (MLflow was down): the next invocation runs them.
     result.failed = [t.name for t in launches.remaining] + list(launches.unstarted)
     runs.record_failures(client, job.experiment_id, job.parent_run_id, job.sweep,
@@ -125,10 +125,6 @@ def replay_spool(client: MlflowClient, folder: Path, retry: spool.Retry,
                  log: Callable[[str], None] = logger.info) -> spool.ReplayReport:
     """Deliver what earlier sweeps spooled, one line per run, so done runs count as done."""
     report = spool.replay(client, folder, retry)
-    for run_id, n in report.delivered.items():
-        log(f"spool: delivered {n} records of run {run_id} to MLflow")
-    for warning in report.warnings.values():
-        log(f"spool: WARNING: {warning}")
-    for path, why in report.pending.items():
-        log(f"spool: kept {path}: {why}")
+    for line in spool.report_lines(report):
+        log(line)
     return report
