@@ -282,23 +282,36 @@ def replay(client: MlflowClient, folder: Path, retry: Retry) -> ReplayReport:
     """Deliver every spool file in ``folder`` not held by a live writer; delete what arrived."""
     report = ReplayReport()
     for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
-        handle = _open_locked(path, blocking=False)
-        if handle is None:
-            report.pending[str(path)] = "still being written by a running sweep"
-            continue
-        with handle:  # the lock is held until the file is gone or left for next time
-            run_id = path.stem
-            try:
-                warning = cut_torn_tail(path, handle)
-                if warning:
-                    report.warnings[str(path)] = warning
-                report.delivered[run_id] = _replay_file(client, path, handle, retry)
-            except Exception as exc:
-                report.pending[str(path)] = first_line(exc)
-                continue
-            path.unlink()
-            shutil.rmtree(folder / run_id, ignore_errors=True)
+        _replay_one(client, path, retry, report)
     return report
+
+
+def replay_run(client: MlflowClient, folder: Path, run_id: str, retry: Retry) -> ReplayReport:
+    """``replay`` for one run's spool file only."""
+    report = ReplayReport()
+    path = waiting(folder, run_id)
+    if path is not None:
+        _replay_one(client, path, retry, report)
+    return report
+
+
+def _replay_one(client: MlflowClient, path: Path, retry: Retry, report: ReplayReport) -> None:
+    handle = _open_locked(path, blocking=False)
+    if handle is None:
+        report.pending[str(path)] = "still being written by a running sweep"
+        return
+    with handle:  # the lock is held until the file is gone or left for next time
+        run_id = path.stem
+        try:
+            warning = cut_torn_tail(path, handle)
+            if warning:
+                report.warnings[str(path)] = warning
+            report.delivered[run_id] = _replay_file(client, path, handle, retry)
+        except Exception as exc:
+            report.pending[str(path)] = first_line(exc)
+            return
+        path.unlink()
+        shutil.rmtree(path.with_suffix(""), ignore_errors=True)
 
 
 def _replay_file(client: MlflowClient, path: Path, handle: IO[str], retry: Retry) -> int:
