@@ -134,12 +134,21 @@ def _outcome_from_run(run: Run) -> TrialOutcome:
                         train_seconds=m.get("train_seconds", float("nan")))
 
 
+# A collective some ranks never join (a mismatch) would otherwise only warn, every minute,
+# forever. Shut the launch down instead, so the driver relaunches what is left. Longer than
+# anything a healthy rank waits for inside a collective: rank 0's claim, which other ranks
+# wait for in a broadcast, gives up on MLflow within seconds (tracking.retries).
+STALL_SHUTDOWN_SECONDS = 600
+
+
 def rank_env(job: RankJob) -> dict[str, str]:
-    """Environment overlaid on each rank's: thread counts and quiet TensorFlow logs."""
+    """Environment overlaid on each rank's: thread counts, quiet TensorFlow logs, Horovod's
+    cycle time and stall shutdown."""
     env = {"OMP_NUM_THREADS": str(job.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri,
            "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms(t.config.model.architecture
-                                                       for t in job.trials)}
+                                                       for t in job.trials),
+           "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": str(STALL_SHUTDOWN_SECONDS)}
     # MLflow's own HTTP retries (minutes by default) would hide an outage from RunLog's.
     passed = ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
               "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
