@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from pipeline.config.grid import expand_grid
@@ -30,6 +31,10 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
 
 
 def _check_tracking(t: TrackingConfig) -> None:
+    for key in ("backoff_seconds", "lease_seconds", "claim_settle_seconds"):
+        # NaN passes every comparison below; inf would make a lease that never ends.
+        if not math.isfinite(getattr(t, key)):
+            raise ConfigError(f"tracking.{key}: must be a finite number, got {getattr(t, key)}")
     if t.retries < 0:
         raise ConfigError("tracking.retries: must be at least 0")
     if t.backoff_seconds < 0 or t.claim_settle_seconds < 0:
