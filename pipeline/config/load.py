@@ -8,6 +8,7 @@ from pathlib import Path
 from pipeline.config.grid import expand_grid
 from pipeline.config.parse import parse, read_yaml
 from pipeline.config.schema import AugmentConfig, DataConfig, SweepConfig, TrackingConfig
+from pipeline.data.limits import MAX_CLASSES
 from pipeline.errors import ConfigError
 
 
@@ -55,6 +56,9 @@ def _check_data(cfg: DataConfig) -> None:
         raise ConfigError("split: val_fraction + test_fraction must be below 1")
     if cfg.shards < 1:
         raise ConfigError("shards: must be at least 1")
+    classes = cfg.source.num_classes
+    if classes is not None and not 1 <= classes <= MAX_CLASSES:
+        raise ConfigError(f"source.num_classes: must be in [1, {MAX_CLASSES}], got {classes}")
 
 
 def load_augment_config(path: str | Path) -> AugmentConfig:
