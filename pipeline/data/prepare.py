@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.config import DataConfig, SplitConfig
+from pipeline.data.arrow import pq
 from pipeline.data.manifest import (
     MANIFEST_NAME,
     SPLITS,
