@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 
 from pipeline.config import SweepConfig
 from pipeline.data.manifest import load_manifest
+from pipeline.storage import recover
 from pipeline.tracking import claims, runs, spool, store
 from pipeline.tracking.vocab import FAILED, FINISHED
 from pipeline.train.contract import RankJob, TrialOutcome
@@ -66,6 +67,9 @@ class SweepResult:
 
 def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
               log: Callable[[str], None] = logger.info) -> SweepResult:
+    restored = recover(opts.data_dir)  # a prepare killed mid-swap left it aside
+    if restored:
+        log(f"WARNING: {restored}")
     manifest = load_manifest(opts.data_dir, verify=True)  # sizes, rows, sha256
     num_proc = resolve_num_proc(spark, sweep, opts.num_proc)
     trials = plan_trials(sweep, manifest, num_proc, opts.epochs, opts.repeats, log)
