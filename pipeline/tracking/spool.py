@@ -32,6 +32,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from pipeline.tracking.store import scrub
+
 
 @dataclass(frozen=True)
 class Retry:
@@ -75,6 +77,8 @@ class RunLog:
         self.files = Path(spool_dir) / run_id
         self.say = say
         self._spool: IO[str] | None = None
+        # Tag values (an error's traceback, say) may quote the tracking URI: never its password.
+        self._uri = str(getattr(client, "tracking_uri", "") or "")
 
     @property
     def offline(self) -> bool:
@@ -85,7 +89,7 @@ class RunLog:
         self._submit({"op": "batch",
                       "metrics": [[m.key, m.value, m.timestamp, m.step] for m in metrics],
                       "params": [[p.key, p.value] for p in params],
-                      "tags": [[t.key, t.value] for t in tags]})
+                      "tags": [[t.key, scrub(t.value, self._uri)] for t in tags]})
 
     def set_tag(self, key: str, value: str) -> None:
         self.log_batch(tags=[RunTag(key, str(value))])
@@ -144,8 +148,8 @@ class RunLog:
     def _go_offline(self, exc: BaseException) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._spool = _open_locked(self.path, blocking=True)
-        self.say(f"    MLflow unreachable ({first_line(exc)}); run {self.run_id} continues, "
-                 f"its records go to {self.path}")
+        self.say(f"    MLflow unreachable ({scrub(first_line(exc), self._uri)}); run "
+                 f"{self.run_id} continues, its records go to {self.path}")
         warning = cut_torn_tail(self.path, self._spool)
         if warning:  # an earlier writer of this run died mid-record: start on a new line
             self.say(f"    spool: {warning}")
@@ -308,7 +312,7 @@ def _replay_one(client: MlflowClient, path: Path, retry: Retry, report: ReplayRe
                 report.warnings[str(path)] = warning
             report.delivered[run_id] = _replay_file(client, path, handle, retry)
         except Exception as exc:
-            report.pending[str(path)] = first_line(exc)
+            report.pending[str(path)] = scrub(first_line(exc), str(client.tracking_uri))
             return
         path.unlink()
         shutil.rmtree(path.with_suffix(""), ignore_errors=True)

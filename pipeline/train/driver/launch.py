@@ -71,6 +71,7 @@ class Launches:
                                          verbose=1 if self.job.verbose else 0)
         except Exception as exc:  # a failed launch is retried, not fatal
             line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            line = store.scrub(line, self.job.tracking_uri)
             self.log(f"launch {attempt}/{max_attempts} failed after "
                      f"{time.perf_counter() - started:.0f}s: {line}")
             self._after_failure()

@@ -83,7 +83,10 @@ class ClaimAhead:
         try:
             start = claim_trial(self._job, trial)
         except Exception as exc:  # claim_trial catches MLflow's; this is a last resort
-            start = Start(None, status=UNSTARTED, reason=f"claim failed ({exc})")
+            from pipeline.tracking.store import scrub
+
+            start = Start(None, status=UNSTARTED,
+                          reason=scrub(f"claim failed ({exc})", self._job.tracking_uri))
         if start.run_id is not None:
             box["heartbeat"] = Heartbeat(self._job.tracking_uri, start.run_id,
                                          self._job.tracking.lease_seconds).__enter__()
