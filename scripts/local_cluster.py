@@ -4,8 +4,10 @@ the installed PySpark, and an MLflow tracking server on a throw-away PostgreSQL,
     python scripts/local_cluster.py up   [--state .local-cluster] [--worker-cores 1] [--auth]
     python scripts/local_cluster.py down [--state .local-cluster]
 
-``up`` prints the master URL and MLFLOW_TRACKING_URI to use and records every process id in
-``<state>/cluster.json``; ``down`` stops exactly those processes and removes the folder.
+``up`` prints the master URL and MLFLOW_TRACKING_URI to use and records every process id, with
+its start time, in ``<state>/cluster.json``; ``down`` stops exactly those processes (a process
+id reused by another process since, after a crash or a reboot, has another start time and is
+left alone) and removes the folder.
 ``--auth`` starts MLflow's basic-auth app; the admin password comes from the environment
 variable MLFLOW_ADMIN_PASSWORD, never from the command line.
 """
@@ -41,6 +43,9 @@ class Cluster:
     master_ui: str = ""
     tracking_uri: str = ""
     pids: dict[str, int] = field(default_factory=dict)
+    # Each process's start time (clock ticks after boot, /proc/<pid>/stat): with the id, it
+    # tells our process from a later one given the same id.
+    starts: dict[str, int] = field(default_factory=dict)
     pg_data: str = ""
 
     @property
@@ -64,6 +69,9 @@ def _spawn(cluster: Cluster, name: str, cmd: list[str], env: dict | None = None)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})})
     cluster.pids[name] = proc.pid
+    start = start_ticks(proc.pid)
+    if start is not None:
+        cluster.starts[name] = start
     cluster.save()  # record before waiting, so `down` can stop it even if start-up fails
 
 
@@ -219,26 +227,67 @@ def up(state_dir: Path, workers: int = 2, worker_cores: int = 1,
     return cluster
 
 
-def down(state_dir: Path) -> None:
-    """Stop every process the state file names (by process group), then PostgreSQL."""
+def down(state_dir: Path, say: Callable[[str], None] = print) -> None:
+    """Stop every process the state file names (by process group), then PostgreSQL.
+
+    A process group is signalled only while its leader is the very process ``up`` started
+    (same id, same start time), or after it exited (the id then cannot have been given to
+    another process while the group lives): never a process that merely got a recorded id.
+    """
     state_file = state_dir / "cluster.json"
     if not state_file.is_file():
         return
     cluster = Cluster(**json.loads(state_file.read_text()))
-    for pid in cluster.pids.values():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
+    ours = {}
+    for name, pid in cluster.pids.items():
+        why = _not_ours(pid, cluster.starts.get(name))
+        if why:
+            say(f"local_cluster: not stopping {name} (process {pid}): {why}")
+        else:
+            ours[name] = pid
+    _signal_groups(cluster, ours, signal.SIGTERM)
     deadline = time.monotonic() + 20
-    for pid in cluster.pids.values():
+    for pid in ours.values():
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+    _signal_groups(cluster, ours, signal.SIGKILL)
     if cluster.pg_data and Path(cluster.pg_data).is_dir():
         with contextlib.suppress(subprocess.CalledProcessError):
             _run_as(_pg_owner(), ["pg_ctl", "-D", cluster.pg_data, "-m", "fast", "-w", "stop"],
                     cluster)
     shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _signal_groups(cluster: Cluster, ours: dict[str, int], sig: int) -> None:
+    for name, pid in ours.items():
+        if _not_ours(pid, cluster.starts.get(name)):
+            continue  # exited and replaced meanwhile
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+
+
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot), or None if there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name, which is in parentheses and may hold spaces; the start
+    # time is field 22 of the line, the 20th after the name.
+    return int(stat[stat.rindex(")") + 2:].split()[19])
+
+
+def _not_ours(pid: int, recorded: int | None) -> str:
+    """Why process ``pid`` is not the one recorded ('' if it is, or if it has exited)."""
+    now = start_ticks(pid)
+    if now is None or not _alive(pid):
+        return ""  # exited: signalling its group reaches only what is left of ours
+    if recorded is None:
+        return ("its start time was not recorded, so it cannot be told from a process that "
+                "reused the id; stop it yourself if it is ours")
+    if now != recorded:
+        return "that id now belongs to another process (started after ours)"
+    return ""
 
 
 def _alive(pid: int) -> bool:
