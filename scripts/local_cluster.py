@@ -31,9 +31,13 @@ from pathlib import Path
 
 import pyspark
 
+from pipeline.credentials import check_secret, database_uri
+from pipeline.errors import PipelineError
+
 SPARK_HOME = Path(pyspark.__file__).parent
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD_ENV = "MLFLOW_ADMIN_PASSWORD"
+PG_PASSWORD_ENV = "LOCAL_CLUSTER_PG_PASSWORD"  # optional: a random one otherwise
 
 
 @dataclass
@@ -127,7 +131,8 @@ def start_postgres(cluster: Cluster) -> str:
     data = Path(cluster.state_dir) / "pgdata"
     port = free_port()
     user = "mlflow"
-    password = os.environ.get("LOCAL_CLUSTER_PG_PASSWORD") or os.urandom(12).hex()
+    chosen = os.environ.get(PG_PASSWORD_ENV)
+    password = check_secret(PG_PASSWORD_ENV, chosen) if chosen else os.urandom(12).hex()
     pwfile = Path(cluster.state_dir) / "pgpass"
     pwfile.write_text(password)
     pwfile.chmod(0o600)
@@ -140,7 +145,7 @@ def start_postgres(cluster: Cluster) -> str:
                     "-o", f"-h 127.0.0.1 -p {port} -k {cluster.state_dir}", "-w", "start"],
             cluster)
     # initdb's own "postgres" database is ours alone: the server lives only for this cluster.
-    return f"postgresql+psycopg2://{user}:{password}@127.0.0.1:{port}/postgres"
+    return database_uri("postgresql+psycopg2", user, password, "127.0.0.1", port, "postgres")
 
 
 def _pg_owner() -> str | None:
@@ -326,6 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.auth and not admin_password:
         print(f"local_cluster: error: --auth needs the admin password in ${ADMIN_PASSWORD_ENV}",
               file=sys.stderr)
+        return 2
+    try:  # before anything starts: a placeholder secret is refused in one line
+        if admin_password:
+            check_secret(ADMIN_PASSWORD_ENV, admin_password)
+        if os.environ.get(PG_PASSWORD_ENV):
+            check_secret(PG_PASSWORD_ENV, os.environ[PG_PASSWORD_ENV])
+    except PipelineError as exc:
+        print(f"local_cluster: error: {exc}", file=sys.stderr)
         return 2
     cluster = up(args.state, args.workers, args.worker_cores, args.worker_memory,
                  admin_password)
