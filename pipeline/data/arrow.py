@@ -10,10 +10,10 @@ to load; it takes effect when imported. Every module of the project gets pyarrow
 
 from __future__ import annotations
 
-import pyarrow_hotfix  # noqa: F401 - installs itself on import; must come before any read
-import pyarrow as pa  # noqa: I001 - after the hotfix, on purpose
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import pyarrow_hotfix  # noqa: F401 - installs itself on import, before this module returns
 
 __all__ = ["ds", "is_refused_type", "pa", "pq"]
 
