@@ -85,7 +85,8 @@ lint: $(SETUP_STAMP) ## ruff
 bench: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Benchmarks; results in bench/results/ and BENCHMARKS.md
 	$(VENV_PYTHON) bench/run.py
 
-cluster-up: ## Start the docker-compose cluster (needs a Docker engine)
+cluster-up: ## Start the docker-compose cluster (needs a Docker engine; refuses .env placeholders)
+	python3 -m pipeline.credentials check-env .env
 	docker compose up -d --build
 
 cluster-sweep: ## prepare + sweep + compare on the docker-compose cluster

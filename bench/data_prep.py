@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import pyarrow as pa
-import pyarrow.parquet as pq
+
+from pipeline.data.arrow import pa, pq
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,8 +104,7 @@ def baseline_augment(prepared: Path, out: Path, copies: int, limit: int | None =
 def baseline_prepare_parquet(train: Path, test: Path, out: Path, shards: int = 16,
                              val_fraction: float = 0.1, seed: int = 42) -> int:
     """The Parquet-source prepare in one process: read, validate, carve val, shuffle, shard."""
-    import pyarrow.dataset as ds
-
+    from pipeline.data.arrow import ds
     from pipeline.data.feed import decode_images
 
     rng = np.random.default_rng(seed)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from pipeline.cli import console_logging, run_job
 from pipeline.report.build import write_report
+from pipeline.storage import report_dir
 from pipeline.tracking import store
 
 
@@ -19,7 +19,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
-    p.add_argument("--output", help="report folder (default reports/<experiment>)")
+    p.add_argument("--output", help="report folder (default reports/<experiment>); replaced "
+                                    "whole, so it must be new, empty or an earlier report")
     p.add_argument("--metric", default="test_accuracy", help="column to rank by")
     p.add_argument("--all", action="store_true",
                    help="every run of the experiment, not only the latest sweep invocation")
@@ -31,9 +32,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     console_logging()
+    output = report_dir(args.output, args.experiment)  # before anything is read or written
     uri = store.tracking_uri()
     client = store.connect(uri)
-    output = Path(args.output or Path("reports") / args.experiment)
     report = write_report(client, uri, args.experiment, output, args.metric, args.all,
                           register=not args.no_register)
     print(f"compare: {len(report.leaderboard)} configurations", flush=True)

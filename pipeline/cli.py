@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from pipeline.errors import PipelineError
@@ -17,23 +19,46 @@ EXIT_SPOOLED = 3
 def run_job(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None,
             prog: str = "job") -> int:
     """Run a job's main; a PipelineError, or a full or unwritable disk, becomes one line on
-    stderr and exit status 2."""
+    stderr and exit status 2. Anything else keeps its traceback (exit 1). Whatever is printed
+    has the tracking URI's password masked: these lines end up in CI logs."""
     try:
         return main(argv)
     except PipelineError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr, flush=True)
+        _error(f"{prog}: error: {exc}")
         return EXIT_USAGE_OR_INPUT
     except OSError as exc:
         reason = disk_problem(exc)
         if reason is None:
-            raise  # a bug or an unexpected condition: keep the traceback
+            return _unexpected()
         # A failed write() names no file; open() and mkdir() do.
         where = f"{exc.filename}: {reason}" if exc.filename else f"{reason} while writing"
-        print(f"{prog}: error: {where}", file=sys.stderr, flush=True)
+        _error(f"{prog}: error: {where}")
         return EXIT_USAGE_OR_INPUT
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         return 130
+    except Exception:
+        return _unexpected()
+
+
+def _unexpected() -> int:
+    """A bug or an unexpected condition: its traceback, masked, and exit status 1."""
+    _error(traceback.format_exc().rstrip())
+    return EXIT_FAILED
+
+
+def _error(text: str) -> None:
+    print(masked(text), file=sys.stderr, flush=True)
+
+
+def masked(text: str) -> str:
+    """``text`` with the password of $MLFLOW_TRACKING_URI (plain or URL-encoded) as ``***``."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        return text
+    from pipeline.tracking.store import scrub  # MLflow is imported only when there is a URI
+
+    return scrub(text, uri)
 
 
 def console_logging(level: int = logging.INFO) -> None:

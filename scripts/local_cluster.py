@@ -4,8 +4,10 @@ the installed PySpark, and an MLflow tracking server on a throw-away PostgreSQL,
     python scripts/local_cluster.py up   [--state .local-cluster] [--worker-cores 1] [--auth]
     python scripts/local_cluster.py down [--state .local-cluster]
 
-``up`` prints the master URL and MLFLOW_TRACKING_URI to use and records every process id in
-``<state>/cluster.json``; ``down`` stops exactly those processes and removes the folder.
+``up`` prints the master URL and MLFLOW_TRACKING_URI to use and records every process id, with
+its start time, in ``<state>/cluster.json``; ``down`` stops exactly those processes (a process
+id reused by another process since, after a crash or a reboot, has another start time and is
+left alone) and removes the folder.
 ``--auth`` starts MLflow's basic-auth app; the admin password comes from the environment
 variable MLFLOW_ADMIN_PASSWORD, never from the command line.
 """
@@ -29,9 +31,13 @@ from pathlib import Path
 
 import pyspark
 
+from pipeline.credentials import check_secret, database_uri
+from pipeline.errors import PipelineError
+
 SPARK_HOME = Path(pyspark.__file__).parent
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD_ENV = "MLFLOW_ADMIN_PASSWORD"
+PG_PASSWORD_ENV = "LOCAL_CLUSTER_PG_PASSWORD"  # optional: a random one otherwise
 
 
 @dataclass
@@ -41,6 +47,9 @@ class Cluster:
     master_ui: str = ""
     tracking_uri: str = ""
     pids: dict[str, int] = field(default_factory=dict)
+    # Each process's start time (clock ticks after boot, /proc/<pid>/stat): with the id, it
+    # tells our process from a later one given the same id.
+    starts: dict[str, int] = field(default_factory=dict)
     pg_data: str = ""
 
     @property
@@ -64,6 +73,9 @@ def _spawn(cluster: Cluster, name: str, cmd: list[str], env: dict | None = None)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})})
     cluster.pids[name] = proc.pid
+    start = start_ticks(proc.pid)
+    if start is not None:
+        cluster.starts[name] = start
     cluster.save()  # record before waiting, so `down` can stop it even if start-up fails
 
 
@@ -119,7 +131,8 @@ def start_postgres(cluster: Cluster) -> str:
     data = Path(cluster.state_dir) / "pgdata"
     port = free_port()
     user = "mlflow"
-    password = os.environ.get("LOCAL_CLUSTER_PG_PASSWORD") or os.urandom(12).hex()
+    chosen = os.environ.get(PG_PASSWORD_ENV)
+    password = check_secret(PG_PASSWORD_ENV, chosen) if chosen else os.urandom(12).hex()
     pwfile = Path(cluster.state_dir) / "pgpass"
     pwfile.write_text(password)
     pwfile.chmod(0o600)
@@ -132,7 +145,7 @@ def start_postgres(cluster: Cluster) -> str:
                     "-o", f"-h 127.0.0.1 -p {port} -k {cluster.state_dir}", "-w", "start"],
             cluster)
     # initdb's own "postgres" database is ours alone: the server lives only for this cluster.
-    return f"postgresql+psycopg2://{user}:{password}@127.0.0.1:{port}/postgres"
+    return database_uri("postgresql+psycopg2", user, password, "127.0.0.1", port, "postgres")
 
 
 def _pg_owner() -> str | None:
@@ -219,26 +232,67 @@ def up(state_dir: Path, workers: int = 2, worker_cores: int = 1,
     return cluster
 
 
-def down(state_dir: Path) -> None:
-    """Stop every process the state file names (by process group), then PostgreSQL."""
+def down(state_dir: Path, say: Callable[[str], None] = print) -> None:
+    """Stop every process the state file names (by process group), then PostgreSQL.
+
+    A process group is signalled only while its leader is the very process ``up`` started
+    (same id, same start time), or after it exited (the id then cannot have been given to
+    another process while the group lives): never a process that merely got a recorded id.
+    """
     state_file = state_dir / "cluster.json"
     if not state_file.is_file():
         return
     cluster = Cluster(**json.loads(state_file.read_text()))
-    for pid in cluster.pids.values():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
+    ours = {}
+    for name, pid in cluster.pids.items():
+        why = _not_ours(pid, cluster.starts.get(name))
+        if why:
+            say(f"local_cluster: not stopping {name} (process {pid}): {why}")
+        else:
+            ours[name] = pid
+    _signal_groups(cluster, ours, signal.SIGTERM)
     deadline = time.monotonic() + 20
-    for pid in cluster.pids.values():
+    for pid in ours.values():
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+    _signal_groups(cluster, ours, signal.SIGKILL)
     if cluster.pg_data and Path(cluster.pg_data).is_dir():
         with contextlib.suppress(subprocess.CalledProcessError):
             _run_as(_pg_owner(), ["pg_ctl", "-D", cluster.pg_data, "-m", "fast", "-w", "stop"],
                     cluster)
     shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _signal_groups(cluster: Cluster, ours: dict[str, int], sig: int) -> None:
+    for name, pid in ours.items():
+        if _not_ours(pid, cluster.starts.get(name)):
+            continue  # exited and replaced meanwhile
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+
+
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot), or None if there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name, which is in parentheses and may hold spaces; the start
+    # time is field 22 of the line, the 20th after the name.
+    return int(stat[stat.rindex(")") + 2:].split()[19])
+
+
+def _not_ours(pid: int, recorded: int | None) -> str:
+    """Why process ``pid`` is not the one recorded ('' if it is, or if it has exited)."""
+    now = start_ticks(pid)
+    if now is None or not _alive(pid):
+        return ""  # exited: signalling its group reaches only what is left of ours
+    if recorded is None:
+        return ("its start time was not recorded, so it cannot be told from a process that "
+                "reused the id; stop it yourself if it is ours")
+    if now != recorded:
+        return "that id now belongs to another process (started after ours)"
+    return ""
 
 
 def _alive(pid: int) -> bool:
@@ -277,6 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.auth and not admin_password:
         print(f"local_cluster: error: --auth needs the admin password in ${ADMIN_PASSWORD_ENV}",
               file=sys.stderr)
+        return 2
+    try:  # before anything starts: a placeholder secret is refused in one line
+        if admin_password:
+            check_secret(ADMIN_PASSWORD_ENV, admin_password)
+        if os.environ.get(PG_PASSWORD_ENV):
+            check_secret(PG_PASSWORD_ENV, os.environ[PG_PASSWORD_ENV])
+    except PipelineError as exc:
+        print(f"local_cluster: error: {exc}", file=sys.stderr)
         return 2
     cluster = up(args.state, args.workers, args.worker_cores, args.worker_memory,
                  admin_password)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from pipeline.config.grid import expand_grid
 from pipeline.config.parse import parse, read_yaml
 from pipeline.config.schema import AugmentConfig, DataConfig, SweepConfig, TrackingConfig
+from pipeline.data.limits import MAX_CLASSES
 from pipeline.errors import ConfigError
 
 
@@ -30,6 +32,10 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
 
 
 def _check_tracking(t: TrackingConfig) -> None:
+    for key in ("backoff_seconds", "lease_seconds", "claim_settle_seconds"):
+        # NaN passes every comparison below; inf would make a lease that never ends.
+        if not math.isfinite(getattr(t, key)):
+            raise ConfigError(f"tracking.{key}: must be a finite number, got {getattr(t, key)}")
     if t.retries < 0:
         raise ConfigError("tracking.retries: must be at least 0")
     if t.backoff_seconds < 0 or t.claim_settle_seconds < 0:
@@ -50,6 +56,9 @@ def _check_data(cfg: DataConfig) -> None:
         raise ConfigError("split: val_fraction + test_fraction must be below 1")
     if cfg.shards < 1:
         raise ConfigError("shards: must be at least 1")
+    classes = cfg.source.num_classes
+    if classes is not None and not 1 <= classes <= MAX_CLASSES:
+        raise ConfigError(f"source.num_classes: must be in [1, {MAX_CLASSES}], got {classes}")
 
 
 def load_augment_config(path: str | Path) -> AugmentConfig:

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from pipeline.data.arrow import pa, pq
 from pipeline.data.manifest import Manifest
 from pipeline.errors import DataError
 

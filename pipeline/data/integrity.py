@@ -11,8 +11,8 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow.parquet as pq
 
+from pipeline.data.arrow import CVE, is_refused_type, pa, pq
 from pipeline.errors import DataError
 
 if TYPE_CHECKING:
@@ -46,15 +46,34 @@ def _check_totals(where: Path, split: str, info: SplitInfo) -> None:
                         "prepare the dataset again")
 
 
+def _check_columns(where: Path, name: str, schema: pa.Schema) -> None:
+    """The columns prepare writes: an integer label and the image bytes."""
+    fields = {f.name: f.type for f in schema}
+    label, image = fields.get("label"), fields.get("image")
+    if label is None or not pa.types.is_integer(label) or image is None or not (
+            pa.types.is_binary(image) or pa.types.is_large_binary(image)):
+        raise DataError(f"{where}: shard {name} must hold an integer 'label' and a binary "
+                        f"'image' column, found {', '.join(f'{k}: {v}' for k, v in fields.items())}")
+
+
 def _check_shard(where: Path, path: Path, name: str, shard: Shard) -> None:
     # Size first: a truncated file is named as such, without reading it.
     if shard.bytes is not None and path.stat().st_size != shard.bytes:
         raise DataError(f"{where}: shard {name} is {path.stat().st_size} bytes, the manifest "
                         f"recorded {shard.bytes} (truncated or replaced); prepare it again")
     try:
-        rows = pq.read_metadata(path).num_rows
+        metadata = pq.read_metadata(path)
+        schema = metadata.schema.to_arrow_schema()
     except Exception as exc:  # pyarrow raises several types for a damaged footer
-        raise DataError(f"{where}: shard {name} is not a readable Parquet file ({exc})") from exc
+        if is_refused_type(exc):
+            raise DataError(f"{where}: shard {name} holds a column of type "
+                            f"arrow.py_extension_type, which runs code when read ({CVE}); "
+                            "refused") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{where}: shard {name} is not a readable Parquet file ({first})") \
+            from exc
+    _check_columns(where, name, schema)
+    rows = metadata.num_rows
     if rows != shard.rows:
         raise DataError(f"{where}: shard {name} holds {rows} rows, the manifest says "
                         f"{shard.rows}; prepare the dataset again")

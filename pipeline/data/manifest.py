@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.data import integrity
+from pipeline.data.limits import MAX_CLASSES, MAX_IMAGE_PIXELS
 from pipeline.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
@@ -47,12 +48,16 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict) -> Manifest:
+        """The manifest in ``data``; ValueError naming the first value out of type or range
+        (the file is input: it decides what every rank allocates and which files it reads)."""
         splits = {
             name: SplitInfo(info["rows"], [Shard(**s) for s in info["shards"]],
                             list(info["class_histogram"]))
             for name, info in data["splits"].items()
         }
-        return cls(**{**data, "splits": splits})
+        manifest = cls(**{**data, "splits": splits})
+        _check(manifest)
+        return manifest
 
     def shard_files(self, root: Path, split: str, rank: int, size: int) -> list[Path]:
         """The shards rank ``rank`` of ``size`` reads: every size-th shard from ``rank``."""
@@ -71,6 +76,57 @@ class Manifest:
         state = "written" if written else "up to date (use --force to rewrite)"
         return (f"{where} {state}: {counts} rows; image {self.image_shape}, "
                 f"{self.num_classes} classes, fingerprint {self.fingerprint}")
+
+
+def _is_int(value: object, low: int, high: int | None = None) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= low
+            and (high is None or value <= high))
+
+
+def _check(m: Manifest) -> None:
+    for key in ("dataset", "fingerprint", "source_format", "source_sha256"):
+        if not isinstance(getattr(m, key), str):
+            raise ValueError(f"{key} must be a string")
+    if m.pixel_dtype != "uint8":
+        raise ValueError(f"pixel_dtype must be 'uint8', got {m.pixel_dtype!r}")
+    if not _is_int(m.num_classes, 1, MAX_CLASSES):
+        raise ValueError(f"num_classes must be an integer in [1, {MAX_CLASSES}], got "
+                         f"{m.num_classes!r}")
+    shape = m.image_shape
+    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(d, 1) for d in shape)
+            and shape[0] * shape[1] * shape[2] <= MAX_IMAGE_PIXELS):
+        raise ValueError(f"image_shape must be [height, width, channels] of positive integers "
+                         f"with at most {MAX_IMAGE_PIXELS} pixels, got {shape!r}")
+    for split, info in m.splits.items():
+        _check_split(split, info, m.num_classes)
+
+
+def _check_split(split: str, info: SplitInfo, num_classes: int) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}")
+    if not _is_int(info.rows, 0):
+        raise ValueError(f"split {split!r}: rows must be an integer >= 0, got {info.rows!r}")
+    hist = info.class_histogram
+    if len(hist) != num_classes or not all(_is_int(n, 0) for n in hist):
+        raise ValueError(f"split {split!r}: class_histogram must hold {num_classes} counts")
+    for shard in info.shards:
+        _check_shard(split, shard)
+
+
+def _check_shard(split: str, shard: Shard) -> None:
+    # A plain file name: the shard lies in the split's own folder, never elsewhere.
+    name = shard.file
+    if not (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
+            and "\\" not in name and "\0" not in name):
+        raise ValueError(f"split {split!r}: shard {name!r} must be a file name inside the "
+                         f"split's folder (no path)")
+    if not _is_int(shard.rows, 0):
+        raise ValueError(f"shard {split}/{name}: rows must be an integer >= 0, got "
+                         f"{shard.rows!r}")
+    if shard.bytes is not None and not _is_int(shard.bytes, 0):
+        raise ValueError(f"shard {split}/{name}: bytes must be an integer >= 0")
+    if shard.sha256 is not None and not isinstance(shard.sha256, str):
+        raise ValueError(f"shard {split}/{name}: sha256 must be a string")
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
@@ -92,8 +148,15 @@ def load_manifest(folder: str | Path, verify: bool = False) -> Manifest:
     if missing:
         raise DataError(f"{path}: manifest lacks split(s) {', '.join(missing)}")
     for split, info in manifest.splits.items():
+        if (Path(folder) / split).is_symlink():
+            raise DataError(f"{path}: split folder {split} is a symbolic link; a dataset's "
+                            "files must lie inside its folder")
         for shard in info.shards:
-            if not (Path(folder) / split / shard.file).is_file():
+            where = Path(folder) / split / shard.file
+            if where.is_symlink():
+                raise DataError(f"{path}: shard {split}/{shard.file} is a symbolic link; a "
+                                "dataset's files must lie inside its folder")
+            if not where.is_file():
                 raise DataError(f"{path}: shard {split}/{shard.file} listed but missing")
     if verify:
         integrity.verify(Path(folder), manifest)

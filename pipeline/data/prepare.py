@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.config import DataConfig, SplitConfig
+from pipeline.data.arrow import pq
 from pipeline.data.manifest import (
     MANIFEST_NAME,
     SPLITS,
@@ -35,9 +36,11 @@ from pipeline.data.integrity import shard_digest
 from pipeline.data.sources import SourceData
 from pipeline.data.tabular import SparkSource
 from pipeline.errors import DataError
-from pipeline.storage import disk_errors, staging_dir, swap_into_place
+from pipeline.storage import disk_errors, recover, staging_dir, swap_into_place
 
 __all__ = ["prepare", "describe_split", "existing_manifest", "staging_dir", "swap_into_place"]
+
+logger = logging.getLogger(__name__)
 
 # Bump when the on-disk layout changes, so old datasets get new fingerprints.
 LAYOUT_VERSION = 1
@@ -61,7 +64,11 @@ def dataset_fingerprint(cfg: DataConfig, source_sha256: str) -> str:
 
 
 def existing_manifest(target: Path, fingerprint: str) -> Manifest | None:
-    """The manifest at ``target`` if it is a complete dataset with this fingerprint."""
+    """The manifest at ``target`` if it is a complete dataset with this fingerprint (put
+    back first if a swap into ``target`` was killed halfway)."""
+    restored = recover(target)
+    if restored:
+        logger.warning("WARNING: %s", restored)
     if not (target / MANIFEST_NAME).is_file():
         return None
     try:

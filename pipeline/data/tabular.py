@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.config import SourceConfig
+from pipeline.data.limits import label_problem
 from pipeline.data.sources import sha256_file
 from pipeline.errors import DataError
 
@@ -135,6 +136,7 @@ def _validate_pixels(path: Path, df: DataFrame, label: str, pixels: list[str]) -
             _any(cols, lambda c: F.isnan(c) | (F.abs(c) == float("inf"))).alias("nans"),
             _any(cols, lambda c: c != F.round(c)).alias("fractions"),
             F.min(label).alias("label_min"),
+            F.max(label).alias("label_max"),
             _any(pixels, lambda c: (c < 0) | (c > 255)).alias("out_of_range"),
         ).first()
     except Exception as exc:  # malformed rows surface here, where Spark first parses them
@@ -146,11 +148,18 @@ def _validate_pixels(path: Path, df: DataFrame, label: str, pixels: list[str]) -
         (row["nans"], f"{row['nans']} rows with NaN or inf"),
         (row["fractions"], f"{row['fractions']} rows with non-integer values"),
         (row["label_min"] is not None and row["label_min"] < 0, "negative labels"),
+        _too_large(row["label_max"]),
         (row["out_of_range"], f"{row['out_of_range']} rows with pixels outside [0, 255]"),
     ]
     for bad, message in problems:
         if bad:
             raise DataError(f"{path}: {message}")
+
+
+def _too_large(label_max: float | None) -> tuple[bool, str]:
+    """(whether, why) the largest label is refused, before the int32 cast could wrap it."""
+    problem = label_problem(int(label_max)) if label_max is not None else None
+    return problem is not None, problem or ""
 
 
 def _pack(df: DataFrame, label: str, pixels: list[str]) -> DataFrame:
@@ -167,6 +176,7 @@ def _binary_images(path: Path, df: DataFrame, label: str,
                    configured: tuple[int, ...] | None) -> tuple[DataFrame, tuple[int, ...]]:
     stats = df.agg(F.count(F.lit(1)).alias("rows"), F.min(F.length("image")).alias("lo"),
                    F.max(F.length("image")).alias("hi"), F.min(label).alias("label_min"),
+                   F.max(label).alias("label_max"),
                    F.sum(F.when(F.col(label).isNull() | F.col("image").isNull(), 1)
                          .otherwise(0)).alias("nulls")).first()
     if stats["rows"] == 0:
@@ -178,6 +188,9 @@ def _binary_images(path: Path, df: DataFrame, label: str,
                         f"bytes)")
     if stats["label_min"] < 0:
         raise DataError(f"{path}: negative labels")
+    too_large, why = _too_large(stats["label_max"])
+    if too_large:
+        raise DataError(f"{path}: {why}")
     shape = _shape(path, stats["lo"], configured)
     return df.select(F.col(label).cast("int").alias("label"), "image"), shape
 

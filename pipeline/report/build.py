@@ -19,7 +19,7 @@ from pipeline.report import frame, leaderboard
 from pipeline.report.analysis import Analysis, analyse
 from pipeline.report.champion import Champion, register_champion
 from pipeline.report.sections import page_for, write_figures
-from pipeline.storage import disk_errors, staging_dir, swap_into_place
+from pipeline.storage import disk_errors, mark_report, staging_dir, swap_into_place
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ def write_report(client: MlflowClient, uri: str, experiment: str, output: Path,
 
 
 def _write_files(found: Analysis, folder: Path) -> list[str]:
+    mark_report(folder)  # inside the staging folder: the swapped-in report carries it
     board = found.board
     (folder / "leaderboard.csv").write_text(board.to_csv(index=False))
     (folder / "runs.csv").write_text(found.sweep.runs.to_csv(index=False))

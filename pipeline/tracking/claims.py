@@ -4,7 +4,9 @@ MLflow is the one thing every sweep shares, so it holds the state:
 
 * a *heartbeat* tag (ms since the epoch) on a running parent or child run, refreshed every
   ``lease_seconds / 4`` by a thread of the process doing the work. A run whose status tag says
-  running but whose heartbeat is older than ``lease_seconds`` belongs to a dead process.
+  running but whose heartbeat is older than ``lease_seconds`` belongs to a dead process. Each
+  run carries the lease of the sweep that keeps it alive (tag ``lease_seconds``) and is judged
+  by that one: sweeps with different leases share an experiment safely.
 * a *claim*: before a configuration starts, rank 0 creates (or, to resume, re-takes) its child
   run with status running, its sweep as parent and a ``claimed_at`` time; waits
   ``claim_settle_seconds`` so that a rival claiming at the same moment is visible; then looks
@@ -15,6 +17,7 @@ MLflow is the one thing every sweep shares, so it holds the state:
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from pipeline.tracking.vocab import (
     TAG_DATASET,
     TAG_HASH,
     TAG_HEARTBEAT,
+    TAG_LEASE,
     TAG_ORPHANED,
     TAG_PARENT,
     TAG_ROLE,
@@ -50,10 +54,25 @@ def last_heartbeat(run: Run) -> int:
     return int(tag) if tag.isdigit() else int(run.info.start_time or 0)
 
 
+def run_lease(run: Run, default: float) -> float:
+    """The lease of the sweep keeping ``run`` alive (its tag); ``default`` for runs recorded
+    before leases were tagged, or with a value that is not a positive finite number."""
+    try:
+        lease = float(run.data.tags.get(TAG_LEASE, ""))
+    except ValueError:
+        return default
+    return lease if math.isfinite(lease) and lease > 0 else default
+
+
 def is_live(run: Run, lease_seconds: float, at_ms: int | None = None) -> bool:
+    """Running and heard from within its own lease (``lease_seconds`` if it has none)."""
     if run.data.tags.get(TAG_STATUS) != RUNNING:
         return False
-    return (at_ms or now_ms()) - last_heartbeat(run) <= lease_seconds * 1000
+    return (at_ms or now_ms()) - last_heartbeat(run) <= run_lease(run, lease_seconds) * 1000
+
+
+def lease_tag(settings: TrackingConfig) -> str:
+    return f"{settings.lease_seconds:g}"
 
 
 class Heartbeat:
@@ -111,7 +130,7 @@ def claim(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig,
     rival = _rival(client, req, settings)
     if rival:
         return Claim(None, rival)  # cheap path: no run created when the answer is already known
-    run_id = _take(client, req, run_name)
+    run_id = _take(client, req, run_name, lease_tag(settings))
     time.sleep(settings.claim_settle_seconds)
     rival = _rival(client, req, settings)
     if not rival:
@@ -126,10 +145,10 @@ def claim(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig,
     return Claim(None, rival)
 
 
-def _take(client: MlflowClient, req: ClaimRequest, run_name: str) -> str:
+def _take(client: MlflowClient, req: ClaimRequest, run_name: str, lease: str) -> str:
     stamp = str(now_ms())
     tags = {TAG_PARENT: req.parent_run_id, TAG_CLAIMED_AT: stamp, TAG_HEARTBEAT: stamp,
-            TAG_STATUS: RUNNING}
+            TAG_STATUS: RUNNING, TAG_LEASE: lease}
     if req.resume_run_id is None:
         return client.create_run(req.experiment_id, run_name=run_name,
                                  tags={**req.tags, **tags}).info.run_id
@@ -171,10 +190,10 @@ def mark_orphans(client: MlflowClient, experiment_id: str, settings: TrackingCon
                and not is_live(r, settings.lease_seconds, at)]
     for run in orphans:
         silent = (at - last_heartbeat(run)) / 1000
+        lease = run_lease(run, settings.lease_seconds)
         client.log_batch(run.info.run_id, tags=[
             RunTag(TAG_STATUS, FAILED),
-            RunTag(TAG_ORPHANED, f"no heartbeat for {silent:.0f}s (lease "
-                                 f"{settings.lease_seconds:g}s): its process died; marked "
-                                 f"by sweep run {by_parent}")])
+            RunTag(TAG_ORPHANED, f"no heartbeat for {silent:.0f}s (lease {lease:g}s): its "
+                                 f"process died; marked by sweep run {by_parent}")])
         client.set_terminated(run.info.run_id, "FAILED")
     return orphans

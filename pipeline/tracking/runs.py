@@ -31,6 +31,7 @@ from pipeline.tracking.vocab import (
     TAG_ERROR,
     TAG_HASH,
     TAG_HEARTBEAT,
+    TAG_LEASE,
     TAG_PARENT,
     TAG_PREFLIGHT,
     TAG_REPLICATE,
@@ -51,7 +52,8 @@ def start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest
     run = client.create_run(exp_id, run_name=name, tags={
         TAG_ROLE: ROLE_SWEEP, TAG_SWEEP: sweep.name, TAG_DATASET: manifest.fingerprint,
         TAG_STATUS: RUNNING, TAG_HEARTBEAT: str(claims.now_ms()),
-        TAG_PREFLIGHT: "\n".join(preflight)[:4900] or "no findings"})
+        TAG_PREFLIGHT: "\n".join(preflight)[:4900] or "no findings",
+        TAG_LEASE: claims.lease_tag(sweep.tracking)})
     for key, value in {"num_proc": num_proc, "configurations": n_configs,
                        "dataset": manifest.dataset, PARAM_GRID_AXES: ",".join(sweep.grid)}.items():
         client.log_param(run.info.run_id, key, value)
@@ -70,12 +72,12 @@ def finish_parent(log: RunLog, status: str) -> bool:
 def fail_orphans(client: MlflowClient, exp_id: str, sweep: SweepConfig, parent: str,
                  log: Callable[[str], None]) -> list[str]:
     """Runs a dead sweep left 'running' are marked failed, one line each."""
-    orphans = [r.info.run_id for r in claims.mark_orphans(client, exp_id, sweep.tracking,
-                                                           parent)]
-    for run_id in orphans:
-        log(f"sweep {sweep.name}: marked run {run_id} failed: left running by a sweep that "
-            f"stopped (no heartbeat for {sweep.tracking.lease_seconds:g}s)")
-    return orphans
+    orphans = claims.mark_orphans(client, exp_id, sweep.tracking, parent)
+    for run in orphans:
+        lease = claims.run_lease(run, sweep.tracking.lease_seconds)
+        log(f"sweep {sweep.name}: marked run {run.info.run_id} failed: left running by a sweep "
+            f"that stopped (no heartbeat for its lease of {lease:g}s)")
+    return [r.info.run_id for r in orphans]
 
 
 def todo(client: MlflowClient, exp_id: str, trials: list[Trial], fingerprint: str,

@@ -7,8 +7,13 @@ model's weights, go to ``<spool>/<run_id>/``), so nothing is lost and order is k
 status tag spooled before a later one must not overtake it). ``replay`` delivers a spool
 once MLflow is reachable again and deletes what it delivered.
 
-The writer holds an exclusive ``flock`` on its spool file while the run is open, so a replay
-started by another sweep meanwhile leaves that file alone.
+One exclusive ``flock`` on the spool file guards it: the writer holds it while the run is
+open, a replay while it delivers. The file is only ever appended to, never replaced, so the
+lock always covers the one file every process sees: a replay marks its progress by appending
+``{"op": "delivered", "count": n}`` after each record it delivered, and deletes the file,
+still under the lock, once everything arrived. A process killed mid-write leaves a *torn*
+last line; the next writer or replay moves it to ``<run_id>.jsonl.torn`` with a warning and
+delivers every complete record.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from typing import IO, Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from pipeline.tracking.store import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +80,8 @@ class RunLog:
         self.files = Path(spool_dir) / run_id
         self.say = say
         self._spool: IO[str] | None = None
+        # Tag values (an error's traceback, say) may quote the tracking URI: never its password.
+        self._uri = str(getattr(client, "tracking_uri", "") or "")
 
     @property
     def offline(self) -> bool:
@@ -83,7 +92,7 @@ class RunLog:
         self._submit({"op": "batch",
                       "metrics": [[m.key, m.value, m.timestamp, m.step] for m in metrics],
                       "params": [[p.key, p.value] for p in params],
-                      "tags": [[t.key, t.value] for t in tags]})
+                      "tags": [[t.key, scrub(t.value, self._uri)] for t in tags]})
 
     def set_tag(self, key: str, value: str) -> None:
         self.log_batch(tags=[RunTag(key, str(value))])
@@ -137,15 +146,16 @@ class RunLog:
         if stash is not None:
             self.files.mkdir(parents=True, exist_ok=True)
             stash(self.files)
-        self._spool.write(json.dumps(record) + "\n")
-        self._spool.flush()
-        os.fsync(self._spool.fileno())
+        _append(self._spool, record)
 
     def _go_offline(self, exc: BaseException) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._spool = _open_locked(self.path, blocking=True)
-        self.say(f"    MLflow unreachable ({first_line(exc)}); run {self.run_id} continues, "
-                 f"its records go to {self.path}")
+        self.say(f"    MLflow unreachable ({scrub(first_line(exc), self._uri)}); run "
+                 f"{self.run_id} continues, its records go to {self.path}")
+        warning = cut_torn_tail(self.path, self._spool)
+        if warning:  # an earlier writer of this run died mid-record: start on a new line
+            self.say(f"    spool: {warning}")
 
 
 def _open_locked(path: Path, blocking: bool) -> IO[str] | None:
@@ -163,6 +173,74 @@ def _open_locked(path: Path, blocking: bool) -> IO[str] | None:
         if path.exists() and os.path.samefile(path, handle.fileno()):
             return handle
         handle.close()
+
+
+def _append(handle: IO[str], record: dict) -> None:
+    handle.write(json.dumps(record) + "\n")
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def torn_path(path: Path) -> Path:
+    """Where a spool file's torn tails are kept (not ``*.jsonl``: never replayed)."""
+    return path.with_name(f"{path.name}.torn")
+
+
+def cut_torn_tail(path: Path, handle: IO[str]) -> str:
+    """Under the lock held through ``handle``: move an unfinished last line (a write cut
+    short by a kill or a full disk) to ``<file>.torn`` and cut it off. Returns a warning,
+    or '' when the file ends on a complete line."""
+    data = path.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    if keep == len(data):
+        return ""
+    quarantine = torn_path(path)
+    with quarantine.open("ab") as f:
+        f.write(data[keep:])
+        f.flush()
+        os.fsync(f.fileno())
+    os.truncate(handle.fileno(), keep)
+    return (f"{path}: torn last record ({len(data) - keep} bytes, a write cut short) moved to "
+            f"{quarantine}; every complete record is kept")
+
+
+def read_spool(path: Path) -> tuple[list[dict], int]:
+    """(every record in order, how many of them a replay already delivered).
+
+    An unfinished last line is left out (see ``cut_torn_tail``); a damaged line anywhere
+    else raises ValueError naming it, since skipping it would reorder the run's records.
+    """
+    lines = path.read_bytes().split(b"\n")[:-1]  # after the last newline: torn, or nothing
+    records: list[dict] = []
+    delivered = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"line {number} is not a spool record ({exc})") from exc
+        if record.get("op") == DELIVERED:
+            delivered = max(delivered, int(record["count"]))
+        else:
+            records.append(record)
+    return records, delivered
+
+
+def spooled_steps(folder: str | Path, run_id: str, key: str) -> set[int]:
+    """Steps of metric ``key`` that wait, not yet delivered, in ``run_id``'s spool file."""
+    path = waiting(folder, run_id)
+    if path is None:
+        return set()
+    try:
+        records, delivered = read_spool(path)
+    except (OSError, ValueError):
+        return set()
+    return {m[3] for r in records[delivered:] if r.get("op") == "batch"
+            for m in r["metrics"] if m[0] == key}
+
+
+DELIVERED = "delivered"  # a replay's progress mark: the first ``count`` records arrived
 
 
 def deliver(client: MlflowClient, run_id: str, record: dict, files: Path) -> None:
@@ -190,35 +268,65 @@ def deliver(client: MlflowClient, run_id: str, record: dict, files: Path) -> Non
 class ReplayReport:
     delivered: dict[str, int] = field(default_factory=dict)  # run id -> records delivered
     pending: dict[str, str] = field(default_factory=dict)    # spool file -> why it is kept
+    warnings: dict[str, str] = field(default_factory=dict)   # spool file -> torn tail moved
+
+
+def report_lines(report: ReplayReport) -> list[str]:
+    """One console line per run delivered, torn tail moved aside, or file kept."""
+    return ([f"spool: delivered {n} records of run {run_id} to MLflow"
+             for run_id, n in report.delivered.items()]
+            + [f"spool: WARNING: {warning}" for warning in report.warnings.values()]
+            + [f"spool: kept {path}: {why}" for path, why in report.pending.items()])
+
+
+def waiting(folder: str | Path, run_id: str) -> Path | None:
+    """``run_id``'s spool file, if records of that run still wait in ``folder``."""
+    path = Path(folder) / f"{run_id}.jsonl"
+    return path if path.is_file() else None
 
 
 def replay(client: MlflowClient, folder: Path, retry: Retry) -> ReplayReport:
     """Deliver every spool file in ``folder`` not held by a live writer; delete what arrived."""
     report = ReplayReport()
     for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
-        handle = _open_locked(path, blocking=False)
-        if handle is None:
-            report.pending[str(path)] = "still being written by a running sweep"
-            continue
-        with handle:
-            run_id = path.stem
-            try:
-                report.delivered[run_id] = _replay_file(client, path, retry)
-            except Exception as exc:
-                report.pending[str(path)] = first_line(exc)
-                continue
-            path.unlink()
-            shutil.rmtree(folder / run_id, ignore_errors=True)
+        _replay_one(client, path, retry, report)
     return report
 
 
-def _replay_file(client: MlflowClient, path: Path, retry: Retry) -> int:
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def replay_run(client: MlflowClient, folder: Path, run_id: str, retry: Retry) -> ReplayReport:
+    """``replay`` for one run's spool file only."""
+    report = ReplayReport()
+    path = waiting(folder, run_id)
+    if path is not None:
+        _replay_one(client, path, retry, report)
+    return report
+
+
+def _replay_one(client: MlflowClient, path: Path, retry: Retry, report: ReplayReport) -> None:
+    handle = _open_locked(path, blocking=False)
+    if handle is None:
+        report.pending[str(path)] = "still being written by a running sweep"
+        return
+    with handle:  # the lock is held until the file is gone or left for next time
+        run_id = path.stem
+        try:
+            warning = cut_torn_tail(path, handle)
+            if warning:
+                report.warnings[str(path)] = warning
+            report.delivered[run_id] = _replay_file(client, path, handle, retry)
+        except Exception as exc:
+            report.pending[str(path)] = scrub(first_line(exc), str(client.tracking_uri))
+            return
+        path.unlink()
+        shutil.rmtree(path.with_suffix(""), ignore_errors=True)
+
+
+def _replay_file(client: MlflowClient, path: Path, handle: IO[str], retry: Retry) -> int:
+    records, done = read_spool(path)
     files = path.with_suffix("")
-    for done, record in enumerate(records):
+    for count, record in enumerate(records[done:], done + 1):
         retry.call(lambda r=record: deliver(client, path.stem, r, files))
-        # Keep only what is left, so a replay interrupted here never delivers a record twice.
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records[done + 1:]))
-        os.replace(tmp, path)
-    return len(records)
+        # Mark the progress in the same (locked) file, so a replay interrupted here never
+        # delivers a record twice and a writer's appended records are never overwritten.
+        _append(handle, {"op": DELIVERED, "count": count})
+    return len(records) - done

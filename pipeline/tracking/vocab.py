@@ -27,6 +27,8 @@ TAG_CHECKPOINT_WARNING = "checkpoint_warning"
 TAG_HEARTBEAT = "heartbeat"
 TAG_CLAIMED_AT = "claimed_at"
 TAG_ORPHANED = "orphaned"    # why a later sweep marked this run failed
+TAG_LEASE = "lease_seconds"  # the lease of the sweep that keeps this run's heartbeat
+TAG_LEASE = "lease_seconds"  # the lease of the sweep that keeps this run's heartbeat
 
 # Statuses (the TAG_STATUS values)
 FINISHED, DIVERGED, FAILED, RUNNING = "finished", "diverged", "failed", "running"

@@ -92,10 +92,12 @@ def test_parquet_with_pixel_columns_and_with_image_bytes(tmp_path, spark):
     (lambda df: df.assign(pixel5=df["pixel5"].astype(float).where(df.index != 3, 1.5)),
      "non-integer values"),
     (lambda df: df.assign(label=df["label"].where(df.index != 2, -1)), "negative labels"),
+    (lambda df: df.assign(label=df["label"].where(df.index != 2, 2**32 + 3)),
+     "label 4294967299 is not below 100,000"),
     (lambda df: df.iloc[:0], "no rows"),
     (lambda df: df.drop(columns=["pixel35"]), "35 pixel columns is not a square image"),
-], ids=["no-label", "duplicate", "missing", "range", "fraction", "negative", "empty",
-        "not-square"])
+], ids=["no-label", "duplicate", "missing", "range", "fraction", "negative", "huge-label",
+        "empty", "not-square"])
 def test_bad_csv_gives_one_clear_error_and_writes_nothing(tmp_path, spark, mutate, message):
     csv = kaggle_csv(tmp_path / "good.csv", n=40)
     bad = tmp_path / "bad.csv"
@@ -105,6 +107,17 @@ def test_bad_csv_gives_one_clear_error_and_writes_nothing(tmp_path, spark, mutat
     assert "bad.csv" in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "out" / "t").exists()
     assert not list(tmp_path.glob("out/.t.tmp-*"))  # no staging folder left behind
+
+
+def test_parquet_image_bytes_with_a_label_beyond_any_class_count(tmp_path, spark):
+    x, y = make_images(20, 2, 4, seed=9)
+    labels = y.astype("int64")
+    labels[3] = 2**32 + 3  # an int32 cast would make it 3
+    pd.DataFrame({"label": labels, "image": [r.tobytes() for r in x.reshape(20, -1)]}
+                 ).to_parquet(tmp_path / "bytes.parquet")
+    with pytest.raises(DataError, match="label 4294967299 is not below 100,000"):
+        run(spark, config(tmp_path / "bytes.parquet", "parquet", tmp_path / "out"))
+    assert not (tmp_path / "out" / "t").exists()
 
 
 def test_labels_beyond_the_declared_classes(tmp_path, spark):

@@ -57,7 +57,9 @@ def test_compose_takes_cores_and_credentials_from_the_environment(tmp_path):
                    "SPARK_WORKER_MEMORY=5g\n")
     services = compose_config(env_file=env)["services"]
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "s3cret"
-    assert "s3cret" in services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
+    # The MLflow server's launcher builds the (URL-encoded) URI from these.
+    assert services["mlflow"]["environment"]["POSTGRES_PASSWORD"] == "s3cret"
+    assert services["mlflow"]["environment"]["POSTGRES_USER"] == "u"
     assert "s3cret" not in " ".join(services["mlflow"]["command"])  # not visible in ps
     command = " ".join(services["spark-worker-1"]["command"])
     assert "--cores 3" in command and "--memory 5g" in command

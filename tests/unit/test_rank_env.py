@@ -26,3 +26,14 @@ def test_the_users_horovod_settings_win(monkeypatch):
     monkeypatch.setenv("HOROVOD_FUSION_THRESHOLD", "0")
     env = rank_env(_job("cnn"))
     assert env["HOROVOD_CYCLE_TIME"] == "5" and env["HOROVOD_FUSION_THRESHOLD"] == "0"
+
+
+def test_a_stalled_collective_shuts_the_launch_down(monkeypatch):
+    monkeypatch.delenv("HOROVOD_STALL_SHUTDOWN_TIME_SECONDS", raising=False)
+    monkeypatch.delenv("HOROVOD_STALL_CHECK_DISABLE", raising=False)
+    env = rank_env(_job("mlp"))
+    # Horovod checks for stalls every 60 s by default; the shutdown must come after a check.
+    assert int(env["HOROVOD_STALL_SHUTDOWN_TIME_SECONDS"]) >= 60
+    assert "HOROVOD_STALL_CHECK_DISABLE" not in env
+    monkeypatch.setenv("HOROVOD_STALL_SHUTDOWN_TIME_SECONDS", "1800")  # the user's value wins
+    assert rank_env(_job("mlp"))["HOROVOD_STALL_SHUTDOWN_TIME_SECONDS"] == "1800"

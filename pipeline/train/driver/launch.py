@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
@@ -20,7 +21,7 @@ from pyspark.sql import SparkSession
 from pipeline.config import SweepConfig
 from pipeline.errors import ConfigError
 from pipeline.spark import available_slots
-from pipeline.tracking import runs, store
+from pipeline.tracking import runs, spool, store
 from pipeline.tracking.vocab import SKIPPED, TAG_HASH, TAG_STATUS, UNSTARTED
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
@@ -49,6 +50,7 @@ class Launches:
         self.elsewhere: list[tuple[str, str]] = []  # (configuration, reason)
         self.unstarted: dict[str, str] = {}  # configuration -> why
         self.remaining: list[Trial] = list(job.trials)
+        self.spooled: list[str] = []  # spool files a failed launch left that did not replay
 
     def run(self, max_attempts: int) -> None:
         for attempt in range(1, max_attempts + 1):
@@ -69,6 +71,7 @@ class Launches:
                                          verbose=1 if self.job.verbose else 0)
         except Exception as exc:  # a failed launch is retried, not fatal
             line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            line = store.scrub(line, self.job.tracking_uri)
             self.log(f"launch {attempt}/{max_attempts} failed after "
                      f"{time.perf_counter() - started:.0f}s: {line}")
             self._after_failure()
@@ -79,6 +82,11 @@ class Launches:
 
     def _after_failure(self) -> None:
         job, client = self.job, self.client
+        # What the dead ranks spooled first: a run that trained while MLflow was down then
+        # counts as done (or at least as trained), like any other.
+        retry = spool.Retry(job.tracking.retries, job.tracking.backoff_seconds)
+        for line in spool.report_lines(spool.replay(client, Path(job.spool_dir), retry)):
+            self.log(line)
         runs.fail_stale_children(client, job.experiment_id, job.parent_run_id,
                                  self._trained_something)
         finished = store.done_hashes(client, job.experiment_id, job.fingerprint)
@@ -86,10 +94,27 @@ class Launches:
         self.outcomes += [_outcome_from_run(r) for r in runs.finished_children(
             client, job.experiment_id, job.parent_run_id, hashes)]
         self.remaining = [t for t in self.remaining if t.config_hash not in finished]
+        self._hold_spooled()
 
     def _trained_something(self, run: Run) -> bool:
         folder = checkpoints.trial_dir(self.job.checkpoint_dir, run.data.tags.get(TAG_HASH, ""))
-        return bool(run.data.metrics) or checkpoints.read_state(folder) is not None
+        return (bool(run.data.metrics) or checkpoints.read_state(folder) is not None
+                or spool.waiting(self.job.spool_dir, run.info.run_id) is not None)
+
+    def _hold_spooled(self) -> None:
+        """Configurations whose run still has records in the spool are not trained again
+        here: how the run ended is in those records, which the next invocation delivers."""
+        waiting = {}
+        for run in store.children(self.client, self.job.experiment_id, self.job.parent_run_id):
+            path = spool.waiting(self.job.spool_dir, run.info.run_id)
+            if path is not None:
+                waiting[run.data.tags.get(TAG_HASH)] = (run.info.run_id, path)
+        for trial in [t for t in self.remaining if t.config_hash in waiting]:
+            run_id, path = waiting[trial.config_hash]
+            self.unstarted[trial.name] = (f"its run {run_id} has records waiting in the spool "
+                                          f"({path}); the next invocation delivers them first")
+            self.spooled.append(str(path))
+            self.remaining.remove(trial)
 
     def _sort(self, outcomes: list[TrialOutcome]) -> None:
         """Rank 0's outcomes: trained, done elsewhere, or not started (MLflow was down)."""
@@ -110,12 +135,21 @@ def _outcome_from_run(run: Run) -> TrialOutcome:
                         train_seconds=m.get("train_seconds", float("nan")))
 
 
+# A collective some ranks never join (a mismatch) would otherwise only warn, every minute,
+# forever. Shut the launch down instead, so the driver relaunches what is left. Longer than
+# anything a healthy rank waits for inside a collective: rank 0's claim, which other ranks
+# wait for in a broadcast, gives up on MLflow within seconds (tracking.retries).
+STALL_SHUTDOWN_SECONDS = 600
+
+
 def rank_env(job: RankJob) -> dict[str, str]:
-    """Environment overlaid on each rank's: thread counts and quiet TensorFlow logs."""
+    """Environment overlaid on each rank's: thread counts, quiet TensorFlow logs, Horovod's
+    cycle time and stall shutdown."""
     env = {"OMP_NUM_THREADS": str(job.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri,
            "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms(t.config.model.architecture
-                                                       for t in job.trials)}
+                                                       for t in job.trials),
+           "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": str(STALL_SHUTDOWN_SECONDS)}
     # MLflow's own HTTP retries (minutes by default) would hide an outage from RunLog's.
     passed = ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
               "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")

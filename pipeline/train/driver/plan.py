@@ -6,6 +6,7 @@ No TensorFlow here: names are checked against ``pipeline.model.names``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
     """Resolve every grid point and each of its replicates, and check they can run, before
     anything starts. Grid points that resolve to the same configuration are planned once."""
     manifest.shard_files(Path("."), "train", 0, num_proc)  # raises if too few shards
+    if repeats is not None and repeats < 1:
+        raise ConfigError(f"--repeats: must be at least 1, got {repeats}")
     trials: list[Trial] = []
     seen: dict[str, str] = {}
     for point in expand_grid(sweep):
@@ -54,6 +57,7 @@ def _replicates(name: str, cell: RunConfig, cell_hash: str, repeats: int, manife
         cfg = cell if r == 0 else apply_overrides(
             cell, {"training.seed": cell.training.seed + r}, "repeats")
         label = f"{name} #{r + 1}" if repeats > 1 else name
+        check_numbers(label, cfg)  # its seed too
         out.append(Trial(label, cfg, config_hash(cfg, manifest.fingerprint), batches,
                          cell_hash, r))
     return out
@@ -76,3 +80,43 @@ def check_training(name: str, cfg: RunConfig) -> None:
                           f"{', '.join(MONITORS)}")
     if t.epochs < 1:
         raise ConfigError(f"{name}: training.epochs must be at least 1, got {t.epochs}")
+    check_numbers(name, cfg)
+
+
+SEED_LIMIT = 2**32  # NumPy's and TensorFlow's seeds
+
+
+def check_numbers(name: str, cfg: RunConfig) -> None:
+    """Values the types admit but training cannot use, refused before anything starts (in a
+    rank they would fail one configuration after another, or train on NaN)."""
+    o, m, t = cfg.optimizer, cfg.model, cfg.training
+    es = t.early_stopping
+    rules = [
+        (_positive(o.learning_rate), "optimizer.learning_rate must be a finite number above 0",
+         o.learning_rate),
+        (_at_least_zero(o.momentum), "optimizer.momentum must be a finite number >= 0",
+         o.momentum),
+        (_positive(o.decay_rate), "optimizer.decay_rate must be a finite number above 0",
+         o.decay_rate),
+        (o.decay_steps >= 1, "optimizer.decay_steps must be at least 1", o.decay_steps),
+        (_at_least_zero(o.warmup_epochs), "optimizer.warmup_epochs must be a finite number >= 0",
+         o.warmup_epochs),
+        (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)", m.dropout),
+        (all(units >= 1 for units in m.hidden_layers),
+         "model.hidden_layers: every layer needs at least 1 unit", list(m.hidden_layers)),
+        (0 <= t.seed < SEED_LIMIT, "training.seed must be in [0, 2**32)", t.seed),
+        (es.patience >= 0, "training.early_stopping.patience must be at least 0", es.patience),
+        (_at_least_zero(es.min_delta),
+         "training.early_stopping.min_delta must be a finite number >= 0", es.min_delta),
+    ]
+    for ok, rule, value in rules:
+        if not ok:
+            raise ConfigError(f"{name}: {rule}, got {value}")
+
+
+def _positive(x: float) -> bool:
+    return math.isfinite(x) and x > 0
+
+
+def _at_least_zero(x: float) -> bool:
+    return math.isfinite(x) and x >= 0

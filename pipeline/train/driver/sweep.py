@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 from pipeline.config import SweepConfig
 from pipeline.data.manifest import load_manifest
 from pipeline.model import pairing
+from pipeline.storage import recover
 from pipeline.tracking import claims, runs, spool, store
 from pipeline.tracking.vocab import FAILED, FINISHED
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
@@ -67,6 +68,9 @@ class SweepResult:
 
 def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
               log: Callable[[str], None] = logger.info) -> SweepResult:
+    restored = recover(opts.data_dir)  # a prepare killed mid-swap left it aside
+    if restored:
+        log(f"WARNING: {restored}")
     manifest = load_manifest(opts.data_dir, verify=True)  # sizes, rows, sha256
     num_proc = resolve_num_proc(spark, sweep, opts.num_proc)
     trials = plan_trials(sweep, manifest, num_proc, opts.epochs, opts.repeats, log)
@@ -121,7 +125,7 @@ def _launch(client: MlflowClient, job: RankJob, num_proc: int, max_attempts: int
     launches.run(max_attempts)
     result.outcomes, result.rank_outcomes = launches.outcomes, launches.rank_outcomes
     result.elsewhere, result.unstarted = launches.elsewhere, launches.unstarted
-    result.spooled += [o.spool for o in launches.outcomes if o.spool]
+    result.spooled += [o.spool for o in launches.outcomes if o.spool] + launches.spooled
     # Unstarted configurations have no run (MLflow was down): the next invocation runs them.
     result.failed = [t.name for t in launches.remaining] + list(launches.unstarted)
     runs.record_failures(client, job.experiment_id, job.parent_run_id, job.sweep,
@@ -143,8 +147,6 @@ def replay_spool(client: MlflowClient, folder: Path, retry: spool.Retry,
                  log: Callable[[str], None] = logger.info) -> spool.ReplayReport:
     """Deliver what earlier sweeps spooled, one line per run, so done runs count as done."""
     report = spool.replay(client, folder, retry)
-    for run_id, n in report.delivered.items():
-        log(f"spool: delivered {n} records of run {run_id} to MLflow")
-    for path, why in report.pending.items():
-        log(f"spool: kept {path}: {why}")
+    for line in spool.report_lines(report):
+        log(line)
     return report

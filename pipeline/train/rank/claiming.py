@@ -10,8 +10,10 @@ waits its turn.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.model.names import loss_warnings
@@ -32,10 +34,14 @@ from pipeline.tracking.vocab import (
 from pipeline.train import checkpoints
 
 if TYPE_CHECKING:
+    from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
     from pipeline.tracking.claims import Heartbeat
+    from pipeline.tracking.spool import Retry
     from pipeline.train.contract import RankJob, Trial
+
+log = logging.getLogger("pipeline.rank")
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,10 @@ class ClaimAhead:
         try:
             start = claim_trial(self._job, trial)
         except Exception as exc:  # claim_trial catches MLflow's; this is a last resort
-            start = Start(None, status=UNSTARTED, reason=f"claim failed ({exc})")
+            from pipeline.tracking.store import scrub
+
+            start = Start(None, status=UNSTARTED,
+                          reason=scrub(f"claim failed ({exc})", self._job.tracking_uri))
         if start.run_id is not None:
             box["heartbeat"] = Heartbeat(self._job.tracking_uri, start.run_id,
                                          self._job.tracking.lease_seconds).__enter__()
@@ -103,20 +112,19 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
 
     from pipeline.tracking.claims import ClaimRequest, claim
     from pipeline.tracking.spool import Retry, first_line
-    from pipeline.tracking.store import log_config_params, log_dataset_input
+    from pipeline.tracking.store import log_config_params, log_dataset_input, scrub
 
-    state = checkpoints.read_state(checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash))
-    tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
-            TAG_DATASET: job.fingerprint, TAG_CELL: trial.cell_hash,
-            TAG_REPLICATE: str(trial.replicate)}
-    warnings = loss_warnings(trial.config.loss, trial.config.model.output_activation)
-    if warnings:
-        tags[TAG_WARNINGS] = "; ".join(warnings)
-    req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash, job.fingerprint,
-                       tags, state.get("run_id") if state else None, job.force)
     client = MlflowClient(job.tracking_uri)
     retry = Retry(job.tracking.retries, job.tracking.backoff_seconds)
     try:
+        state = _resumable_state(client, retry, job, trial)
+        if state and not _spool_delivered(client, retry, job, state["run_id"]):
+            return Start(None, status=UNSTARTED, reason=(
+                f"run {state['run_id']} has records in the spool that MLflow does not take "
+                f"yet; resuming it now would log its epochs out of order (see {job.spool_dir})"))
+        req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash,
+                           job.fingerprint, _run_tags(job, trial),
+                           state["run_id"] if state else None, job.force)
         got = retry.call(lambda: claim(client, req, job.tracking, trial.name))
         if got.run_id is None:
             return Start(None, reason=got.reason)
@@ -126,17 +134,86 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
                                                  job.fingerprint, job.data_dir))
             return Start(got.run_id)
         client.set_tag(got.run_id, TAG_RESUMED_FROM, str(state["epoch"]))
-        _log_missing_epoch(client, got.run_id, state)
+        _log_missing_epoch(client, got.run_id, state, job.spool_dir)
         return Start(got.run_id, state)
     except Exception as exc:
+        why = scrub(first_line(exc), job.tracking_uri)
         return Start(None, status=UNSTARTED,
-                     reason=f"MLflow unusable when it was due to start ({first_line(exc)})")
+                     reason=f"MLflow unusable when it was due to start ({why})")
 
 
-def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict) -> None:
-    """The checkpointed epoch's metrics, if the crash came before they reached MLflow."""
+def _run_tags(job: RankJob, trial: Trial) -> dict[str, str]:
+    """The tags of this configuration's run, as for a new run."""
+    tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
+            TAG_DATASET: job.fingerprint, TAG_CELL: trial.cell_hash,
+            TAG_REPLICATE: str(trial.replicate)}
+    warnings = loss_warnings(trial.config.loss, trial.config.model.output_activation)
+    if warnings:
+        tags[TAG_WARNINGS] = "; ".join(warnings)
+    return tags
+
+
+def _resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
+                     trial: Trial) -> dict | None:
+    """The checkpoint to resume from, if its run is one this sweep may take over.
+
+    ``latest.json`` outlives the store it was written against (a new tracking store, a
+    deleted run) and a checkpoint folder may be shared by several experiments: a run that is
+    gone starts afresh and its stale checkpoint is cleared; another experiment's run, or a
+    run of another configuration, is left alone and this configuration starts afresh.
+    """
+    folder = checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash)
+    state = checkpoints.read_state(folder)
+    if not state:
+        return None
+    run_id = str(state.get("run_id") or "")
+    run = _find_run(client, retry, run_id)
+    why = checkpoints.not_resumable(run_id, run, job.experiment_id, trial.config_hash)
+    if not why:
+        return state
+    log.info(f"    checkpoint in {folder} not resumed: {why}; starting afresh")
+    if run is None or run.info.lifecycle_stage == "deleted":
+        checkpoints.clear(folder)
+    return None
+
+
+def _find_run(client: MlflowClient, retry: Retry, run_id: str) -> Run | None:
+    """The run, or None if this store has no run of that id (any other failure raises)."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None
+    try:
+        return retry.call(lambda: client.get_run(run_id))
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+
+
+def _spool_delivered(client: MlflowClient, retry: Retry, job: RankJob, run_id: str) -> bool:
+    """Deliver what the interrupted run left in the spool before it goes on, so an old status
+    never lands after the new ones; False if some of it is still waiting."""
+    from pipeline.tracking import spool
+
+    if spool.waiting(job.spool_dir, run_id) is None:
+        return True
+    report = spool.replay_run(client, Path(job.spool_dir), run_id, retry)
+    for line in spool.report_lines(report):
+        log.info(f"    {line}")
+    return spool.waiting(job.spool_dir, run_id) is None
+
+
+def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict,
+                       spool_dir: str | Path) -> None:
+    """The checkpointed epoch's metrics, if the crash came before they reached MLflow or the
+    spool (which the next replay delivers): logged once, never twice."""
+    from pipeline.tracking.spool import spooled_steps
+
     last = state["epoch"] - 1
     if any(m.step == last for m in client.get_metric_history(run_id, "loss")):
+        return
+    if last in spooled_steps(spool_dir, run_id, "loss"):
         return
     logs = state.get("logs", {})
     for key in EPOCH_METRICS:

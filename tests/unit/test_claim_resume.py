@@ -1,0 +1,161 @@
+"""Rank 0's claim of a configuration with a checkpoint, against a real SQLite store: a stale
+``latest.json`` starts the configuration afresh (never "MLflow unusable" forever, never another
+experiment's run), and a resumed run's spooled epochs arrive once, before it goes on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import RunConfig, TrackingConfig
+from pipeline.tracking import spool
+from pipeline.tracking.vocab import (
+    FAILED,
+    ROLE_CONFIG,
+    ROLE_SWEEP,
+    TAG_DATASET,
+    TAG_HASH,
+    TAG_PARENT,
+    TAG_ROLE,
+    TAG_STATUS,
+    UNSTARTED,
+)
+from pipeline.train import checkpoints
+from pipeline.train.contract import RankJob
+from pipeline.train.rank.claiming import claim_trial
+from tests.helpers import free_port, rank_job, trial
+
+FP, HASH = "fp", "cfg-1"
+NO_WAIT = TrackingConfig(retries=0, backoff_seconds=0.0, claim_settle_seconds=0.0)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def sweep(db, tmp_path, monkeypatch) -> tuple[MlflowClient, RankJob]:
+    """A fresh experiment with a running sweep, and the job its rank 0 holds."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    client = MlflowClient(db)
+    exp_id = client.create_experiment(tmp_path.name)
+    parent = client.create_run(exp_id, tags={TAG_ROLE: ROLE_SWEEP}).info.run_id
+    job = rank_job([trial(HASH, RunConfig())], tracking_uri=db, experiment_id=exp_id,
+                   parent_run_id=parent, fingerprint=FP, checkpoint_dir=str(tmp_path / "ckpt"),
+                   spool_dir=str(tmp_path / "spool"), tracking=NO_WAIT)
+    return client, job
+
+
+def _interrupted_run(client: MlflowClient, exp_id: str, epochs_logged: int) -> str:
+    run = client.create_run(exp_id, run_name=HASH, tags={
+        TAG_ROLE: ROLE_CONFIG, TAG_HASH: HASH, TAG_DATASET: FP, TAG_PARENT: "an-old-sweep",
+        TAG_STATUS: FAILED})
+    for epoch in range(epochs_logged):
+        client.log_metric(run.info.run_id, "loss", 1.0 / (epoch + 1), step=epoch)
+    client.set_terminated(run.info.run_id, "FAILED")
+    return run.info.run_id
+
+
+def _checkpoint(job: RankJob, run_id: str, epoch: int) -> Path:
+    """A complete checkpoint as EpochCheckpoint commits it (latest.json last)."""
+    folder = checkpoints.trial_dir(job.checkpoint_dir, HASH)
+    folder.mkdir(parents=True)
+    prefix = folder / f"epoch-{epoch:04d}"
+    Path(f"{prefix}.index").write_bytes(b"")
+    (folder / checkpoints.STATE).write_text(json.dumps({
+        "epoch": epoch, "prefix": str(prefix), "run_id": run_id,
+        "logs": {"loss": 0.3, "accuracy": 0.9}}))
+    return folder
+
+
+def _spool_epoch(job: RankJob, run_id: str, epoch: int) -> None:
+    log = spool.RunLog(MlflowClient(f"http://127.0.0.1:{free_port()}"), run_id,
+                       job.spool_dir, spool.Retry(0, 0.0), say=lambda m: None)
+    log.log_metric("loss", 0.3, step=epoch)
+    log.close()
+
+
+def _steps(client: MlflowClient, run_id: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, "loss"))
+
+
+def test_a_checkpoint_naming_a_run_that_does_not_exist_starts_afresh(sweep):
+    client, job = sweep
+    folder = _checkpoint(job, "0" * 32, 2)  # e.g. left over from before `make clean`
+    start = claim_trial(job, job.trials[0])
+    assert start.status != UNSTARTED and start.run_id is not None, start.reason
+    assert start.state is None  # not resumed from a checkpoint of a run that is gone
+    assert client.get_run(start.run_id).info.experiment_id == job.experiment_id
+    assert not folder.exists()  # the stale checkpoint is cleared
+
+
+def test_a_checkpoint_naming_a_deleted_run_starts_afresh(sweep):
+    client, job = sweep
+    gone = _interrupted_run(client, job.experiment_id, 2)
+    client.delete_run(gone)
+    _checkpoint(job, gone, 2)
+    start = claim_trial(job, job.trials[0])
+    assert start.run_id not in (None, gone) and start.state is None
+
+
+def test_another_experiments_run_is_never_taken_over(sweep):
+    client, job = sweep
+    other = client.create_experiment(f"other-{job.experiment_id}")
+    theirs = _interrupted_run(client, other, 2)  # same configuration, same checkpoint folder
+    _checkpoint(job, theirs, 2)
+    start = claim_trial(job, job.trials[0])
+    assert start.run_id not in (None, theirs) and start.state is None
+    run = client.get_run(theirs)
+    assert run.data.tags[TAG_PARENT] == "an-old-sweep" and run.data.tags[TAG_STATUS] == FAILED
+    assert client.get_run(start.run_id).info.experiment_id == job.experiment_id
+
+
+def test_a_resumed_run_gets_its_spooled_epoch_once(sweep):
+    client, job = sweep
+    run_id = _interrupted_run(client, job.experiment_id, 2)  # epochs 0, 1 in MLflow
+    _spool_epoch(job, run_id, 2)  # epoch 2 in the spool: MLflow was down when it ended
+    _checkpoint(job, run_id, 3)
+    start = claim_trial(job, job.trials[0])
+    assert start.run_id == run_id and start.state["epoch"] == 3
+    spool.replay(client, Path(job.spool_dir), spool.Retry(0, 0.0))
+    assert _steps(client, run_id) == [0, 1, 2]  # not once from the spool, once from the state
+
+
+def test_a_resumed_run_whose_epoch_is_nowhere_gets_it_from_the_checkpoint(sweep):
+    client, job = sweep
+    run_id = _interrupted_run(client, job.experiment_id, 2)
+    _checkpoint(job, run_id, 3)  # killed after the checkpoint, before epoch 2 was logged
+    start = claim_trial(job, job.trials[0])
+    assert start.run_id == run_id
+    assert _steps(client, run_id) == [0, 1, 2]
+
+
+def test_a_run_whose_spool_cannot_be_delivered_is_not_resumed_past_it(sweep):
+    client, job = sweep
+    run_id = _interrupted_run(client, job.experiment_id, 2)
+    Path(job.spool_dir).mkdir()
+    (Path(job.spool_dir) / f"{run_id}.jsonl").write_text('{"op": "no-such-op"}\n')
+    _spool_epoch(job, run_id, 2)
+    _checkpoint(job, run_id, 3)
+    start = claim_trial(job, job.trials[0])
+    assert start.run_id is None and start.status == UNSTARTED
+    assert "spool" in start.reason
+    run = client.get_run(run_id)
+    assert run.data.tags[TAG_PARENT] == "an-old-sweep"  # not claimed
+    assert _steps(client, run_id) == [0, 1]  # and nothing logged out of order
+
+
+def test_the_missing_epoch_is_not_logged_while_the_spool_holds_it(sweep):
+    from pipeline.train.rank.claiming import _log_missing_epoch
+
+    client, job = sweep
+    run_id = _interrupted_run(client, job.experiment_id, 2)
+    _spool_epoch(job, run_id, 2)  # waiting for a replay that has not happened yet
+    _log_missing_epoch(client, run_id, {"epoch": 3, "logs": {"loss": 0.3}}, job.spool_dir)
+    assert _steps(client, run_id) == [0, 1]
+    spool.replay(client, Path(job.spool_dir), spool.Retry(0, 0.0))
+    assert _steps(client, run_id) == [0, 1, 2]
