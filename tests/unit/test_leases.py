@@ -34,7 +34,7 @@ def store(tmp_path) -> tuple[MlflowClient, str]:
 
 def _sweep(client: MlflowClient, exp_id: str, settings: TrackingConfig) -> str:
     sweep = SweepConfig(name="leases", dataset="d", tracking=settings)
-    return runs.start_parent(client, exp_id, sweep, MANIFEST, 1, 1)
+    return runs.start_parent(client, exp_id, sweep, MANIFEST, 1, 1, [])
 
 
 def _request(exp_id: str, parent: str) -> claims.ClaimRequest:
