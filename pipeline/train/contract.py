@@ -76,6 +76,9 @@ class Trial:
     batches: BatchPlan
     cell_hash: str = ""
     replicate: int = 0
+    # What the dataset's task says of this head (pipeline.model.names.check_head), tagged on
+    # the run: combinations that run but make little sense.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

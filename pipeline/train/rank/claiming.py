@@ -14,7 +14,6 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipeline.model.names import loss_warnings
 from pipeline.tracking.vocab import (
     EPOCH_METRICS,
     ROLE_CONFIG,
@@ -109,9 +108,8 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
     tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
             TAG_DATASET: job.fingerprint, TAG_CELL: trial.cell_hash,
             TAG_REPLICATE: str(trial.replicate)}
-    warnings = loss_warnings(trial.config.loss, trial.config.model.output_activation)
-    if warnings:
-        tags[TAG_WARNINGS] = "; ".join(warnings)
+    if trial.warnings:  # checked on the driver against the dataset's task
+        tags[TAG_WARNINGS] = "; ".join(trial.warnings)
     req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash, job.fingerprint,
                        tags, state.get("run_id") if state else None, job.force)
     client = MlflowClient(job.tracking_uri)
