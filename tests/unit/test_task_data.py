@@ -166,3 +166,19 @@ def test_multiclass_datasets_keep_their_fingerprints():
     from dataclasses import replace
 
     assert dataset_fingerprint(replace(cfg, task="binary", derive={"a": [1]}), "abc") != expected
+
+
+def test_outlier_table_compares_each_loss_with_mse_per_dataset():
+    from scripts.outlier_table import markdown, outlier_table
+
+    runs = pd.DataFrame({
+        "experiment": ["clean"] * 4 + ["dirty"] * 4,
+        "loss": ["mse", "mse", "mae", "mae"] * 2,
+        "activation": ["relu", "tanh"] * 4,
+        "test_rmse": [1.0, 1.2, 1.1, 1.3, 4.0, 5.0, 2.0, 2.5],
+        "test_mae": [0.8, 0.9, 0.85, 0.95, 3.0, 4.0, 1.5, 1.6],
+        "test_r2": [0.9] * 8})
+    table = outlier_table(runs).set_index(["experiment", "loss"])
+    assert table.loc[("dirty", "mae"), "best_rmse_vs_mse"] == pytest.approx(0.5)
+    assert table.loc[("clean", "mse"), "mean_rmse"] == pytest.approx(1.1)
+    assert "| dirty | mae | 2 |" in markdown(outlier_table(runs))
