@@ -32,7 +32,8 @@ def count_classes(df: DataFrame, configured: int | None) -> int:
     labels = {label for _, label in counts}
     top = max(labels)
     if configured is not None and top >= configured:
-        raise DataError(f"label {top} is outside the declared set 0..{configured - 1}")
+        raise DataError(f"labels outside [0, {configured}): found label {top}, outside the "
+                        f"declared set 0..{configured - 1}")
     num_classes = configured or top + 1
     train = {label for split, label in counts if split == "train"}
     missing = sorted(set(range(num_classes)) - train)

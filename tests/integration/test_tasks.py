@@ -205,7 +205,7 @@ def test_label_outside_the_declared_set_is_refused(tmp_path, spark, capsys):
     body = (f"name: t\ntask: binary\nsource:\n  format: csv\n  path: {tmp_path / 't.csv'}\n"
             "  features: [a]\n  label_column: c\n")
     line = _refused(tmp_path, capsys, body, "a,c\n1,0\n2,1\n3,2\n")
-    assert "label 2 is outside the declared set 0..1" in line
+    assert "found label 2, outside the declared set 0..1" in line
 
 
 def test_multilabel_value_outside_zero_one_is_refused(tmp_path, spark, capsys):

@@ -13,7 +13,7 @@ from pipeline.config import RunConfig, SweepConfig, apply_overrides, config_hash
 from pipeline.data.manifest import Manifest
 from pipeline.errors import ConfigError
 from pipeline.model import names
-from pipeline.tasks import epoch_metrics
+from pipeline.tasks import epoch_metrics, task_spec
 from pipeline.train.contract import Trial, plan_batches
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,10 @@ def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
     """Resolve every grid point and each of its replicates, and check they can run, before
     anything starts. Grid points that resolve to the same configuration are planned once."""
     manifest.shard_files(Path("."), "train", 0, num_proc)  # raises if too few shards
+    spec = task_spec(manifest.task)
+    log(f"sweep {sweep.name}: {manifest.dataset} is a {manifest.task} dataset: {spec.head}, "
+        f"ranked by {spec.primary_metric} ({'higher' if spec.higher_is_better else 'lower'} "
+        "is better); heads and losses checked against its rules")
     trials: list[Trial] = []
     seen: dict[str, str] = {}
     for point in expand_grid(sweep):
