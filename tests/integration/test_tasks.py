@@ -160,59 +160,47 @@ grid:
         skm.f1_score(y, scores > 0.5, average="micro"), rel=1e-6)
 
 
+def test_binary_auc_is_exact_over_both_ranks_test_shards(tmp_path_factory, tmp_path, spark,
+                                                          mlflow_uri):
+    """Each rank holds half the test split; the logged AUC is the full split's, which only an
+    allgather of both halves' scores can give."""
+    root = tmp_path_factory.mktemp("binary")
+    source = write_npz(root / "d.npz", n_train=800, n_test=160, num_classes=4, side=12)
+    data = _prepare(root, f"""name: bin
+task: binary
+source: {{format: npz, path: {source}}}
+derive: {{low: [2, 3]}}
+split: {{val_fraction: 0.25, seed: 7}}
+shards: 4
+""")
+    m = load_manifest(data)
+    assert (m.target.names, m.outputs, m.splits["test"].class_histogram) == (
+        ["not low", "low"], 1, [80, 80])
+    result = _sweep(tmp_path, """name: bin
+dataset: bin
+base:
+  model: {hidden_layers: [4], output_activation: sigmoid}
+  loss: binary_crossentropy
+  optimizer: {learning_rate: 0.0005}
+  training: {epochs: 1, batch_size: 32, seed: 2}
+""", spark, data, mlflow_uri)
+    assert not result.failed
+    (rank0,), (rank1,) = result.rank_outcomes
+    assert rank0.metrics == rank1.metrics
+    [run] = tracking.children(MlflowClient(mlflow_uri), result.experiment_id)
+    x, y = feed.read_shards(m.shard_files(data, "test", 0, 1), m.layout)
+    scores = np.asarray(mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+                        .predict(feed.unit_scale(x)))
+    assert scores.shape == (160, 1)
+    logged = run.data.metrics
+    assert logged["test_auc"] == pytest.approx(skm.roc_auc_score(y, scores[:, 0]), abs=1e-6)
+    assert logged["test_log_loss"] == pytest.approx(skm.log_loss(y, scores[:, 0]), rel=1e-4)
+    assert logged["test_accuracy"] == pytest.approx(
+        skm.accuracy_score(y, scores[:, 0] > 0.5), abs=1e-9)
+
+
 # ---------------------------------------------------------------------------
-# Bad inputs: one line, exit 2, nothing written
-
-
-def _refused(tmp_path: Path, capsys, body: str, table: str | None = None) -> str:
-    from pipeline.cli import run_job
-
-    if table is not None:
-        (tmp_path / "t.csv").write_text(table)
-    cfg = tmp_path / "bad.yaml"
-    cfg.write_text(body + f"output: {tmp_path / 'processed'}\n")
-    code = run_job(load_job("prepare_data").main, ["--config", str(cfg)], "prepare")
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert not (tmp_path / "processed").exists() or not any((tmp_path / "processed").iterdir())
-    return err[0]
-
-
-def _regression_csv(tmp_path: Path) -> str:
-    return (f"name: t\ntask: regression\nsource:\n  format: csv\n  path: {tmp_path / 't.csv'}\n"
-            "  features: [a, b]\n  targets: [y]\n")
-
-
-def test_non_numeric_feature_column_is_refused(tmp_path, spark, capsys):
-    line = _refused(tmp_path, capsys, _regression_csv(tmp_path),
-                    "a,b,y\n1,2,3\n4,five,6\n7,8,9\n")
-    assert "t.csv: column 'b' is not numeric (1 rows hold text)" in line
-
-
-def test_nan_target_is_refused_naming_the_column_and_rows(tmp_path, spark, capsys):
-    line = _refused(tmp_path, capsys, _regression_csv(tmp_path),
-                    "a,b,y\n1,2,NaN\n4,5,\n7,8,9\n")
-    assert "target column 'y' has 2 rows with missing values" in line
-
-
-def test_missing_feature_values_are_refused(tmp_path, spark, capsys):
-    line = _refused(tmp_path, capsys, _regression_csv(tmp_path), "a,b,y\n1,,3\n4,5,6\n")
-    assert "column 'b' has 1 rows with missing values" in line
-
-
-def test_label_outside_the_declared_set_is_refused(tmp_path, spark, capsys):
-    body = (f"name: t\ntask: binary\nsource:\n  format: csv\n  path: {tmp_path / 't.csv'}\n"
-            "  features: [a]\n  label_column: c\n")
-    line = _refused(tmp_path, capsys, body, "a,c\n1,0\n2,1\n3,2\n")
-    assert "found label 2, outside the declared set 0..1" in line
-
-
-def test_multilabel_value_outside_zero_one_is_refused(tmp_path, spark, capsys):
-    body = (f"name: t\ntask: multilabel\nsource:\n  format: csv\n  path: {tmp_path / 't.csv'}\n"
-            "  features: [a]\n  targets: [p, q]\n")
-    line = _refused(tmp_path, capsys, body, "a,p,q\n1,0,1\n2,1,3\n")
-    assert "label column 'q' has 1 rows outside the declared set {0, 1}" in line
+# A bad head for the task (bad data files: test_task_inputs.py)
 
 
 def test_regression_target_given_to_a_softmax_cross_entropy_head(tmp_path, spark, capsys,

@@ -17,7 +17,6 @@ from pipeline.tasks import epoch_metrics, task_spec
 from pipeline.train.contract import Trial, plan_batches
 
 logger = logging.getLogger(__name__)
-MONITORS = epoch_metrics("multiclass")  # per task: pipeline.tasks.epoch_metrics
 
 
 def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
