@@ -26,10 +26,10 @@ from pipeline.config.schema import AugmentConfig
 from pipeline.data.layout import LABEL_TASKS
 from pipeline.data.manifest import Manifest, load_manifest, write_manifest
 from pipeline.data.prepare import (
-    staging_dir,
-    swap_into_place,
     describe_split,
     existing_manifest,
+    staging_dir,
+    swap_into_place,
 )
 from pipeline.errors import DataError
 from pipeline.storage import disk_errors
