@@ -36,6 +36,7 @@ from pipeline.tracking.vocab import (
     TAG_ROLE,
     TAG_STATUS,
     TAG_SWEEP,
+    TAG_TASK,
 )
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest
     name = f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = client.create_run(exp_id, run_name=name, tags={
         TAG_ROLE: ROLE_SWEEP, TAG_SWEEP: sweep.name, TAG_DATASET: manifest.fingerprint,
-        TAG_STATUS: RUNNING, TAG_HEARTBEAT: str(claims.now_ms())})
+        TAG_TASK: manifest.task, TAG_STATUS: RUNNING, TAG_HEARTBEAT: str(claims.now_ms())})
     for key, value in {"num_proc": num_proc, "configurations": n_configs,
                        "dataset": manifest.dataset, PARAM_GRID_AXES: ",".join(sweep.grid)}.items():
         client.log_param(run.info.run_id, key, value)

@@ -11,6 +11,7 @@ from pipeline import tasks
 TAG_ROLE = "role"            # ROLE_SWEEP on parent runs, ROLE_CONFIG on child runs
 TAG_SWEEP = "sweep"          # the sweep's name
 TAG_DATASET = "dataset"      # the prepared dataset's fingerprint
+TAG_TASK = "task"            # the dataset's problem type (pipeline.tasks); absent: multiclass
 TAG_STATUS = "status"        # RUNNING, then FINISHED / DIVERGED / FAILED
 TAG_PARENT = "mlflow.parentRunId"
 ROLE_SWEEP, ROLE_CONFIG = "sweep", "config"

@@ -100,6 +100,7 @@ class RankJob:
     force: bool = False
     pin_threads: bool = True
     feed: str = "stream"
+    task: str = "multiclass"  # the dataset's (pipeline.tasks), tagged on every run
 
 
 @dataclass

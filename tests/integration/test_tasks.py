@@ -87,6 +87,7 @@ grid:
         assert a.metrics == b.metrics
         assert a.history["val_mae"] == b.history["val_mae"]
     client = MlflowClient(uri)
+    assert client.get_run(result.parent_run_id).data.tags["task"] == "regression"
     runs = tracking.children(client, result.experiment_id)
     assert len(runs) == 2
     raw = pq.read_table(regression.parent.parent / "raw" / "test.parquet").to_pandas()
@@ -96,6 +97,7 @@ grid:
         assert {"test_rmse", "test_mae", "test_r2", "test_loss", "train_seconds",
                 "epochs_run"} <= set(logged)
         assert "test_accuracy" not in logged
+        assert run.data.tags["task"] == "regression"  # what the report ranks by follows it
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_mae")] == \
             [0, 1, 2]
         model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")

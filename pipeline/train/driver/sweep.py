@@ -95,7 +95,7 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
                           fingerprint=manifest.fingerprint, checkpoint_dir=str(ckpt_dir),
                           threads=sweep.threads_per_rank, verbose=opts.verbose,
                           spool_dir=str(spool_dir), tracking=settings, force=opts.force,
-                          pin_threads=sweep.pin_threads, feed=sweep.feed)
+                          pin_threads=sweep.pin_threads, feed=sweep.feed, task=manifest.task)
             _launch(client, job, num_proc, sweep.max_attempts, result, log)
             status = FAILED if result.failed else FINISHED
         except Exception:

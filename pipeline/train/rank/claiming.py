@@ -25,6 +25,7 @@ from pipeline.tracking.vocab import (
     TAG_RESUMED_FROM,
     TAG_ROLE,
     TAG_SWEEP,
+    TAG_TASK,
     TAG_WARNINGS,
     UNSTARTED,
 )
@@ -107,7 +108,7 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
     state = checkpoints.read_state(checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash))
     tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
             TAG_DATASET: job.fingerprint, TAG_CELL: trial.cell_hash,
-            TAG_REPLICATE: str(trial.replicate)}
+            TAG_REPLICATE: str(trial.replicate), TAG_TASK: job.task}
     if trial.warnings:  # checked on the driver against the dataset's task
         tags[TAG_WARNINGS] = "; ".join(trial.warnings)
     req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash, job.fingerprint,
