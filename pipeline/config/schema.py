@@ -14,6 +14,28 @@ from typing import Any, Literal
 
 
 @dataclass(frozen=True)
+class GenerateConfig:
+    """A reproducible regression table: Friedman #1 (Friedman 1991; scikit-learn's
+    ``make_friedman1``), y = 10 sin(pi x1 x2) + 20 (x3 - 0.5)^2 + 10 x4 + 5 x5 + noise, with
+    x uniform on [0, 1]^features (only the first five matter), written as Parquet.
+
+    A fraction of the train table's targets are made outliers: ``outlier_scale`` x sd(y) x
+    u is added, u uniform on [0.5, 1.5] (one-sided: gross errors all in one direction, which
+    pull a squared-error fit away from the clean targets). The test table has none, so test
+    metrics measure how well the clean relation was learned.
+    """
+
+    kind: Literal["friedman1"] = "friedman1"
+    rows: int = 100_000        # train table (validation is carved out of it)
+    test_rows: int = 20_000    # written to source.test_path when set
+    features: int = 10         # at least 5
+    noise: float = 1.0         # sd of the Gaussian noise on every target
+    outlier_fraction: float = 0.0
+    outlier_scale: float = 10.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """Where the raw data is and how to read it."""
 
@@ -30,6 +52,16 @@ class SourceConfig:
     image_shape: tuple[int, ...] | None = None
     # When set, labels must lie in [0, num_classes); otherwise it is max label + 1.
     num_classes: int | None = None
+    # Names of the class indices 0, 1, ... (recorded in the manifest; default "0", "1", ...).
+    label_names: tuple[str, ...] | None = None
+    # CSV / Parquet tables (not images): the named numeric feature columns, standardized with
+    # the train split's mean and sd at prepare time. Every other column is ignored.
+    features: tuple[str, ...] | None = None
+    # Regression: the target columns (standardized like the features). Multi-label: one 0/1
+    # column per label. Other tasks read label_column instead.
+    targets: tuple[str, ...] | None = None
+    # Write the table to ``path`` (and a clean one to ``test_path``) when it is missing.
+    generate: GenerateConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -46,10 +78,16 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """One dataset: its source, split and Parquet layout."""
+    """One dataset: its task, source, split and Parquet layout."""
 
     name: str
     source: SourceConfig
+    # multiclass | binary | multilabel | regression (pipeline.tasks)
+    task: Literal["multiclass", "binary", "multilabel", "regression"] = "multiclass"
+    # Binary and multi-label targets derived from a multi-class source: label name -> the
+    # source classes that carry it. One entry for binary (its classes are the positives),
+    # several for multi-label (each a 0/1 label). The split is stratified by source class.
+    derive: dict[str, list[int]] | None = None
     split: SplitConfig = field(default_factory=SplitConfig)
     shards: int = 4
     output: str = "data/processed"

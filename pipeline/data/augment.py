@@ -23,13 +23,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.config.schema import AugmentConfig
+from pipeline.data.layout import LABEL_TASKS
 from pipeline.data.manifest import Manifest, load_manifest, write_manifest
 from pipeline.data.prepare import (
-    staging_dir,
-    swap_into_place,
     describe_split,
     existing_manifest,
+    staging_dir,
+    swap_into_place,
 )
+from pipeline.errors import DataError
 from pipeline.storage import disk_errors
 
 OUT_SCHEMA = T.StructType([T.StructField("label", T.IntegerType(), False),
@@ -100,6 +102,10 @@ def augment(spark: SparkSession, cfg: AugmentConfig, force: bool = False) -> tup
     """Write ``<output>/<name>``: augmented train, the parent's val and test, a manifest."""
     source = Path(cfg.input)
     parent = load_manifest(source)
+    if parent.input_kind != "image" or parent.task not in LABEL_TASKS:
+        # The distortions are geometric, and the copies carry one integer label each.
+        raise DataError(f"{source}: augmentation needs images with one label per example; "
+                        f"this dataset is {parent.task} on {parent.input_kind} inputs")
     fp = fingerprint(cfg, parent)
     target = Path(cfg.output) / cfg.name
     if not force and (found := existing_manifest(target, fp)):
@@ -117,7 +123,7 @@ def augment(spark: SparkSession, cfg: AugmentConfig, force: bool = False) -> tup
              .repartition(cfg.shards).write.parquet(str(staging / "train")))
             for split in ("val", "test"):
                 shutil.copytree(source / split, staging / split)
-            splits = {s: describe_split(staging / s, parent.num_classes)
+            splits = {s: describe_split(staging / s, parent.num_classes, parent.task)
                       for s in ("train", "val", "test")}
             manifest = replace(parent, dataset=cfg.name, fingerprint=fp, splits=splits,
                                source_format=f"augment:{parent.dataset}")

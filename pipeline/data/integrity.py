@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 
 from pipeline.data.arrow import CVE, is_refused_type, pa, pq
+from pipeline.data.layout import LABEL_TASKS
 from pipeline.errors import DataError
 
 if TYPE_CHECKING:
@@ -33,14 +34,17 @@ def verify(root: Path, manifest: Manifest) -> None:
     """Raise DataError naming the first disagreement between the manifest and the files."""
     where = root / "manifest.json"
     for split, info in manifest.splits.items():
-        _check_totals(where, split, info)
+        _check_totals(where, split, info, manifest.task in LABEL_TASKS)
         for shard in info.shards:
             _check_shard(where, root / split / shard.file, f"{split}/{shard.file}", shard)
 
 
-def _check_totals(where: Path, split: str, info: SplitInfo) -> None:
+def _check_totals(where: Path, split: str, info: SplitInfo, one_label: bool) -> None:
     shard_rows = sum(s.rows for s in info.shards)
-    if not info.rows == shard_rows == sum(info.class_histogram):
+    # One label per row: the class histogram adds up to the rows. A multi-label histogram
+    # counts positives per label, and a regression one is empty.
+    histogram = sum(info.class_histogram) if one_label else info.rows
+    if not info.rows == shard_rows == histogram:
         raise DataError(f"{where}: split {split!r} counts disagree (rows {info.rows}, shards "
                         f"{shard_rows}, class histogram {sum(info.class_histogram)}); "
                         "prepare the dataset again")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from pipeline.data import integrity
 from pipeline.data.limits import MAX_CLASSES, MAX_IMAGE_PIXELS
+from pipeline.data.layout import Layout, layout_for
 from pipeline.errors import DataError
+from pipeline.tasks import Problem
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val", "test")
@@ -33,15 +35,43 @@ class SplitInfo:
 
 
 @dataclass(frozen=True)
+class Scaling:
+    """Named numeric columns and the standardization prepare applied to them:
+    stored = (original - mean) / std, std being 1 for a constant column."""
+
+    names: list[str]
+    mean: list[float]
+    std: list[float]
+
+
+@dataclass(frozen=True)
+class TargetSchema:
+    """What the targets are. ``names``: the classes (multiclass, binary), the labels
+    (multilabel) or the target columns (regression), in output-unit order. ``scaling``:
+    regression only. ``derived_from``: label name -> the source classes that carry it."""
+
+    names: list[str]
+    scaling: Scaling | None = None
+    derived_from: dict[str, list[int]] | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     dataset: str
     fingerprint: str
     source_format: str
     source_sha256: str
+    # The input shape: [H, W, C] for images, [features] for tabular vectors.
     image_shape: list[int]
+    # Classes for multiclass and binary (2), labels for multilabel, 0 for regression.
     num_classes: int
-    pixel_dtype: str
+    pixel_dtype: str  # of the input column: uint8 images, float32 features
     splits: dict[str, SplitInfo] = field(default_factory=dict)
+    # Manifests written before tasks existed lack these: multi-class images.
+    task: str = "multiclass"
+    input_kind: str = "image"  # "image" | "vector"
+    features: Scaling | None = None
+    target: TargetSchema | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -55,9 +85,34 @@ class Manifest:
                             list(info["class_histogram"]))
             for name, info in data["splits"].items()
         }
-        manifest = cls(**{**data, "splits": splits})
+        features = Scaling(**data["features"]) if data.get("features") else None
+        target = data.get("target")
+        if target:
+            scaling = Scaling(**target["scaling"]) if target.get("scaling") else None
+            target = TargetSchema(target["names"], scaling, target.get("derived_from"))
+        manifest = cls(**{**data, "splits": splits, "features": features, "target": target})
         _check(manifest)
         return manifest
+
+    @property
+    def target_names(self) -> list[str]:
+        return self.target.names if self.target else [str(k) for k in range(self.num_classes)]
+
+    @property
+    def outputs(self) -> int:
+        """Output units of the model's head."""
+        return 1 if self.task == "binary" else len(self.target_names)
+
+    @property
+    def layout(self) -> Layout:
+        return layout_for(self.task, self.input_kind, self.image_shape, len(self.target_names))
+
+    def problem(self) -> Problem:
+        f = self.features
+        t = self.target.scaling if self.target else None
+        return Problem(self.task, tuple(self.image_shape), self.outputs, self.input_kind,
+                       tuple(f.mean) if f else None, tuple(f.std) if f else None,
+                       tuple(t.mean) if t else None, tuple(t.std) if t else None)
 
     def shard_files(self, root: Path, split: str, rank: int, size: int) -> list[Path]:
         """The shards rank ``rank`` of ``size`` reads: every size-th shard from ``rank``."""
@@ -74,8 +129,12 @@ class Manifest:
         """One line for the jobs' output: where, whether written, rows, shape, fingerprint."""
         counts = ", ".join(f"{s} {i.rows}" for s, i in self.splits.items())
         state = "written" if written else "up to date (use --force to rewrite)"
-        return (f"{where} {state}: {counts} rows; image {self.image_shape}, "
-                f"{self.num_classes} classes, fingerprint {self.fingerprint}")
+        shape = "image" if self.input_kind == "image" else "features"
+        targets = {"multiclass": f"{self.num_classes} classes", "binary": "binary",
+                   "multilabel": f"{self.outputs} labels",
+                   "regression": f"{self.outputs} regression target(s)"}[self.task]
+        return (f"{where} {state}: {counts} rows; {shape} {self.image_shape}, {targets}, "
+                f"fingerprint {self.fingerprint}")
 
 
 def _is_int(value: object, low: int, high: int | None = None) -> bool:

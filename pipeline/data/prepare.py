@@ -23,22 +23,34 @@ from pyspark.sql import types as T
 
 from pipeline.config import DataConfig, SplitConfig
 from pipeline.data.arrow import pq
+from pipeline.data.encode import (
+    Packing,
+    check_labels,
+    derive_images,
+    target_schema,
+    vector_scaling,
+)
+from pipeline.data.feed import decode_fixed
+from pipeline.data.integrity import shard_digest
+from pipeline.data.layout import LABEL, LABEL_TASKS, TARGET
 from pipeline.data.manifest import (
     MANIFEST_NAME,
     SPLITS,
     Manifest,
+    Scaling,
     Shard,
     SplitInfo,
+    TargetSchema,
     load_manifest,
     write_manifest,
 )
-from pipeline.data.integrity import shard_digest
 from pipeline.data.sources import SourceData
 from pipeline.data.tabular import SparkSource
+from pipeline.data.vectors import VectorSource
 from pipeline.errors import DataError
 from pipeline.storage import disk_errors, recover, staging_dir, swap_into_place
 
-__all__ = ["prepare", "describe_split", "existing_manifest", "staging_dir", "swap_into_place"]
+__all__ = ["describe_split", "existing_manifest", "prepare", "staging_dir", "swap_into_place"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +72,12 @@ def dataset_fingerprint(cfg: DataConfig, source_sha256: str) -> str:
                "image_shape": src.image_shape, "num_classes": src.num_classes}
     payload = {"layout": LAYOUT_VERSION, "source": source_sha256, "reading": reading,
                "split": asdict(cfg.split), "shards": cfg.shards, "name": cfg.name}
+    # Only what differs from a multi-class image dataset, so those keep their fingerprints
+    # (and their sweeps' finished runs) from before tasks existed.
+    target = {"task": cfg.task if cfg.task != "multiclass" else None, "derive": cfg.derive,
+              "features": src.features, "targets": src.targets, "label_names": src.label_names}
+    if any(target.values()):
+        payload["target"] = {k: v for k, v in target.items() if v}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -82,22 +100,6 @@ def validate_shapes(data: SourceData) -> None:
     shapes = {split: x.shape[1:] for split, (x, _) in data.splits.items()}
     if len(set(shapes.values())) != 1:
         raise DataError(f"image shapes differ between splits: {shapes}")
-
-
-def count_classes(df: DataFrame, configured: int | None) -> int:
-    """Number of classes, checked against the labels (one small Spark aggregation)."""
-    counts = {(r["source_split"], r["label"]): r["count"]
-              for r in df.groupBy("source_split", "label").count().collect()}
-    labels = {label for _, label in counts}
-    top = max(labels)
-    if configured is not None and top >= configured:
-        raise DataError(f"labels outside [0, {configured}): found label {top}")
-    num_classes = configured or top + 1
-    train = {label for split, label in counts if split == "train"}
-    missing = sorted(set(range(num_classes)) - train)
-    if missing:
-        raise DataError(f"train split has no examples of class(es) {missing}")
-    return num_classes
 
 
 def to_dataframe(spark: SparkSession, data: SourceData) -> DataFrame:
@@ -142,8 +144,9 @@ def assign_splits(df: DataFrame, present: set[str], split: SplitConfig) -> DataF
 
 
 def write_splits(df: DataFrame, staging: Path, shards: int, seed: int) -> None:
+    """``df``: the split column and the stored columns (pipeline.data.layout)."""
     for split in SPLITS:
-        part = df.filter(F.col("split") == split).select("label", "image")
+        part = df.filter(F.col("split") == split).drop("split")
         # Round-robin dealing gives shards of equal size and an even share of each class
         # (rows arrive grouped by class), then a seeded shuffle within each shard mixes
         # them: one exchange, where a global random sort before dealing needed two.
@@ -151,18 +154,26 @@ def write_splits(df: DataFrame, staging: Path, shards: int, seed: int) -> None:
          .write.mode("error").parquet(str(staging / split)))
 
 
-def describe_split(folder: Path, num_classes: int) -> SplitInfo:
+def describe_split(folder: Path, num_classes: int, task: str = "multiclass") -> SplitInfo:
+    """Rows, shards and a histogram: rows per class for one-label tasks, positives per label
+    for multi-label, none for regression."""
     shards, hist = [], np.zeros(num_classes, dtype=np.int64)
+    column = LABEL if task in LABEL_TASKS else TARGET
     for path in sorted(folder.glob("part-*.parquet")):
-        table = pq.read_table(path, columns=["label"])
+        table = pq.read_table(path, columns=[column])
         shards.append(Shard(path.name, table.num_rows, *shard_digest(path)))
-        labels = table.column("label").to_numpy()
-        hist += np.bincount(labels, minlength=num_classes)[:num_classes]
-    return SplitInfo(int(hist.sum()), shards, hist.tolist())
+        if task in LABEL_TASKS:
+            labels = table.column(LABEL).to_numpy()
+            hist += np.bincount(labels, minlength=num_classes)[:num_classes]
+        elif task == "multilabel":
+            hist += decode_fixed(table.column(TARGET), (num_classes,), np.float32,
+                                 path).sum(axis=0).astype(np.int64)
+    rows = sum(s.rows for s in shards)
+    return SplitInfo(rows, shards, hist.tolist())
 
 
-def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData | SparkSource, output: Path,
-            force: bool = False) -> tuple[Manifest, bool]:
+def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData | SparkSource | VectorSource,
+            output: Path, force: bool = False) -> tuple[Manifest, bool]:
     """Write the dataset under ``output/<name>``; returns (manifest, whether it was written)."""
     target = output / cfg.name
     fingerprint = dataset_fingerprint(cfg, data.sha256)
@@ -170,19 +181,24 @@ def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData | SparkSource
         return found, False
     if isinstance(data, SourceData):
         validate_shapes(data)
-        df, present = to_dataframe(spark, data), set(data.splits)
+        df = to_dataframe(spark, data)
     else:
-        df, present = data.df, set(data.splits)
-    num_classes = count_classes(df, cfg.source.num_classes)
+        df = data.df
+    present = set(data.splits)
+    source_classes = check_labels(df, cfg)
     staging = staging_dir(output, cfg.name)
     try:
         with disk_errors(output, "dataset"):
-            _write_carved(df, present, cfg, staging)
+            features, targets = _write_carved(df, present, cfg, data, staging, source_classes)
+            num_classes = {"multiclass": source_classes, "binary": 2,
+                           "multilabel": len(targets.names), "regression": 0}[cfg.task]
             manifest = Manifest(
                 dataset=cfg.name, fingerprint=fingerprint, source_format=cfg.source.format,
                 source_sha256=data.sha256, image_shape=list(data.image_shape),
-                num_classes=num_classes, pixel_dtype="uint8",
-                splits={s: describe_split(staging / s, num_classes) for s in SPLITS},
+                num_classes=num_classes, pixel_dtype="uint8" if features is None else "float32",
+                splits={s: describe_split(staging / s, num_classes, cfg.task) for s in SPLITS},
+                task=cfg.task, input_kind="image" if features is None else "vector",
+                features=features, target=targets,
             )
             _check_nonempty(manifest)
             write_manifest(staging, manifest)  # last: a staging folder with it is complete
@@ -192,13 +208,25 @@ def prepare(spark: SparkSession, cfg: DataConfig, data: SourceData | SparkSource
     return manifest, True
 
 
-def _write_carved(df: DataFrame, present: set[str], cfg: DataConfig, staging: Path) -> None:
+def _write_carved(df: DataFrame, present: set[str], cfg: DataConfig,
+                  data: SourceData | SparkSource | VectorSource, staging: Path,
+                  classes: int) -> tuple[Scaling | None, TargetSchema]:
+    """Split, encode and write; returns the feature scaling (tables) and the target schema."""
     # Each split's write would otherwise re-read the source and redo the stratified carve.
     assigned = assign_splits(df, present, cfg.split).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        write_splits(assigned, staging, cfg.shards, cfg.split.seed)
+        if isinstance(data, VectorSource):
+            features, targets = vector_scaling(assigned, cfg, data)
+            finished = Packing(cfg.task, features, targets).apply(assigned)
+            schema = target_schema(cfg, classes, targets.names,
+                                   targets if cfg.task == "regression" else None)
+        else:
+            features, finished = None, derive_images(assigned, cfg.task, cfg.derive)
+            schema = target_schema(cfg, classes, list(cfg.derive or ()), None)
+        write_splits(finished, staging, cfg.shards, cfg.split.seed)
     finally:
         assigned.unpersist()
+    return features, schema
 
 
 def _check_nonempty(manifest: Manifest) -> None:

@@ -52,7 +52,7 @@ def read_tabular(spark: SparkSession, src: SourceConfig) -> SparkSource:
             raise DataError(f"{path}: image shape {part_shape} differs from {shape}")
         shape = part_shape
         frames.append(df.withColumn("source_split", F.lit(split)))
-        digests.append(_sha256_path(path))
+        digests.append(sha256_path(path))
     df = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
     df = df.withColumn("id", F.monotonically_increasing_id())
     digest = hashlib.sha256("".join(digests).encode()).hexdigest()
@@ -195,7 +195,7 @@ def _binary_images(path: Path, df: DataFrame, label: str,
     return df.select(F.col(label).cast("int").alias("label"), "image"), shape
 
 
-def _sha256_path(path: Path) -> str:
+def sha256_path(path: Path) -> str:
     """A file's sha256, or for a folder (Parquet) the hash of its files' hashes."""
     if path.is_file():
         return sha256_file(path)

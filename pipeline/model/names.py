@@ -131,3 +131,113 @@ def loss_warnings(loss: str, output_activation: str) -> list[str]:
         return [f"{loss} is meant for {'/'.join(info.outputs)} outputs, "
                 f"not {output_activation}"]
     return []
+
+
+# ---------------------------------------------------------------------------
+# Heads and losses by task (pipeline.tasks)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A loss or output activation a task refuses (``error``) or runs with a warning."""
+
+    verdict: Literal["warn", "error"]
+    why: str
+
+
+def _rules(verdict: Literal["warn", "error"], why: str, *names: str) -> dict[str, Rule]:
+    return {name: Rule(verdict, why) for name in names}
+
+
+_ONE_NODE = "a single output unit: softmax over one unit is always 1, so nothing is learned"
+_DISTRIBUTIONS = ("categorical_crossentropy", "sparse_categorical_crossentropy", "kl_divergence")
+
+# Losses per task. A name absent from a task's table is accepted; the pairing of a loss with
+# its output activation (LossInfo.outputs) still warns as for any task.
+TASK_LOSSES: dict[str, dict[str, Rule]] = {
+    "multiclass": {},
+    "binary": {
+        **_rules("error", f"compares a distribution over classes; a binary head has {_ONE_NODE}",
+                 *_DISTRIBUTIONS),
+        **_rules("warn", "scores the best wrong class against the true one; with one unit it "
+                 "reduces to hinge, use hinge", "categorical_hinge"),
+    },
+    "multilabel": {
+        **_rules("error", "needs one class index per example; a multi-label target has several",
+                 "sparse_categorical_crossentropy"),
+        **_rules("warn", "assumes exactly one true label per example: the labels compete for "
+                 "one unit of probability; binary_crossentropy decides each on its own",
+                 "categorical_crossentropy", "kl_divergence", "categorical_hinge"),
+    },
+    "regression": {
+        **_rules("error", "compares probabilities; a regression target is a real number",
+                 "binary_crossentropy", *_DISTRIBUTIONS),
+        **_rules("error", "needs class labels of +1/-1; a regression target is a real number",
+                 "hinge", "squared_hinge", "categorical_hinge"),
+        **_rules("error", "needs non-negative targets; regression targets are standardized to "
+                 "mean 0 at prepare time", "poisson"),
+    },
+}
+
+_BOUNDED_01 = "outputs lie in [0, 1], standardized targets (mean 0, sd 1) do not"
+# Output activations per task; absent names are accepted.
+TASK_OUTPUTS: dict[str, dict[str, Rule]] = {
+    "multiclass": {},
+    "binary": _rules("error", _ONE_NODE, "softmax"),
+    "multilabel": _rules("warn", "outputs sum to 1, so the labels compete instead of each "
+                         "being decided on its own; use sigmoid", "softmax"),
+    "regression": {
+        **_rules("error", "outputs sum to 1 and, on a single unit, are always 1; a regression "
+                 "head is linear", "softmax"),
+        **_rules("warn", _BOUNDED_01, "sigmoid", "hard_sigmoid"),
+        **_rules("warn", "outputs lie in [-1, 1]; standardized targets reach beyond it",
+                 "tanh", "softsign"),
+        **_rules("warn", "outputs are never negative; half the standardized targets are",
+                 "relu", "softplus"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class HeadCheck:
+    errors: list[str]
+    warnings: list[str]
+
+
+def check_head(task: str, loss: str, output_activation: str) -> HeadCheck:
+    """What ``task`` says of this loss and output activation: errors refuse the
+    configuration before training, warnings are printed and tagged on its run."""
+    errors, warnings = [], []
+    for kind, name, table in (("loss", loss, TASK_LOSSES[task]),
+                              ("output activation", output_activation, TASK_OUTPUTS[task])):
+        rule = table.get(name)
+        if rule is not None:
+            line = f"{kind} {name} on a {task} target: {rule.why}"
+            (errors if rule.verdict == "error" else warnings).append(line)
+    return HeadCheck(errors, warnings + loss_warnings(loss, output_activation))
+
+
+def rules_table(task: str) -> list[str]:
+    """The task's rules as lines, errors first: for the sweep's pre-flight output and docs."""
+    lines = []
+    for verdict in ("error", "warn"):
+        for kind, table in (("loss", TASK_LOSSES[task]), ("output", TASK_OUTPUTS[task])):
+            for name, rule in table.items():
+                if rule.verdict == verdict:
+                    lines.append(f"{task}: {verdict} {kind} {name}: {rule.why}")
+    return lines
+
+
+def decision_threshold(output_activation: str, encoding: str, from_logits: bool = False) -> float:
+    """Where a binary or multi-label output separates "yes" from "no".
+
+    Logits and the outputs of a bounded activation split at their middle (0 for logits and
+    tanh, 0.5 for sigmoid); an unbounded output splits halfway between its two targets:
+    0 for +-1 (margin losses), 0.5 for 0/1.
+    """
+    if from_logits:
+        return 0.0
+    bounds = activation_info(output_activation).bounds
+    if bounds is not None:
+        return (bounds[0] + bounds[1]) / 2
+    return 0.0 if encoding == "pm1" else 0.5

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.report import effects as fx
 from pipeline.report import explain, leaderboard, statistics
 from pipeline.report.frame import SweepRuns, histories
+from pipeline.tasks import task_spec
 
 HEAD = "head"  # output activation and loss, chosen together in most sweeps
 
@@ -41,13 +42,15 @@ def analyse(client: MlflowClient, sweep: SweepRuns, metric: str) -> Analysis:
     board = leaderboard.cell_board(runs, factors, metric)
     row, col = _axes(factors)
     effects = _effects(runs, factors, metric)
-    interaction = (fx.interaction_table(runs, row, col, metric)
+    # Signed so that positive always means "better than the main effects predict".
+    sign = 1.0 if leaderboard.higher_is_better(metric) else -1.0
+    interaction = (sign * fx.interaction_table(runs, row, col, metric)
                    if row is not None and runs["replicate"].notna().any() else None)
-    hist = histories(client, list(runs["run_id"]), ["val_accuracy", *explain.SIGNALS])
+    val = f"val_{task_spec(sweep.task).epoch_metric}"  # val_accuracy, or val_mae (regression)
+    hist = histories(client, list(runs["run_id"]), [val, *explain.SIGNALS])
     diag = explain.diag_frame({r: {k: v for k, v in m.items() if k.startswith("diag.")}
                                for r, m in hist.items()}, runs)
-    curves = explain.diag_frame({r: {"val_accuracy": m["val_accuracy"]}
-                                 for r, m in hist.items()}, runs)
+    curves = explain.diag_frame({r: {val: m[val]} for r, m in hist.items()}, runs)
     decision = _decision(board, factors)
     answer = [statistics.summary_sentence(board, factors, effects), _counts(runs)]
     return Analysis(sweep, metric, factors, row, col, board, _compact(board, factors, metric),

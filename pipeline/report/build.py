@@ -20,6 +20,7 @@ from pipeline.report.analysis import Analysis, analyse
 from pipeline.report.champion import Champion, register_champion
 from pipeline.report.sections import page_for, write_figures
 from pipeline.storage import disk_errors, mark_report, staging_dir, swap_into_place
+from pipeline.tasks import primary_metric
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +39,12 @@ class Report:
 
 
 def write_report(client: MlflowClient, uri: str, experiment: str, output: Path,
-                 metric: str = "test_accuracy", all_runs: bool = False,
+                 metric: str | None = None, all_runs: bool = False,
                  register: bool = True) -> Report:
     """Leaderboard, statistics, figures and index.html under ``output``; the champion
-    registered (unless ``register`` is false)."""
+    registered (unless ``register`` is false). ``metric``: default the task's primary one."""
     sweep = frame.load(client, experiment, all_runs)
-    found = analyse(client, sweep, metric)
+    found = analyse(client, sweep, metric or primary_metric(sweep.task)[0])
     staging = staging_dir(output.parent, output.name, "report folder")
     try:
         with disk_errors(output, "report"):
@@ -94,7 +95,7 @@ def _write_page(found: Analysis, champion: Champion | None, folder: Path) -> str
     return "index.html"
 
 
-def read_leaderboard(experiment: str, metric: str = "test_accuracy",
+def read_leaderboard(experiment: str, metric: str | None = None,
                      tracking_uri: str | None = None, all_runs: bool = False) -> pd.DataFrame:
     """The latest sweep of ``experiment`` as a cell leaderboard (a pandas DataFrame, best
     first), without writing files or registering a model: for notebooks."""
@@ -102,4 +103,4 @@ def read_leaderboard(experiment: str, metric: str = "test_accuracy",
 
     client = store.connect(store.tracking_uri(tracking_uri))
     sweep = frame.load(client, experiment, all_runs)
-    return analyse(client, sweep, metric).board
+    return analyse(client, sweep, metric or primary_metric(sweep.task)[0]).board

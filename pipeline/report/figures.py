@@ -76,7 +76,8 @@ def interaction(residual: pd.DataFrame, row: str, col: str, metric: str, path: P
     ax.set_yticks(range(values.shape[0]), [str(r) for r in residual.index], fontsize=8)
     ax.set_xlabel(col, fontsize=9)
     ax.set_ylabel(row, fontsize=9)
-    fig.colorbar(image, ax=ax, label=f"{metric}: cell mean − additive prediction", shrink=0.9)
+    fig.colorbar(image, ax=ax, label=f"{metric}: gain over the additive prediction",
+                 shrink=0.9)
     ax.set_title("interaction: better (blue) or worse (red) than the two main effects predict",
                  fontsize=9)
     return _save(fig, path)

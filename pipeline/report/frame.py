@@ -16,6 +16,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import PipelineError
+from pipeline.tasks import task_spec
 from pipeline.tracking import store
 from pipeline.tracking.vocab import (
     PARAM_GRID_AXES,
@@ -23,12 +24,13 @@ from pipeline.tracking.vocab import (
     TAG_HASH,
     TAG_REPLICATE,
     TAG_STATUS,
+    TAG_TASK,
+    final_metrics,
 )
 
 SEED_PARAM = "training.seed"
-# Final metrics every run has; the epoch metrics' last values come along as final_<key>.
-FINAL = ("test_accuracy", "test_loss", "train_seconds", "epochs_run")
-LAST_EPOCH = ("val_accuracy", "val_loss", "samples_per_sec")
+# Besides the task's final metrics, the epoch metrics' last values come along as final_<key>.
+LAST_EPOCH = ("val_loss", "samples_per_sec")
 
 
 @dataclass
@@ -42,6 +44,7 @@ class SweepRuns:
     factors: list[str]  # columns of ``runs`` that vary between cells
     params: dict[str, str]  # factor column -> configuration key
     grid_axes: list[str]  # what the sweep file named as its axes (the parent's param)
+    task: str = "multiclass"  # the dataset's (pipeline.tasks): its metrics and directions
 
 
 def load(client: MlflowClient, experiment: str, all_runs: bool = False) -> SweepRuns:
@@ -58,23 +61,25 @@ def load(client: MlflowClient, experiment: str, all_runs: bool = False) -> Sweep
         runs = store.children(client, exp.experiment_id)
     if not runs:
         raise PipelineError(f"experiment {experiment!r} has no configuration runs to compare")
-    frame = pd.DataFrame([_row(run) for run in runs])
+    task = (parent or runs[0]).data.tags.get(TAG_TASK, "multiclass")
+    frame = pd.DataFrame([_row(run, task) for run in runs])
     params = varying_params(frame)
     frame = frame.rename(columns={f"params.{k}": v for v, k in params.items()})
     axes = parent.data.params.get(PARAM_GRID_AXES, "") if parent else ""
     return SweepRuns(experiment, exp.experiment_id, parent_id, frame, list(params), params,
-                     [a for a in axes.split(",") if a])
+                     [a for a in axes.split(",") if a], task)
 
 
-def _row(run: Run) -> dict:
+def _row(run: Run, task: str) -> dict:
     tags, metrics = run.data.tags, run.data.metrics
     row = {"run_id": run.info.run_id,
            "configuration": re.sub(r" #\d+$", "", run.info.run_name or ""),
            "cell": tags.get(TAG_CELL) or tags.get(TAG_HASH, run.info.run_id),
            "replicate": int(tags.get(TAG_REPLICATE, "0") or 0),
            "status": tags.get(TAG_STATUS, "unknown")}
-    row.update({k: metrics.get(k, float("nan")) for k in FINAL})
-    row.update({f"final_{k}": metrics.get(k, float("nan")) for k in LAST_EPOCH})
+    row.update({k: metrics.get(k, float("nan")) for k in final_metrics(task)})
+    last = (*LAST_EPOCH, f"val_{task_spec(task).epoch_metric}")
+    row.update({f"final_{k}": metrics.get(k, float("nan")) for k in last})
     row.update({f"params.{k}": v for k, v in run.data.params.items()})
     return row
 

@@ -28,8 +28,8 @@ def cell_board(runs: pd.DataFrame, factors: list[str], metric: str) -> pd.DataFr
     if "configuration" not in board.columns:
         names = runs.groupby("cell")["configuration"].first()
         board.insert(1, "configuration", board["cell"].map(names))
-    extra = [m for m in ("test_accuracy", "test_loss", "train_seconds", "final_samples_per_sec")
-             if m in runs.columns and m != metric]
+    extra = [m for m in runs.columns if m != metric and (
+        m.startswith("test_") or m in ("train_seconds", "final_samples_per_sec"))]
     done = runs[runs["status"] == statistics.FINISHED]
     means = done.groupby("cell")[extra].mean().add_prefix("mean_")
     return board.join(means, on="cell")

@@ -10,6 +10,7 @@ from pipeline.report import explain, figures, page, statistics
 from pipeline.report.analysis import Analysis
 from pipeline.report.champion import Champion
 from pipeline.report.page import Figure
+from pipeline.tasks import task_spec
 
 # Hidden-layer signal per cell: saturation for bounded units, dead fraction for ReLU-like.
 HIDDEN = ("diag.h1.sat", "diag.h1.dead")
@@ -25,9 +26,10 @@ def write_figures(found: Analysis, folder: Path) -> list[str]:
         made.append(figures.interaction(found.interaction, found.row, found.col, found.metric,
                                         folder / "interaction.png"))
     if not found.curves.empty:
+        label = f"validation {task_spec(found.sweep.task).epoch_metric}"
         made.append(figures.banded(found.curves.assign(step=found.curves["step"] + 1),
                                    found.row, found.col, "value", folder / "curves.png",
-                                   "validation accuracy", title="validation accuracy"))
+                                   label, title=label))
     made += _diagnostic_figures(found, folder)
     return [p.name for p in made]
 
@@ -65,7 +67,7 @@ FIGURES = {
         "better together than their factors do on average, red ones worse. Values near zero "
         "mean the two choices act independently."),
     "curves.png": Figure(
-        "curves.png", "Validation accuracy per epoch",
+        "curves.png", "Validation metric per epoch",
         "One panel per row factor, one colour per column factor; the line is the mean over "
         "replicates and the band spans the lowest to the highest replicate. Bands that overlap "
         "at the last epoch are not separated by the training budget."),

@@ -7,7 +7,9 @@ and logs it exactly as rank 0 would have.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import RunConfig, parse, to_dict
+from pipeline.tasks import Problem
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -48,20 +51,29 @@ def log_model(uri: str, run_id: str, model: tf.keras.Model, example: np.ndarray,
                           dataset_digest=digest)
 
 
-def stash_model(folder: Path, cfg: RunConfig, image_shape: tuple[int, ...], num_classes: int,
-                model: tf.keras.Model, example: np.ndarray, requirements: list[str]) -> dict:
+def stash_model(folder: Path, cfg: RunConfig, problem: Problem, model: tf.keras.Model,
+                example: np.ndarray, requirements: list[str]) -> dict:
     """Save what replay needs under ``folder``; the returned fields complete the record."""
     model.save_weights(str(folder / WEIGHTS))
     np.save(folder / EXAMPLE, example)
-    return {"config": to_dict(cfg), "image_shape": list(image_shape),
-            "num_classes": num_classes, "requirements": requirements}
+    return {"config": to_dict(cfg), "problem": json.loads(json.dumps(asdict(problem))),
+            "requirements": requirements}
+
+
+def _problem(record: dict) -> Problem:
+    """The record's problem; records spooled before tasks existed name the image shape and
+    class count of a multi-class problem."""
+    if "problem" not in record:
+        return Problem.classes(tuple(record["image_shape"]), record["num_classes"])
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in record["problem"].items()}
+    return Problem(**fields)
 
 
 def replay_model(client: MlflowClient, run_id: str, record: dict, files: Path) -> None:
-    from pipeline.model.build import build
+    from pipeline.model.build import build_for
 
     cfg = parse(RunConfig, record["config"], "spool")
-    built = build(cfg, tuple(record["image_shape"]), record["num_classes"])
+    built = build_for(cfg, _problem(record))
     built.inference.load_weights(str(files / WEIGHTS))
     log_model(client.tracking_uri, run_id, built.inference, np.load(files / EXAMPLE),
               record["requirements"], built.custom_objects)

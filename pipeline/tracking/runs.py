@@ -38,6 +38,7 @@ from pipeline.tracking.vocab import (
     TAG_ROLE,
     TAG_STATUS,
     TAG_SWEEP,
+    TAG_TASK,
 )
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest
     name = f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = client.create_run(exp_id, run_name=name, tags={
         TAG_ROLE: ROLE_SWEEP, TAG_SWEEP: sweep.name, TAG_DATASET: manifest.fingerprint,
-        TAG_STATUS: RUNNING, TAG_HEARTBEAT: str(claims.now_ms()),
+        TAG_TASK: manifest.task, TAG_STATUS: RUNNING, TAG_HEARTBEAT: str(claims.now_ms()),
         TAG_PREFLIGHT: "\n".join(preflight)[:4900] or "no findings",
         TAG_LEASE: claims.lease_tag(sweep.tracking)})
     for key, value in {"num_proc": num_proc, "configurations": n_configs,

@@ -5,10 +5,13 @@ One place, so the sweep, the ranks, the report and the tests agree on spelling.
 
 from __future__ import annotations
 
+from pipeline import tasks
+
 # Tags on every run of a sweep
 TAG_ROLE = "role"            # ROLE_SWEEP on parent runs, ROLE_CONFIG on child runs
 TAG_SWEEP = "sweep"          # the sweep's name
 TAG_DATASET = "dataset"      # the prepared dataset's fingerprint
+TAG_TASK = "task"            # the dataset's problem type (pipeline.tasks); absent: multiclass
 TAG_STATUS = "status"        # RUNNING, then FINISHED / DIVERGED / FAILED
 TAG_PARENT = "mlflow.parentRunId"
 ROLE_SWEEP, ROLE_CONFIG = "sweep", "config"
@@ -45,7 +48,18 @@ ARTIFACT_CONFIG = "resolved_config.json"
 ARTIFACT_CONFUSION = "confusion_matrix.png"
 ARTIFACT_CURVES = "curves.png"
 
-# Per-epoch metrics a rank logs (the epoch is the step); final metrics without a step
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
-                 "samples_per_sec")
-FINAL_METRICS = ("test_loss", "test_accuracy", "train_seconds", "epochs_run")
+# Per-epoch metrics a rank logs (the epoch is the step): every task's Keras metrics
+# (pipeline.tasks.epoch_metrics) and the clock's.
+MODEL_EPOCH_METRICS = tuple(dict.fromkeys(m for t in tasks.TASKS for m in tasks.epoch_metrics(t)))
+EPOCH_METRICS = (*MODEL_EPOCH_METRICS, "lr", "epoch_seconds", "samples_per_sec")
+# Final metrics without a step: the task's test metrics (pipeline.tasks), then these.
+RUN_METRICS = ("train_seconds", "epochs_run")
+
+
+def final_metrics(task: str) -> tuple[str, ...]:
+    """Every metric a finished run of ``task`` logs once: test metrics, then run metrics."""
+    return (*tasks.final_metrics(task), *RUN_METRICS)
+
+
+# The multi-class task's, for readers written before there were tasks.
+FINAL_METRICS = final_metrics("multiclass")

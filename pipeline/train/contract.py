@@ -76,6 +76,9 @@ class Trial:
     batches: BatchPlan
     cell_hash: str = ""
     replicate: int = 0
+    # What the dataset's task says of this head (pipeline.model.names.check_head), tagged on
+    # the run: combinations that run but make little sense.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +103,7 @@ class RankJob:
     feed: str = "stream"
     probe_rows: int = 256  # diagnostics' probe batch (0: no diagnostics)
     probe_seed: int = 0
+    task: str = "multiclass"  # the dataset's (pipeline.tasks), tagged on every run
 
 
 @dataclass

@@ -14,10 +14,10 @@ from pipeline.config import RunConfig, SweepConfig, apply_overrides, config_hash
 from pipeline.data.manifest import Manifest
 from pipeline.errors import ConfigError
 from pipeline.model import names
+from pipeline.tasks import epoch_metrics, task_spec
 from pipeline.train.contract import Trial, plan_batches
 
 logger = logging.getLogger(__name__)
-MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
@@ -28,6 +28,10 @@ def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
     manifest.shard_files(Path("."), "train", 0, num_proc)  # raises if too few shards
     if repeats is not None and repeats < 1:
         raise ConfigError(f"--repeats: must be at least 1, got {repeats}")
+    spec = task_spec(manifest.task)
+    log(f"sweep {sweep.name}: {manifest.dataset} is a {manifest.task} dataset: {spec.head}, "
+        f"ranked by {spec.primary_metric} ({'higher' if spec.higher_is_better else 'lower'} "
+        "is better); heads and losses checked against its rules")
     trials: list[Trial] = []
     seen: dict[str, str] = {}
     for point in expand_grid(sweep):
@@ -35,20 +39,35 @@ def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
         if epochs is not None:
             cell = apply_overrides(cell, {"training.epochs": epochs}, "--epochs")
         check_names(cell)
-        check_training(point.name, cell)
+        check_training(point.name, cell, manifest.task)
+        warnings = check_task(point.name, cell, manifest)
         cell_hash = config_hash(cell, manifest.fingerprint)
         if cell_hash in seen:
             log(f"sweep {sweep.name}: {point.name} is the same configuration as "
                 f"{seen[cell_hash]}; planned once")
             continue
         seen[cell_hash] = point.name
+        for line in warnings:
+            log(f"sweep {sweep.name}: warning: {point.name}: {line}")
         trials += _replicates(point.name, cell, cell_hash, repeats or sweep.repeats, manifest,
-                              num_proc)
+                              num_proc, tuple(warnings))
     return trials
 
 
+def check_task(name: str, cfg: RunConfig, manifest: Manifest) -> list[str]:
+    """The dataset's task against the configuration's head and architecture (the rules in
+    ``pipeline.model.names``): an error refuses the sweep in one line; warnings returned."""
+    if cfg.model.architecture == "cnn" and manifest.input_kind != "image":
+        raise ConfigError(f"{name}: architecture cnn needs images; dataset "
+                          f"{manifest.dataset} has tabular features (use mlp or logreg)")
+    head = names.check_head(manifest.task, cfg.loss, cfg.model.output_activation)
+    if head.errors:
+        raise ConfigError(f"{name}: {head.errors[0]}")
+    return head.warnings
+
+
 def _replicates(name: str, cell: RunConfig, cell_hash: str, repeats: int, manifest: Manifest,
-                num_proc: int) -> list[Trial]:
+                num_proc: int, warnings: tuple[str, ...] = ()) -> list[Trial]:
     """Replicate r trains with seed + r; replicate 0 is the cell itself (same hash as a
     single-seed sweep of it, so earlier results count)."""
     batches = plan_batches(cell, manifest, num_proc, name)
@@ -59,7 +78,7 @@ def _replicates(name: str, cell: RunConfig, cell_hash: str, repeats: int, manife
         label = f"{name} #{r + 1}" if repeats > 1 else name
         check_numbers(label, cfg)  # its seed too
         out.append(Trial(label, cfg, config_hash(cfg, manifest.fingerprint), batches,
-                         cell_hash, r))
+                         cell_hash, r, warnings))
     return out
 
 
@@ -73,11 +92,12 @@ def check_names(cfg: RunConfig) -> None:
         names.check(kind, name)
 
 
-def check_training(name: str, cfg: RunConfig) -> None:
+def check_training(name: str, cfg: RunConfig, task: str = "multiclass") -> None:
     t = cfg.training
-    if t.early_stopping.monitor not in MONITORS:
+    monitors = epoch_metrics(task)
+    if t.early_stopping.monitor not in monitors:
         raise ConfigError(f"{name}: training.early_stopping.monitor must be one of "
-                          f"{', '.join(MONITORS)}")
+                          f"{', '.join(monitors)} for a {task} dataset")
     if t.epochs < 1:
         raise ConfigError(f"{name}: training.epochs must be at least 1, got {t.epochs}")
     check_numbers(name, cfg)

@@ -106,7 +106,7 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
                           spool_dir=str(spool_dir), tracking=settings, force=opts.force,
                           pin_threads=sweep.pin_threads, feed=sweep.feed,
                           probe_rows=sweep.diagnostics_probe_rows,
-                          probe_seed=sweep.base.training.seed)
+                          probe_seed=sweep.base.training.seed, task=manifest.task)
             _launch(client, job, num_proc, sweep.max_attempts, result, log)
             status = FAILED if result.failed else FINISHED
         except Exception:

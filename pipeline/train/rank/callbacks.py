@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.tracking.recorder import Recorder
-from pipeline.tracking.vocab import EPOCH_METRICS
+from pipeline.tracking.vocab import EPOCH_METRICS, MODEL_EPOCH_METRICS
 
 
 class EpochClock(tf.keras.callbacks.Callback):
@@ -81,8 +81,7 @@ class EpochLogger(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         self.recorder.log_epoch(epoch, {k: logs[k] for k in EPOCH_METRICS if k in logs})
-        shown = " ".join(f"{k}={logs[k]:.4g}" for k in ("loss", "accuracy", "val_loss",
-                                                          "val_accuracy") if k in logs)
+        shown = " ".join(f"{k}={logs[k]:.4g}" for k in MODEL_EPOCH_METRICS if k in logs)
         self.say(f"    epoch {epoch + 1}: {shown} ({logs.get('epoch_seconds', 0):.1f}s)")
 
 

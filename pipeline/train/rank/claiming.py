@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.model.names import loss_warnings
 from pipeline.tracking.vocab import (
     EPOCH_METRICS,
     ROLE_CONFIG,
@@ -28,6 +27,7 @@ from pipeline.tracking.vocab import (
     TAG_RESUMED_FROM,
     TAG_ROLE,
     TAG_SWEEP,
+    TAG_TASK,
     TAG_WARNINGS,
     UNSTARTED,
 )
@@ -146,10 +146,9 @@ def _run_tags(job: RankJob, trial: Trial) -> dict[str, str]:
     """The tags of this configuration's run, as for a new run."""
     tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
             TAG_DATASET: job.fingerprint, TAG_CELL: trial.cell_hash,
-            TAG_REPLICATE: str(trial.replicate)}
-    warnings = loss_warnings(trial.config.loss, trial.config.model.output_activation)
-    if warnings:
-        tags[TAG_WARNINGS] = "; ".join(warnings)
+            TAG_REPLICATE: str(trial.replicate), TAG_TASK: job.task}
+    if trial.warnings:  # checked on the driver against the dataset's task
+        tags[TAG_WARNINGS] = "; ".join(trial.warnings)
     return tags
 
 

@@ -48,17 +48,17 @@ def probe_batch(root: Path, manifest: Manifest, rows: int,
 
 def datasets(data: RankData, manifest: Manifest, encoding: str, local_batch: int,
              shuffle_seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """(train, validation) batches, labels encoded as the loss expects."""
-    from pipeline.model.build import encode_labels
+    """(train, validation) batches, targets encoded as the loss expects."""
+    from pipeline.model.build import encode_targets
 
-    k = manifest.num_classes
+    problem = manifest.problem()
     x_va, y_va = data.splits["val"]
-    val = feed.to_dataset(x_va, encode_labels(y_va, k, encoding), local_batch)
+    val = feed.to_dataset(x_va, encode_targets(y_va, problem, encoding), local_batch)
     if data.stream:
-        train = feed.stream_dataset(data.train_files, manifest.image_shape, local_batch,
-                                    shuffle_seed, lambda y: encode_labels(y, k, encoding))
+        train = feed.stream_dataset(data.train_files, manifest.layout, local_batch,
+                                    shuffle_seed, lambda y: encode_targets(y, problem, encoding))
     else:
         x_tr, y_tr = data.splits["train"]
-        train = feed.to_dataset(x_tr, encode_labels(y_tr, k, encoding), local_batch,
+        train = feed.to_dataset(x_tr, encode_targets(y_tr, problem, encoding), local_batch,
                                 shuffle_seed=shuffle_seed, repeat=True)
     return train, val

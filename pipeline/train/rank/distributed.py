@@ -69,6 +69,14 @@ def allreduce_sum(values: np.ndarray, name: str) -> np.ndarray:
     return hvd_tf.allreduce(tf.constant(values), op=hvd_tf.Sum, name=name).numpy()
 
 
+def allgather(values: np.ndarray, name: str) -> np.ndarray:
+    """Every rank's rows, concatenated in rank order (collective; row counts may differ)."""
+    import horovod.tensorflow as hvd_tf
+    import tensorflow as tf
+
+    return hvd_tf.allgather(tf.constant(values), name=name).numpy()
+
+
 def optimizer(inner: tf.keras.optimizers.Optimizer, summed: bool) -> Any:
     """``inner`` with gradients allreduced every step: averaged, or summed for a summed loss."""
     import horovod.tensorflow.keras as hvd

@@ -1,4 +1,5 @@
-"""Exact test metrics over every rank's shards: per-rank sums are allreduced, not averages."""
+"""Exact test metrics over every rank's shards: per-rank sums are allreduced, not averages
+(the metrics by task are in ``pipeline.train.rank.metrics``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from pipeline.data import feed
 from pipeline.data.manifest import Manifest
-from pipeline.train.rank import distributed
+from pipeline.train.rank import distributed, metrics
 from pipeline.train.rank.data import RankData
 
 if TYPE_CHECKING:
@@ -21,30 +22,37 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class TestResult:
     metrics: dict[str, float]
-    confusion: np.ndarray  # [true class, predicted class] counts over the whole test split
+    # [true class, predicted class] counts over the whole test split (multiclass, binary)
+    confusion: np.ndarray | None
 
 
 def evaluate_test(built: BuiltModel, data: RankData, manifest: Manifest) -> TestResult:
-    """Every rank calls this (a collective): loss sum, row count and confusion matrix."""
-    from pipeline.model.build import encode_labels
+    """Every rank calls this (a collective): the task's sums, allreduced, and for binary
+    tasks every rank's (score, label) pairs, allgathered for the exact AUC."""
+    from pipeline.model.build import encode_targets, served_input
 
     x, y = data.splits["test"]
-    k = manifest.num_classes
+    problem = built.problem or manifest.problem()
     outputs = predict_eager(built.train, x)
-    targets = encode_labels(y, k, built.label_encoding)
+    targets = encode_targets(y, problem, built.label_encoding)
     loss_sum = float(np.sum(per_example_loss(built.loss, targets, outputs))) if len(y) else 0.0
-    confusion = np.zeros((k, k), np.float64)
-    np.add.at(confusion, (y, np.argmax(outputs, axis=-1)), 1.0)
-    local = np.concatenate([[loss_sum, float(len(y))], confusion.ravel()])
+    s = metrics.scoring(problem, built.output_activation, built.label_encoding)
+    # Multi-class needs only the argmax, the same on logits; other tasks are scored on what
+    # the served model returns (probabilities, original units).
+    served = outputs if s.task == "multiclass" else predict_eager(built.inference,
+                                                                  served_input(x, problem))
+    local = metrics.local_sums(s, y, served, loss_sum)
     total = distributed.allreduce_sum(local, name="test_sums")  # [hvd] sum over ranks
-    n = total[1]
-    confusion = total[2:].reshape(k, k).astype(np.int64)
-    return TestResult({"test_loss": total[0] / n,
-                       "test_accuracy": float(np.trace(confusion)) / n}, confusion)
+    pairs = metrics.local_pairs(s, y, served)
+    if s.task == "binary":  # the same task on every rank: all enter the collective or none
+        pairs = distributed.allgather(pairs, name="test_pairs")  # [hvd] every rank's rows
+    scores, confusion = metrics.finish(s, total, pairs)
+    return TestResult(scores, confusion)
 
 
 def predict_eager(model: tf.keras.Model, images: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """The model's outputs for uint8 ``images``, computed eagerly chunk by chunk.
+    """The model's outputs for ``images`` (uint8 scaled to [0, 1]; float inputs as they
+    are), computed eagerly chunk by chunk.
 
     ``predict()`` traces a new graph for every model, about a second per configuration
     here; a few eager calls on large chunks compute the same outputs in milliseconds.

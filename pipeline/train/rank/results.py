@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pipeline.config import to_dict
-from pipeline.data import feed
 from pipeline.data.manifest import Manifest
+from pipeline.tasks import epoch_metrics
 from pipeline.tracking.recorder import Recorder
 from pipeline.tracking.vocab import (
     ARTIFACT_CONFIG,
     ARTIFACT_CONFUSION,
     ARTIFACT_CURVES,
-    FINAL_METRICS,
+    final_metrics,
 )
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
 from pipeline.train.rank.data import RankData
@@ -31,6 +31,7 @@ def record_results(job: RankJob, trial: Trial, recorder: Recorder, built: BuiltM
                    outcome: TrialOutcome) -> None:
     import tensorflow as tf
 
+    from pipeline.model.build import served_input
     from pipeline.report.run_figures import close, confusion_figure, history_figure
     from pipeline.tracking.models import log_model, stash_model
 
@@ -38,32 +39,36 @@ def record_results(job: RankJob, trial: Trial, recorder: Recorder, built: BuiltM
         tf.keras.utils.disable_interactive_logging()
     final = {**outcome.metrics, "train_seconds": outcome.train_seconds,
              "epochs_run": outcome.epochs_run}
-    for key in FINAL_METRICS:
+    for key in final_metrics(manifest.task):  # the task's metrics (pipeline.tasks)
         # NaN test metrics of a diverged run are logged as such; the status tag says why.
         recorder.log_metric(key, float(final[key]))
     recorder.log_dict({"name": trial.name, "config_hash": trial.config_hash,
                        "dataset": job.fingerprint, "config": to_dict(trial.config)},
                       ARTIFACT_CONFIG)
-    for figure, name in ((confusion_figure(test.confusion), ARTIFACT_CONFUSION),
-                         (history_figure(figure_history(recorder, outcome)), ARTIFACT_CURVES)):
+    figures = [(history_figure(figure_history(recorder, outcome, manifest.task)),
+                ARTIFACT_CURVES)]
+    if test.confusion is not None:  # classification with one label per example
+        figures.insert(0, (confusion_figure(test.confusion), ARTIFACT_CONFUSION))
+    for figure, name in figures:
         recorder.log_figure(figure, name)
         close(figure)
-    example = feed.unit_scale(data.splits["test"][0][:5])
+    problem = manifest.problem()
+    example = served_input(data.splits["test"][0][:5], problem)  # as the served model takes it
     reqs = model_requirements()
     recorder.log_model(
         live=lambda: log_model(job.tracking_uri, recorder.run_id, built.inference, example, reqs,
                                built.custom_objects, outcome.metrics,
                                (job.dataset or "dataset", job.fingerprint)),
-        stash=lambda folder: stash_model(folder, trial.config, manifest.image_shape,
-                                         manifest.num_classes, built.inference, example, reqs))
+        stash=lambda folder: stash_model(folder, trial.config, problem, built.inference,
+                                         example, reqs))
     recorder.end(outcome.status)
 
 
-def figure_history(recorder: Recorder,
-                   outcome: TrialOutcome) -> dict[str, list[tuple[int, float]]]:
+def figure_history(recorder: Recorder, outcome: TrialOutcome,
+                   task: str = "multiclass") -> dict[str, list[tuple[int, float]]]:
     """Per-epoch curves from MLflow (a resumed run's Keras history starts mid-way), or, when
     MLflow is out of reach, from this launch's Keras history."""
-    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    keys = epoch_metrics(task)
     history = {key: recorder.metric_history(key) for key in keys}
     if all(h is not None for h in history.values()):
         return history

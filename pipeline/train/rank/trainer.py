@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from pipeline.data.manifest import Manifest
+from pipeline.tasks import primary_metric
 from pipeline.tracking.recorder import Recorder
 from pipeline.tracking.vocab import DIVERGED, FAILED, FINISHED, TAG_ERROR
 from pipeline.train import checkpoints
@@ -78,11 +79,11 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
 def _fresh_model(trial: Trial, manifest: Manifest) -> BuiltModel:
     import tensorflow as tf
 
-    from pipeline.model.build import build
+    from pipeline.model.build import build_for
 
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(trial.config.training.seed)  # same seed on every rank
-    return build(trial.config, manifest.image_shape, manifest.num_classes)
+    return build_for(trial.config, manifest.problem())
 
 
 def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData,
@@ -91,12 +92,11 @@ def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData
     """Every rank: fit and test. ``began``: when this configuration's set-up started."""
     import tensorflow as tf
 
-    from pipeline.model.build import class_accuracy
     from pipeline.train.rank import checkpoint
 
     cfg, plan, state = trial.config, trial.batches, start.state
     opt = _optimizer(trial)
-    built.train.compile(optimizer=opt, loss=built.loss, metrics=[class_accuracy])
+    built.train.compile(optimizer=opt, loss=built.loss, metrics=[built.metric])
     ckpt = tf.train.Checkpoint(model=built.train, optimizer=opt)
     if state:
         checkpoint.restore(ckpt, state)
@@ -131,7 +131,8 @@ def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData
         train_seconds=ended - started, setup_seconds=started - began,
         teardown_seconds=returned - ended, test_seconds=tested - returned,
         peak_rss_mib=_peak_rss_mib())
-    role.say(f"    -> {outcome.status}: test_accuracy={outcome.metric('test_accuracy'):.4f} "
+    primary, _ = primary_metric(manifest.task)
+    role.say(f"    -> {outcome.status}: {primary}={outcome.metric(primary):.4f} "
              f"test_loss={outcome.metric('test_loss'):.4g} ({outcome.train_seconds:.1f}s)")
     return outcome, test
 
