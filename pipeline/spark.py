@@ -56,9 +56,3 @@ def build_session(conf_file: str | Path | None = None,
     spark.sparkContext.setLogLevel("WARN")
     return spark
 
-
-def available_slots(spark: SparkSession) -> int:
-    """How many tasks can run at once: the ceiling on Horovod ranks."""
-    sc = spark.sparkContext
-    task_cpus = int(sc.getConf().get("spark.task.cpus", "1"))
-    return max(1, sc.defaultParallelism // task_cpus)

@@ -19,22 +19,32 @@ from pyspark.sql import SparkSession
 
 from pipeline.config import SweepConfig
 from pipeline.errors import ConfigError
-from pipeline.spark import available_slots
 from pipeline.tracking import runs, store
 from pipeline.tracking.vocab import SKIPPED, TAG_HASH, TAG_STATUS, UNSTARTED
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
+from pipeline.train.driver.slots import count_slots
 
 
-def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | None) -> int:
-    slots = available_slots(spark)
-    num_proc = requested or sweep.num_proc or slots
+def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | None,
+                     log: Callable[[str], None] = print) -> int:
+    """The launch's rank count, checked against the slots Spark has before anything starts."""
+    wanted = requested or sweep.num_proc
+    if wanted is not None and wanted < 1:
+        raise ConfigError(f"--num-proc: must be at least 1, got {wanted}")
+    count = count_slots(spark, wanted)
+    if count.slots < 0:  # not countable (dynamic allocation without a maximum)
+        if wanted is None:
+            raise ConfigError(f"--num-proc: required here ({count.note})")
+        log(f"slots: {count.note}; trusting --num-proc {wanted}")
+        return wanted
+    num_proc = wanted or count.slots
     if num_proc < 1:
-        raise ConfigError(f"--num-proc: must be at least 1, got {num_proc}")
-    if num_proc > slots:
+        raise ConfigError(f"--num-proc: Spark has no task slot for a rank ({count.describe()})")
+    if num_proc > count.slots:
         # Horovod needs all ranks running at once; more would wait until the start timeout.
         raise ConfigError(f"--num-proc: {num_proc} ranks requested but Spark can run only "
-                          f"{slots} tasks at once (executor cores / spark.task.cpus)")
+                          f"{count.slots} tasks at once ({count.describe()})")
     return num_proc
 
 

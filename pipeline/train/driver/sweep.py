@@ -67,7 +67,7 @@ class SweepResult:
 def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
               log: Callable[[str], None] = logger.info) -> SweepResult:
     manifest = load_manifest(opts.data_dir, verify=True)  # sizes, rows, sha256
-    num_proc = resolve_num_proc(spark, sweep, opts.num_proc)
+    num_proc = resolve_num_proc(spark, sweep, opts.num_proc, log)
     trials = plan_trials(sweep, manifest, num_proc, opts.epochs, opts.repeats, log)
     uri = store.tracking_uri(opts.tracking_uri)
     client = store.connect(uri)

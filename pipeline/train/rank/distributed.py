@@ -47,6 +47,17 @@ def local_size() -> int:
     return hvd.local_size()
 
 
+def task_gpu_addresses() -> list[str]:
+    """The GPU addresses Spark assigned to this rank's task; empty without GPU scheduling.
+
+    The rank runs in a process of its own, where TaskContext is not available: horovod.spark
+    asks the rank's Spark task for its resources before calling the rank function.
+    """
+    from horovod.spark.task import get_available_devices
+
+    return list(get_available_devices())
+
+
 def broadcast_object(value: T, name: str) -> T:
     """Rank 0's ``value`` on every rank (collective)."""
     import horovod.tensorflow as hvd_tf
