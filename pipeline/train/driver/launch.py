@@ -9,6 +9,7 @@ the driver marks the interrupted one failed and relaunches with the rest, up to
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -52,8 +53,9 @@ class Launches:
     """The launches of one sweep invocation and what they produced."""
 
     def __init__(self, client: MlflowClient, job: RankJob, num_proc: int,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], executable: str = sys.executable) -> None:
         self.client, self.job, self.num_proc, self.log = client, job, num_proc, log
+        self.executable = executable  # the ranks' interpreter, as the executors resolve it
         self.outcomes: list[TrialOutcome] = []
         self.rank_outcomes: list[list[TrialOutcome]] = []  # each rank's, last good launch
         self.elsewhere: list[tuple[str, str]] = []  # (configuration, reason)
@@ -75,7 +77,8 @@ class Launches:
         try:
             per_rank = horovod.spark.run(run_rank, args=(replace(self.job, trials=self.remaining),),
                                          num_proc=self.num_proc, use_gloo=True,
-                                         env=rank_env(self.job),
+                                         env=rank_env(self.job, self.executable),
+                                         executable=self.executable,
                                          verbose=1 if self.job.verbose else 0)
         except Exception as exc:  # a failed launch is retried, not fatal
             line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -120,19 +123,39 @@ def _outcome_from_run(run: Run) -> TrialOutcome:
                         train_seconds=m.get("train_seconds", float("nan")))
 
 
-def rank_env(job: RankJob) -> dict[str, str]:
+def rank_python(spark: SparkSession) -> str:
+    """The interpreter Horovod starts the ranks with: the one Spark starts the executors'
+    Python workers with (spark.pyspark.python, else PYSPARK_PYTHON), resolved where the
+    executor runs. With a shipped environment that is e.g. ./environment/bin/python in the
+    executor's working folder; never the driver's own path, unless Spark uses it too."""
+    return spark.sparkContext.pythonExec
+
+
+def rank_env(job: RankJob, executable: str = sys.executable) -> dict[str, str]:
     """Environment overlaid on each rank's: thread counts and quiet TensorFlow logs."""
     env = {"OMP_NUM_THREADS": str(job.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri,
            "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms(t.config.model.architecture
-                                                       for t in job.trials)}
+                                                       for t in job.trials),
+           # Spark's GPU addresses are nvidia-smi's, numbered by PCI bus; CUDA numbers by
+           # speed unless told otherwise (rank/devices.py). No effect without a GPU.
+           "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
     # MLflow's own HTTP retries (minutes by default) would hide an outage from RunLog's.
-    passed = ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-              "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    passed = ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+              "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
+              "CUDA_DEVICE_ORDER"]
+    if _is_driver_python(executable):
+        # Same interpreter, same install: the driver's import path holds for the ranks. A
+        # shipped environment brings its own, and the driver's paths do not exist there.
+        passed.append("PYTHONPATH")
     for key, value in os.environ.items():
         if key in passed or key.startswith("HOROVOD_"):  # the user's Horovod tuning wins
             env[key] = value
     return env
+
+
+def _is_driver_python(executable: str) -> bool:
+    return os.path.abspath(executable) == os.path.abspath(sys.executable)
 
 
 # Horovod's background loop wakes every cycle time to start pending allreduces, on the core

@@ -21,7 +21,7 @@ from pipeline.data.manifest import load_manifest
 from pipeline.tracking import claims, runs, spool, store
 from pipeline.tracking.vocab import FAILED, FINISHED
 from pipeline.train.contract import RankJob, TrialOutcome
-from pipeline.train.driver.launch import Launches, resolve_num_proc
+from pipeline.train.driver.launch import Launches, rank_python, resolve_num_proc
 from pipeline.train.driver.plan import plan_trials
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
                           threads=sweep.threads_per_rank, verbose=opts.verbose,
                           spool_dir=str(spool_dir), tracking=settings, force=opts.force,
                           pin_threads=sweep.pin_threads, feed=sweep.feed)
-            _launch(client, job, num_proc, sweep.max_attempts, result, log)
+            _launch(client, job, num_proc, sweep.max_attempts, result, log, rank_python(spark))
             status = FAILED if result.failed else FINISHED
         except Exception:
             status = FAILED
@@ -109,8 +109,8 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
 
 
 def _launch(client: MlflowClient, job: RankJob, num_proc: int, max_attempts: int,
-            result: SweepResult, log: Callable[[str], None]) -> None:
-    launches = Launches(client, job, num_proc, log)
+            result: SweepResult, log: Callable[[str], None], executable: str) -> None:
+    launches = Launches(client, job, num_proc, log, executable)
     launches.run(max_attempts)
     result.outcomes, result.rank_outcomes = launches.outcomes, launches.rank_outcomes
     result.elsewhere, result.unstarted = launches.elsewhere, launches.unstarted
