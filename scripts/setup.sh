@@ -106,9 +106,15 @@ if [ -n "$GPU" ]; then
   [ ${#rebuild[@]} -eq 0 ] && rebuild=(--no-cache-dir)
 fi
 
+# Horovod's NCCL build links libnccl.so.2, which lives in the wheel's folder, outside the
+# loader's path (at run time the ranks load it first: pipeline/train/rank/distributed.py).
+loader_env=()
+[ -n "$GPU" ] && loader_env=("LD_LIBRARY_PATH=$NCCL_HOME/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+in_venv() { env "${loader_env[@]}" "$@"; }
+
 horovod_ok() {
-  [ -x "$VENV/bin/horovodrun" ] && "$VENV/bin/python" -c 'import horovod.tensorflow' 2>/dev/null || return 1
-  local checks; checks="$("$VENV/bin/horovodrun" --check-build 2>&1)"
+  [ -x "$VENV/bin/horovodrun" ] && in_venv "$VENV/bin/python" -c 'import horovod.tensorflow' 2>/dev/null || return 1
+  local checks; checks="$(in_venv "$VENV/bin/horovodrun" --check-build 2>&1)"
   for op in $wanted_ops; do grep -q "\[X\] $op" <<<"$checks" || return 1; done
 }
 
@@ -152,11 +158,11 @@ if [ -n "$DRY_RUN" ]; then
   exit 0
 fi
 say "verifying the Horovod build"
-checks="$("$VENV/bin/horovodrun" --check-build 2>&1)"
+checks="$(in_venv "$VENV/bin/horovodrun" --check-build 2>&1)"
 for op in $wanted_ops; do
   grep -q "\[X\] $op" <<<"$checks" || die "Horovod was built without $op support"
 done
-"$VENV/bin/python" - <<'PY' || die "the installed stack does not import cleanly"
+in_venv "$VENV/bin/python" - <<'PY' || die "the installed stack does not import cleanly"
 import horovod.spark, horovod.tensorflow.keras, mlflow, pyspark, tensorflow as tf
 assert tf.__version__.startswith("2.15"), tf.__version__
 assert pyspark.__version__.startswith("3.5"), pyspark.__version__

@@ -8,6 +8,7 @@ once and reuses them for every configuration. Only rank 0 talks to MLflow (see R
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -39,8 +40,10 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
     data = load_rank_data(root, manifest, distributed.rank(), distributed.size(),
                           job.feed == "stream")
     role = role_for(distributed.rank(), job)
-    if gpu is not None:
-        role.say(f"rank 0 trains on {gpu.reason}")
+    # Where rank 0 runs from and on what: on a cluster, the shipped environment's interpreter
+    # and package, never the driver's paths.
+    role.say(f"rank 0 of {distributed.size()}: {sys.executable}, package "
+             f"{Path(__file__).parents[2]}, {gpu.reason if gpu else 'CPU'}")
     outcomes = []
     try:
         for k, trial in enumerate(job.trials, 1):
