@@ -92,3 +92,12 @@ def test_a_cpu_environment_loads_no_nccl():
                           capture_output=True, text=True, check=True,
                           env={"PYTHONPATH": str(ROOT)})
     assert proc.stdout.split("\n", 1)[0] == "None"
+
+
+def test_the_installed_files_are_found_from_the_command_line(capsys):
+    from pipeline.files import main
+
+    assert main(["jobs"]) == 0 and Path(capsys.readouterr().out.strip(), "train_sweep.py").is_file()
+    assert main(["conf"]) == 0
+    assert Path(capsys.readouterr().out.strip(), "sweep", "default.yaml").is_file()
+    assert main(["nothing"]) == 2 and "usage:" in capsys.readouterr().err

@@ -129,3 +129,13 @@ def test_local_mode_refuses_gpu_tasks_it_would_never_start():
     count = local_slots(4, TaskShape(1, 1.0))
     assert count.slots == 0 and "local mode schedules no GPU tasks" in count.describe()
     assert local_slots(4, TaskShape(2)).slots == 2
+
+
+def test_dynamic_allocation_counts_its_maximum_or_nothing():
+    from pipeline.train.driver.slots import _dynamic_allocation
+
+    capped = _dynamic_allocation(conf(spark_dynamicAllocation_maxExecutors="3",
+                                      spark_executor_cores="4", spark_task_cpus="2"),
+                                 TaskShape(2))
+    assert capped.slots == 6 and "dynamic allocation" in capped.describe()
+    assert _dynamic_allocation(conf(), TaskShape()).slots == -1  # not countable
