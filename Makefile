@@ -39,7 +39,8 @@ export PIPELINE_SPARK_CONF := $(SPARK_CONF)
 export GPU
 
 SUBMIT := $(VENV)/bin/spark-submit --properties-file $(SPARK_CONF) $(if $(MASTER),--master $(MASTER)) \
-	$(if $(PACKED),--archives $(PACK)\#environment --conf spark.pyspark.python=./environment/bin/python) \
+	$(if $(PACKED),--archives $(PACK)\#environment --conf spark.pyspark.python=./environment/bin/python \
+		--conf spark.pyspark.driver.python=$(CURDIR)/$(VENV_PYTHON)) \
 	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/spark/log4j2.properties"
 SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
@@ -119,7 +120,7 @@ setup-plan: ## Print what `make setup` (GPU=1 too) would install and build, with
 	DRY_RUN=1 bash scripts/setup.sh
 
 pack: $(SETUP_STAMP) ## Pack the runtime environment + the project wheel into $(PACK) for spark-submit --archives
-	bash scripts/pack.sh $(PACK)
+	VENV=$(VENV) bash scripts/pack.sh $(PACK)
 
 lock: $(SETUP_STAMP) ## Rewrite constraints.txt from the current .venv
 	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable; } > constraints.tmp

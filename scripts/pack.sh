@@ -41,4 +41,5 @@ echo "pack: packing $BUILD into $OUT"
 mkdir -p "$(dirname "$OUT")"
 "$DEV_VENV/bin/venv-pack" --prefix "$BUILD" --output "$OUT" --force --quiet \
   ${PACK_PYTHON_PREFIX:+--python-prefix "$PACK_PYTHON_PREFIX"} || die "venv-pack failed"
+chmod 644 "$OUT"  # venv-pack leaves it readable by its owner only
 echo "pack: $OUT ($(du -h "$OUT" | cut -f1), $((SECONDS - started)) s)"

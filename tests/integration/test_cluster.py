@@ -39,10 +39,23 @@ grid:
 """
 
 
+PACKED_FROM = ("pipeline", "jobs", "conf", "pyproject.toml", "constraints.txt",
+               "scripts/setup.sh", "scripts/pack.sh")
+
+
+def _newest_source() -> float:
+    paths = [p for name in PACKED_FROM for p in
+             ([ROOT / name] if (ROOT / name).is_file() else (ROOT / name).rglob("*"))]
+    return max(p.stat().st_mtime for p in paths if p.is_file())
+
+
 @pytest.fixture(scope="module")
-def packed(tmp_path_factory) -> Path:
-    """The environment `make pack` ships (its runtime venv in build/pack-venv is reused)."""
-    out = tmp_path_factory.mktemp("pack") / "actloss-env.tar.gz"
+def packed() -> Path:
+    """dist/actloss-env.tar.gz as `make pack` makes it; packed again when older than the
+    sources that go into it (its runtime venv in build/pack-venv is reused)."""
+    out = ROOT / "dist" / "actloss-env.tar.gz"
+    if out.is_file() and out.stat().st_mtime > _newest_source():
+        return out
     proc = subprocess.run(["bash", "scripts/pack.sh", str(out)], cwd=ROOT, text=True,
                           capture_output=True, timeout=3000, check=False,
                           env={**os.environ, "VENV": sys.prefix})
@@ -80,9 +93,10 @@ def submit(cluster, *args: str, packed: Path | None = None,
     cmd = [str(SPARK_SUBMIT), "--master", cluster.master_url,
            "--properties-file", str(ROOT / "conf" / "spark" / conf),
            "--conf", "spark.executor.memory=1g"]
-    if packed:
+    if packed:  # the driver keeps this interpreter: spark.pyspark.python would win for it too
         cmd += ["--archives", f"{packed}#environment",
-                "--conf", "spark.pyspark.python=./environment/bin/python"]
+                "--conf", "spark.pyspark.python=./environment/bin/python",
+                "--conf", f"spark.pyspark.driver.python={sys.executable}"]
     return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900, check=False)
 
@@ -137,9 +151,10 @@ def test_jobs_run_on_the_standalone_cluster_from_the_packed_environment(cluster,
                 (Path(cluster.state_dir) / f"worker-{w}" / sweep_app).glob("*/environment")]
     assert len(unpacked) == 2 and all((p / "bin" / "python").exists() for p in unpacked)
     # ... and rank 0 ran that copy's interpreter and package, not the driver's.
-    [line] = [ln for ln in executor_logs(cluster, sweep_app).splitlines()
-              if ln.startswith("rank 0 of 2: ")]
-    interpreter, package, device = line.removeprefix("rank 0 of 2: ").split(", ")
+    # Horovod prefixes each line of a rank's output with "[rank]<stdout>:".
+    [line] = [ln.split("rank 0 of 2: ", 1)[1]
+              for ln in executor_logs(cluster, sweep_app).splitlines() if "rank 0 of 2: " in ln]
+    interpreter, package, device = line.split(", ")
     assert interpreter.endswith("environment/bin/python") and sweep_app in interpreter
     assert package.endswith("environment/lib/python3.11/site-packages/pipeline")
     assert str(ROOT) not in line and sys.prefix not in line
