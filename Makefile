@@ -119,7 +119,7 @@ local-cluster-down: ## Stop what local-cluster-up started (by process id)
 setup-plan: ## Print what `make setup` (GPU=1 too) would install and build, without doing it
 	DRY_RUN=1 bash scripts/setup.sh
 
-pack: $(SETUP_STAMP) ## Pack the runtime environment + the project wheel into $(PACK) for spark-submit --archives
+pack: $(SETUP_STAMP) ## Pack the runtime environment + the project wheel into dist/actloss-env.tar.gz (spark-submit --archives)
 	VENV=$(VENV) bash scripts/pack.sh $(PACK)
 
 lock: $(SETUP_STAMP) ## Rewrite constraints.txt from the current .venv

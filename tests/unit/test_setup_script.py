@@ -129,3 +129,15 @@ def test_make_runs_packed_executors_on_a_cluster_when_asked():
     assert "--archives dist/actloss-env.tar.gz\\#environment" in line
     assert "--conf spark.pyspark.python=./environment/bin/python" in line
     assert "--archives" not in make_dry("sweep")
+
+
+def test_runtime_plan_installs_the_declared_dependencies_without_the_project(tmp_path):
+    import tomllib
+
+    proc = setup(tmp_path, DRY_RUN="1", GPU="", RUNTIME="1")
+    assert proc.returncode == 0, proc.stderr
+    plan = commands(proc)
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    [deps] = [c for c in plan if "matplotlib" in c]
+    assert deps.endswith(" ".join(declared) + " -c constraints.txt")
+    assert not any(" -r " in c or " -e ." in c or ".whl" in c for c in plan)
