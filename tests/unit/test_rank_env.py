@@ -37,3 +37,19 @@ def test_a_stalled_collective_shuts_the_launch_down(monkeypatch):
     assert "HOROVOD_STALL_CHECK_DISABLE" not in env
     monkeypatch.setenv("HOROVOD_STALL_SHUTDOWN_TIME_SECONDS", "1800")  # the user's value wins
     assert rank_env(_job("mlp"))["HOROVOD_STALL_SHUTDOWN_TIME_SECONDS"] == "1800"
+
+
+def test_the_driver_import_path_reaches_ranks_only_on_the_drivers_interpreter(monkeypatch):
+    import sys
+
+    monkeypatch.setenv("PYTHONPATH", "/checkout")
+    assert rank_env(_job("mlp"), sys.executable)["PYTHONPATH"] == "/checkout"
+    # A shipped environment, unpacked in the executor's working folder: its own packages.
+    assert "PYTHONPATH" not in rank_env(_job("mlp"), "./environment/bin/python")
+
+
+def test_cuda_numbers_gpus_as_nvidia_smi_and_spark_do(monkeypatch):
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    assert rank_env(_job("mlp"))["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")  # the user's choice wins
+    assert rank_env(_job("mlp"))["CUDA_DEVICE_ORDER"] == "FASTEST_FIRST"

@@ -9,6 +9,7 @@ the driver marks the interrupted one failed and relaunches with the rest, up to
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -20,22 +21,32 @@ from pyspark.sql import SparkSession
 
 from pipeline.config import SweepConfig
 from pipeline.errors import ConfigError
-from pipeline.spark import available_slots
 from pipeline.tracking import runs, spool, store
 from pipeline.tracking.vocab import SKIPPED, TAG_HASH, TAG_STATUS, UNSTARTED
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
+from pipeline.train.driver.slots import count_slots
 
 
-def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | None) -> int:
-    slots = available_slots(spark)
-    num_proc = requested or sweep.num_proc or slots
+def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | None,
+                     log: Callable[[str], None] = print) -> int:
+    """The launch's rank count, checked against the slots Spark has before anything starts."""
+    wanted = requested or sweep.num_proc
+    if wanted is not None and wanted < 1:
+        raise ConfigError(f"--num-proc: must be at least 1, got {wanted}")
+    count = count_slots(spark, wanted)
+    if count.slots < 0:  # not countable (dynamic allocation without a maximum)
+        if wanted is None:
+            raise ConfigError(f"--num-proc: required here ({count.note})")
+        log(f"slots: {count.note}; trusting --num-proc {wanted}")
+        return wanted
+    num_proc = wanted or count.slots
     if num_proc < 1:
-        raise ConfigError(f"--num-proc: must be at least 1, got {num_proc}")
-    if num_proc > slots:
+        raise ConfigError(f"--num-proc: Spark has no task slot for a rank ({count.describe()})")
+    if num_proc > count.slots:
         # Horovod needs all ranks running at once; more would wait until the start timeout.
         raise ConfigError(f"--num-proc: {num_proc} ranks requested but Spark can run only "
-                          f"{slots} tasks at once (executor cores / spark.task.cpus)")
+                          f"{count.slots} tasks at once ({count.describe()})")
     return num_proc
 
 
@@ -43,8 +54,9 @@ class Launches:
     """The launches of one sweep invocation and what they produced."""
 
     def __init__(self, client: MlflowClient, job: RankJob, num_proc: int,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], executable: str = sys.executable) -> None:
         self.client, self.job, self.num_proc, self.log = client, job, num_proc, log
+        self.executable = executable  # the ranks' interpreter, as the executors resolve it
         self.outcomes: list[TrialOutcome] = []
         self.rank_outcomes: list[list[TrialOutcome]] = []  # each rank's, last good launch
         self.elsewhere: list[tuple[str, str]] = []  # (configuration, reason)
@@ -67,7 +79,8 @@ class Launches:
         try:
             per_rank = horovod.spark.run(run_rank, args=(replace(self.job, trials=self.remaining),),
                                          num_proc=self.num_proc, use_gloo=True,
-                                         env=rank_env(self.job),
+                                         env=rank_env(self.job, self.executable),
+                                         executable=self.executable,
                                          verbose=1 if self.job.verbose else 0)
         except Exception as exc:  # a failed launch is retried, not fatal
             line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -135,6 +148,14 @@ def _outcome_from_run(run: Run) -> TrialOutcome:
                         train_seconds=m.get("train_seconds", float("nan")))
 
 
+def rank_python(spark: SparkSession) -> str:
+    """The interpreter Horovod starts the ranks with: the one Spark starts the executors'
+    Python workers with (spark.pyspark.python, else PYSPARK_PYTHON), resolved where the
+    executor runs. With a shipped environment that is e.g. ./environment/bin/python in the
+    executor's working folder; never the driver's own path, unless Spark uses it too."""
+    return spark.sparkContext.pythonExec
+
+
 # A collective some ranks never join (a mismatch) would otherwise only warn, every minute,
 # forever. Shut the launch down instead, so the driver relaunches what is left. Longer than
 # anything a healthy rank waits for inside a collective: rank 0's claim, which other ranks
@@ -142,21 +163,33 @@ def _outcome_from_run(run: Run) -> TrialOutcome:
 STALL_SHUTDOWN_SECONDS = 600
 
 
-def rank_env(job: RankJob) -> dict[str, str]:
+def rank_env(job: RankJob, executable: str = sys.executable) -> dict[str, str]:
     """Environment overlaid on each rank's: thread counts, quiet TensorFlow logs, Horovod's
     cycle time and stall shutdown."""
     env = {"OMP_NUM_THREADS": str(job.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri,
            "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms(t.config.model.architecture
                                                        for t in job.trials),
-           "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": str(STALL_SHUTDOWN_SECONDS)}
+           "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": str(STALL_SHUTDOWN_SECONDS),
+           # Spark's GPU addresses are nvidia-smi's, numbered by PCI bus; CUDA numbers by
+           # speed unless told otherwise (rank/devices.py). No effect without a GPU.
+           "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
     # MLflow's own HTTP retries (minutes by default) would hide an outage from RunLog's.
-    passed = ("PYTHONPATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-              "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    passed = ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+              "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
+              "CUDA_DEVICE_ORDER"]
+    if _is_driver_python(executable):
+        # Same interpreter, same install: the driver's import path holds for the ranks. A
+        # shipped environment brings its own, and the driver's paths do not exist there.
+        passed.append("PYTHONPATH")
     for key, value in os.environ.items():
         if key in passed or key.startswith("HOROVOD_"):  # the user's Horovod tuning wins
             env[key] = value
     return env
+
+
+def _is_driver_python(executable: str) -> bool:
+    return os.path.abspath(executable) == os.path.abspath(sys.executable)
 
 
 # Horovod's background loop wakes every cycle time to start pending allreduces, on the core

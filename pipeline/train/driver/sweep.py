@@ -23,7 +23,7 @@ from pipeline.storage import recover
 from pipeline.tracking import claims, runs, spool, store
 from pipeline.tracking.vocab import FAILED, FINISHED
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
-from pipeline.train.driver.launch import Launches, resolve_num_proc
+from pipeline.train.driver.launch import Launches, rank_python, resolve_num_proc
 from pipeline.train.driver.plan import plan_trials
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
     if restored:
         log(f"WARNING: {restored}")
     manifest = load_manifest(opts.data_dir, verify=True)  # sizes, rows, sha256
-    num_proc = resolve_num_proc(spark, sweep, opts.num_proc)
+    num_proc = resolve_num_proc(spark, sweep, opts.num_proc, log)
     trials = plan_trials(sweep, manifest, num_proc, opts.epochs, opts.repeats, log)
     uri = store.tracking_uri(opts.tracking_uri)
     client = store.connect(uri)
@@ -107,7 +107,7 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
                           pin_threads=sweep.pin_threads, feed=sweep.feed,
                           probe_rows=sweep.diagnostics_probe_rows,
                           probe_seed=sweep.base.training.seed, task=manifest.task)
-            _launch(client, job, num_proc, sweep.max_attempts, result, log)
+            _launch(client, job, num_proc, sweep.max_attempts, result, log, rank_python(spark))
             status = FAILED if result.failed else FINISHED
         except Exception:
             status = FAILED
@@ -120,8 +120,8 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
 
 
 def _launch(client: MlflowClient, job: RankJob, num_proc: int, max_attempts: int,
-            result: SweepResult, log: Callable[[str], None]) -> None:
-    launches = Launches(client, job, num_proc, log)
+            result: SweepResult, log: Callable[[str], None], executable: str) -> None:
+    launches = Launches(client, job, num_proc, log, executable)
     launches.run(max_attempts)
     result.outcomes, result.rank_outcomes = launches.outcomes, launches.rank_outcomes
     result.elsewhere, result.unstarted = launches.elsewhere, launches.unstarted

@@ -18,9 +18,35 @@ T = TypeVar("T")
 
 def init() -> None:
     """Join this launch's Gloo ring."""
+    load_nccl()  # before Horovod's library loads: its GPU build links NCCL
     import horovod.tensorflow.keras as hvd
 
     hvd.init()
+
+
+def load_nccl() -> str | None:
+    """Load the NCCL library of the nvidia-nccl-cu12 wheel (tensorflow[and-cuda] installs it).
+
+    Horovod's NCCL build links libnccl.so.2 by name (the CUDA runtime it links statically),
+    and the wheel keeps it in site-packages/nvidia/nccl/lib, where the dynamic loader does
+    not look. Loaded first, by path and globally, it satisfies Horovod's library wherever the
+    environment was unpacked. The CPU build has no such wheel: nothing is loaded. Returns
+    the file loaded.
+    """
+    import ctypes
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("nvidia.nccl")
+    except ModuleNotFoundError:  # no nvidia-* wheel at all
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        library = Path(folder) / "lib" / "libnccl.so.2"
+        if library.is_file():
+            ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+            return str(library)
+    return None
 
 
 def rank() -> int:
@@ -45,6 +71,17 @@ def local_size() -> int:
     import horovod.tensorflow.keras as hvd
 
     return hvd.local_size()
+
+
+def task_gpu_addresses() -> list[str]:
+    """The GPU addresses Spark assigned to this rank's task; empty without GPU scheduling.
+
+    The rank runs in a process of its own, where TaskContext is not available: horovod.spark
+    asks the rank's Spark task for its resources before calling the rank function.
+    """
+    from horovod.spark.task import get_available_devices
+
+    return list(get_available_devices())
 
 
 def broadcast_object(value: T, name: str) -> T:

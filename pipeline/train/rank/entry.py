@@ -7,6 +7,8 @@ once and reuses them for every configuration. Only rank 0 talks to MLflow (see R
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -17,6 +19,7 @@ from pipeline.errors import DataError
 from pipeline.train.contract import RankJob, TrialOutcome
 from pipeline.train.rank import distributed
 from pipeline.train.rank.data import load_rank_data
+from pipeline.train.rank.devices import pin_cpu_cores, use_one_gpu
 from pipeline.train.rank.pinning import pin_cores
 from pipeline.train.rank.role import role_for
 from pipeline.train.rank.trainer import train_trial
@@ -26,7 +29,9 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
     """Entry point of every rank. Returns this rank's outcome of each configuration."""
     _quiet_tensorflow(job)
     distributed.init()  # [hvd] joins the Gloo ring of this launch
-    if job.pin_threads:
+    gpu = use_one_gpu(distributed.task_gpu_addresses(), distributed.local_rank(),
+                      os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if pin_cpu_cores(job.pin_threads, gpu):
         pin_cores(distributed.local_rank(), distributed.local_size(), job.threads)
     root = Path(job.data_dir)
     manifest = load_manifest(root)
@@ -36,6 +41,10 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
     data = load_rank_data(root, manifest, distributed.rank(), distributed.size(),
                           job.feed == "stream", job.probe_rows, job.probe_seed)
     role = role_for(distributed.rank(), job)
+    # Where rank 0 runs from and on what: on a cluster, the shipped environment's interpreter
+    # and package, never the driver's paths.
+    role.say(f"rank 0 of {distributed.size()}: {sys.executable}, package "
+             f"{Path(__file__).parents[2]}, {gpu.reason if gpu else 'CPU'}")
     outcomes = []
     began = time.monotonic()
     try:

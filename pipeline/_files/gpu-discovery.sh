@@ -1,0 +1,1 @@
+../../scripts/gpu-discovery.sh
