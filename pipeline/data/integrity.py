@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 
 from pipeline.data.arrow import CVE, is_refused_type, pa, pq
-from pipeline.data.layout import LABEL_TASKS
+from pipeline.data.layout import LABEL, LABEL_TASKS, Layout
 from pipeline.errors import DataError
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ def verify(root: Path, manifest: Manifest) -> None:
     for split, info in manifest.splits.items():
         _check_totals(where, split, info, manifest.task in LABEL_TASKS)
         for shard in info.shards:
-            _check_shard(where, root / split / shard.file, f"{split}/{shard.file}", shard)
+            _check_shard(where, root / split / shard.file, f"{split}/{shard.file}", shard,
+                         manifest.layout)
 
 
 def _check_totals(where: Path, split: str, info: SplitInfo, one_label: bool) -> None:
@@ -50,17 +51,23 @@ def _check_totals(where: Path, split: str, info: SplitInfo, one_label: bool) -> 
                         "prepare the dataset again")
 
 
-def _check_columns(where: Path, name: str, schema: pa.Schema) -> None:
-    """The columns prepare writes: an integer label and the image bytes."""
+def _check_columns(where: Path, name: str, schema: pa.Schema, layout: Layout) -> None:
+    """The columns prepare writes for this layout: the input as bytes (uint8 images or
+    float32 features), the target as an integer label or float32 bytes."""
     fields = {f.name: f.type for f in schema}
-    label, image = fields.get("label"), fields.get("image")
-    if label is None or not pa.types.is_integer(label) or image is None or not (
-            pa.types.is_binary(image) or pa.types.is_large_binary(image)):
-        raise DataError(f"{where}: shard {name} must hold an integer 'label' and a binary "
-                        f"'image' column, found {', '.join(f'{k}: {v}' for k, v in fields.items())}")
+    binary = (pa.types.is_binary, pa.types.is_large_binary)
+    inp, target = fields.get(layout.input_column), fields.get(layout.target_column)
+    target_ok = target is not None and (pa.types.is_integer(target) if
+                                        layout.target_column == LABEL else
+                                        any(t(target) for t in binary))
+    if inp is None or not any(t(inp) for t in binary) or not target_ok:
+        kind = "an integer" if layout.target_column == LABEL else "a binary"
+        raise DataError(f"{where}: shard {name} must hold {kind} {layout.target_column!r} and "
+                        f"a binary {layout.input_column!r} column, found "
+                        f"{', '.join(f'{k}: {v}' for k, v in fields.items())}")
 
 
-def _check_shard(where: Path, path: Path, name: str, shard: Shard) -> None:
+def _check_shard(where: Path, path: Path, name: str, shard: Shard, layout: Layout) -> None:
     # Size first: a truncated file is named as such, without reading it.
     if shard.bytes is not None and path.stat().st_size != shard.bytes:
         raise DataError(f"{where}: shard {name} is {path.stat().st_size} bytes, the manifest "
@@ -76,7 +83,7 @@ def _check_shard(where: Path, path: Path, name: str, shard: Shard) -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"{where}: shard {name} is not a readable Parquet file ({first})") \
             from exc
-    _check_columns(where, name, schema)
+    _check_columns(where, name, schema, layout)
     rows = metadata.num_rows
     if rows != shard.rows:
         raise DataError(f"{where}: shard {name} holds {rows} rows, the manifest says "

@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.data import integrity
 from pipeline.data.limits import MAX_CLASSES, MAX_IMAGE_PIXELS
 from pipeline.data.layout import Layout, layout_for
@@ -146,14 +148,16 @@ def _check(m: Manifest) -> None:
     for key in ("dataset", "fingerprint", "source_format", "source_sha256"):
         if not isinstance(getattr(m, key), str):
             raise ValueError(f"{key} must be a string")
-    if m.pixel_dtype != "uint8":
-        raise ValueError(f"pixel_dtype must be 'uint8', got {m.pixel_dtype!r}")
-    if not _is_int(m.num_classes, 1, MAX_CLASSES):
+    if m.pixel_dtype not in ("uint8", "float32"):  # images, or tabular features
+        raise ValueError(f"pixel_dtype must be 'uint8' or 'float32', got {m.pixel_dtype!r}")
+    # A regression target has no classes (0); every classification task at least one.
+    if not _is_int(m.num_classes, 0 if m.task == "regression" else 1, MAX_CLASSES):
         raise ValueError(f"num_classes must be an integer in [1, {MAX_CLASSES}], got "
                          f"{m.num_classes!r}")
     shape = m.image_shape
-    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(d, 1) for d in shape)
-            and shape[0] * shape[1] * shape[2] <= MAX_IMAGE_PIXELS):
+    rank = 3 if m.input_kind == "image" else 1  # tabular features: [number of features]
+    if not (isinstance(shape, list) and len(shape) == rank and all(_is_int(d, 1) for d in shape)
+            and int(np.prod(shape)) <= MAX_IMAGE_PIXELS):
         raise ValueError(f"image_shape must be [height, width, channels] of positive integers "
                          f"with at most {MAX_IMAGE_PIXELS} pixels, got {shape!r}")
     for split, info in m.splits.items():

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import SourceConfig, to_dict
+from pipeline.data.arrow import pa, pq
 
 METADATA_KEY = b"pipeline.generate"
 

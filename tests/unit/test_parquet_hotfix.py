@@ -67,12 +67,14 @@ def test_the_driver_refuses_a_crafted_shard_in_one_line(crafted):
     proc = _python(
         "import sys, pathlib\n"
         "from pipeline.data import integrity\n"
+        "from pipeline.data.layout import layout_for\n"
         "from pipeline.data.manifest import Shard\n"
         "from pipeline.errors import DataError\n"
         "p = pathlib.Path(sys.argv[1])\n"
         "try:\n"
         "    integrity._check_shard(p.parent / 'manifest.json', p, 'train/' + p.name,\n"
-        "                           Shard(p.name, 2))\n"
+        "                           Shard(p.name, 2), layout_for('multiclass', 'image',"
+        " [2, 2, 1], 10))\n"
         "except DataError as exc:\n"
         "    print(exc)\n", str(shard))
     assert not marker.exists(), "checking the shard ran code from it"

@@ -112,7 +112,7 @@ def check_numbers(name: str, cfg: RunConfig) -> None:
     o, m, t = cfg.optimizer, cfg.model, cfg.training
     es = t.early_stopping
     rules = [
-        (_positive(o.learning_rate), "optimizer.learning_rate must be a finite number above 0",
+        (_at_least_zero(o.learning_rate), "optimizer.learning_rate must be a finite number >= 0",
          o.learning_rate),
         (_at_least_zero(o.momentum), "optimizer.momentum must be a finite number >= 0",
          o.momentum),

@@ -41,7 +41,7 @@ def probe_batch(root: Path, manifest: Manifest, rows: int,
     validation split (every rank reads it, a few MB) with the sweep's seed."""
     from pipeline.train.rank.diagnostics import probe_indices
 
-    x, y = feed.read_shards(manifest.shard_files(root, "val", 0, 1), manifest.image_shape)
+    x, y = feed.read_shards(manifest.shard_files(root, "val", 0, 1), manifest.layout)
     keep = probe_indices(len(y), rows, seed)
     return x[keep], y[keep]
 

@@ -185,11 +185,11 @@ def _diagnostics(built: BuiltModel, data: RankData, manifest: Manifest, trial: T
     if data.probe is None:
         return []
     from pipeline.data.feed import unit_scale
-    from pipeline.model.build import encode_labels
+    from pipeline.model.build import encode_targets
     from pipeline.train.rank.diagnostics import DiagnosticsCallback, Probe
 
     x, y = data.probe
-    probe = Probe(unit_scale(x), encode_labels(y, manifest.num_classes, built.label_encoding))
+    probe = Probe(unit_scale(x), encode_targets(y, manifest.problem(), built.label_encoding))
     m = trial.config.model
     return [DiagnosticsCallback(probe, built.loss, m.output_activation, m.hidden_activation,
                                 sink=recorder.log_epoch, initial_epoch=initial_epoch)]
