@@ -64,7 +64,7 @@ def _read_one(spark: SparkSession, src: SourceConfig,
     if not path.exists():
         raise DataError(f"{path}: input not found")
     if src.format == "csv":
-        columns = _csv_header(path)
+        columns = csv_header(path)
         _check_columns(path, columns, src.label_column)  # before Spark sees the schema
         df = spark.read.csv(str(path), header=True, mode="FAILFAST",
                             schema=T.StructType([T.StructField(c, T.DoubleType())
@@ -82,7 +82,8 @@ def _read_one(spark: SparkSession, src: SourceConfig,
     return _pack(df, label, pixels), shape
 
 
-def _csv_header(path: Path) -> list[str]:
+def csv_header(path: Path) -> list[str]:
+    """A CSV file's column names, with a one-line error for an unreadable or empty file."""
     try:
         with open(path, newline="") as fh:
             header = next(csv.reader(fh), None)

@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 
 from pipeline.config import DataConfig
 from pipeline.data.tabular import sha256_path
+from pipeline.data.tabular import csv_header as _csv_header
 from pipeline.errors import DataError
 
 NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
@@ -77,17 +78,6 @@ def _read(spark: SparkSession, fmt: str, path: Path) -> DataFrame:
     columns = _csv_header(path)
     schema = T.StructType([T.StructField(c, T.StringType()) for c in columns])
     return spark.read.csv(str(path), header=True, schema=schema, mode="FAILFAST")
-
-
-def _csv_header(path: Path) -> list[str]:
-    try:
-        with open(path, newline="") as fh:
-            header = next(csv.reader(fh), None)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read CSV header ({exc})") from exc
-    if not header:
-        raise DataError(f"{path}: empty CSV (no header)")
-    return [h.strip() for h in header]
 
 
 def _numeric(path: Path, df: DataFrame, features: list[str], targets: list[str],
