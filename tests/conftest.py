@@ -12,8 +12,8 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Two cores and no Spark UI, for every session a test starts (spark-submit children too).
-os.environ.setdefault("PIPELINE_SPARK_CONF",
-                      str(Path(__file__).parent / "helpers" / "spark-test.conf"))
+# Assigned, not defaulted: `make test` exports the Makefile's own choice (conf/spark/local.conf).
+os.environ["PIPELINE_SPARK_CONF"] = str(Path(__file__).parent / "helpers" / "spark-test.conf")
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +23,15 @@ def spark():
     session = build_session(overrides={"spark.master": "local[2]", "spark.ui.enabled": "false"})
     yield session
     session.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_process_wide_mlflow_uri(monkeypatch):
+    """Each test starts without a URI set by ``mlflow.set_tracking_uri`` in an earlier one (a
+    leftover would outrank $MLFLOW_TRACKING_URI and send ``runs:/`` lookups to another store)."""
+    from mlflow.tracking._tracking_service import utils
+
+    monkeypatch.setattr(utils, "_tracking_uri", None)
 
 
 @pytest.fixture
