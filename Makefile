@@ -22,6 +22,10 @@ NUM_PROC ?=
 COPIES ?=
 EPOCHS ?=
 REPEATS ?=
+# Concurrent trials: ranks per trial (e.g. RANKS_PER_TRIAL=1: one trial per slot at once).
+RANKS_PER_TRIAL ?=
+# HALVING=1: successive halving (the sweep's halving settings); HALVING=0 turns it off.
+HALVING ?=
 MLFLOW_PORT ?= 5000
 # Spark settings for every spark-submit, passed as its properties file so that settings read
 # before the driver's JVM starts (driver memory, extra Java options, packages) take effect;
@@ -47,7 +51,9 @@ SUBMIT := $(VENV)/bin/spark-submit --properties-file $(SPARK_CONF) $(if $(MASTER
 		--conf spark.pyspark.driver.python=$(CURDIR)/$(VENV_PYTHON)) \
 	--driver-java-options "-Dlog4j2.configurationFile=file:$(CURDIR)/conf/spark/log4j2.properties"
 SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-	$(if $(REPEATS),--repeats $(REPEATS))
+	$(if $(REPEATS),--repeats $(REPEATS)) \
+	$(if $(RANKS_PER_TRIAL),--ranks-per-trial $(RANKS_PER_TRIAL)) \
+	$(if $(filter 1,$(HALVING)),--halving) $(if $(filter 0,$(HALVING)),--no-halving)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser data augment sweep outlier-study report ui test test-unit \

@@ -1,7 +1,8 @@
 """Spark job: train every configuration of a sweep with Horovod; record them in MLflow.
 
     spark-submit jobs/train_sweep.py --config conf/sweep/default.yaml [--data DIR]
-        [--num-proc N] [--epochs N] [--repeats K] [--experiment NAME] [--force] [--verbose]
+        [--num-proc N] [--ranks-per-trial N] [--halving] [--epochs N] [--repeats K]
+        [--experiment NAME] [--force] [--verbose]
         [--checkpoint-dir DIR] [--spool-dir DIR] [--replay-spool]
 
 Exit status: 0 all done; 1 configurations failed; 2 bad input or MLflow unreachable at the
@@ -20,6 +21,7 @@ from pipeline.cli import EXIT_FAILED, EXIT_SPOOLED, console_logging, run_job
 from pipeline.config import SweepConfig, load_sweep_config
 from pipeline.spark import build_session
 from pipeline.tracking import spool, store
+from pipeline.tracking.vocab import PAUSED
 from pipeline.train.driver.sweep import SweepOptions, SweepResult, replay_spool, run_sweep
 
 
@@ -29,6 +31,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--config", required=True, help="sweep YAML, e.g. conf/sweep/default.yaml")
     p.add_argument("--data", help="prepared dataset folder (default data/processed/<dataset>)")
     p.add_argument("--num-proc", type=int, help="Horovod ranks (default: Spark's task slots)")
+    p.add_argument("--ranks-per-trial", type=int,
+                   help="ranks of each trial's Horovod job; the ranks hold num-proc // N trials "
+                        "at once (default: the sweep's ranks_per_trial, else all ranks)")
+    p.add_argument("--halving", action=argparse.BooleanOptionalAction, default=None,
+                   help="successive halving: train every configuration to a rung, keep the best "
+                        "1/eta, resume those (default: the sweep's halving.enabled)")
     p.add_argument("--epochs", type=int, help="override training.epochs for every configuration")
     p.add_argument("--repeats", type=int,
                    help="replicates (seeds) per configuration (default: the sweep's repeats)")
@@ -53,9 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.replay_spool:
         return replay_only(sweep, args)
     data_dir = Path(args.data or Path("data/processed") / sweep.dataset)
-    opts = SweepOptions(data_dir, args.num_proc, args.epochs, args.repeats, args.experiment,
-                        args.force, args.verbose, checkpoint_dir=args.checkpoint_dir,
-                        spool_dir=args.spool_dir)
+    opts = SweepOptions(data_dir, args.num_proc, args.ranks_per_trial, args.halving,
+                        args.epochs, args.repeats, args.experiment, args.force, args.verbose,
+                        checkpoint_dir=args.checkpoint_dir, spool_dir=args.spool_dir)
     spark = build_session()
     result = run_sweep(spark, sweep, opts)
     return report(sweep, result)
@@ -63,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def report(sweep: SweepConfig, result: SweepResult) -> int:
     """The summary line, one line per configuration or run needing attention, the status."""
-    print(f"sweep {sweep.name}: {len(result.outcomes)} trained, {result.skipped} skipped, "
+    trained = [o for o in result.outcomes if o.status != PAUSED]
+    pruned = f", {len(result.pruned)} pruned" if result.rungs else ""
+    print(f"sweep {sweep.name}: {len(trained)} trained{pruned}, {result.skipped} skipped, "
           f"{len(result.elsewhere)} left to other sweeps, {len(result.failed)} failed; "
           f"experiment {result.experiment!r}, parent run {result.parent_run_id}", flush=True)
     print(f"sweep {sweep.name}: MLflow UI (make ui): "

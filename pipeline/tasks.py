@@ -113,6 +113,16 @@ def higher_is_better(task: str, metric: str) -> bool:
     return spec.directions[metric]
 
 
+_EPOCH_HIGHER = {"accuracy": True, "mae": False}
+
+
+def validation_metric(task: str) -> tuple[str, bool]:
+    """(per-epoch validation metric, higher_is_better): what successive halving compares
+    cells by at a rung (the loss is not comparable across losses)."""
+    m = task_spec(task).epoch_metric
+    return f"val_{m}", _EPOCH_HIGHER[m]
+
+
 def epoch_metrics(task: str) -> tuple[str, ...]:
     """The per-epoch Keras log keys of ``task``: loss, its metric, and their val_ twins."""
     m = task_spec(task).epoch_metric

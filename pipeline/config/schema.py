@@ -191,6 +191,17 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class HalvingConfig:
+    """Successive halving: every cell trains to a rung's budget, the best 1/eta of the cells
+    (by their replicates' mean validation metric at that epoch) go on to the next rung, the
+    rest stop there as pruned. Budgets: min_epochs, min_epochs * eta, ... up to the epochs."""
+
+    enabled: bool = False
+    min_epochs: int = 1
+    eta: int = 2
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """A base configuration plus a grid of overrides."""
 
@@ -205,6 +216,10 @@ class SweepConfig:
     # real difference between cells from seed noise.
     repeats: int = 1
     num_proc: int | None = None
+    # Ranks of one trial's Horovod job; the slots hold num_proc // ranks_per_trial trials at
+    # once, each its own launch. None: every rank trains each trial, one trial at a time.
+    ranks_per_trial: int | None = None
+    halving: HalvingConfig = field(default_factory=HalvingConfig)
     threads_per_rank: int = 1
     # Give each rank its own cores when a host has enough for all its ranks: measured
     # 1.6-1.8x faster MLP steps on 2 cores (bench/README.md).

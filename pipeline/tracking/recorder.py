@@ -15,7 +15,7 @@ from typing import Any
 from mlflow.entities import Metric
 
 from pipeline.tracking.spool import RunLog
-from pipeline.tracking.vocab import FAILED, TAG_STATUS
+from pipeline.tracking.vocab import MLFLOW_END_STATUS, TAG_STATUS
 
 
 class RunRecorder(RunLog):
@@ -27,11 +27,11 @@ class RunRecorder(RunLog):
         self.log_batch(metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items()])
 
     def end(self, status: str, tags: dict[str, str] | None = None) -> None:
-        """Extra tags, the status tag, then the run's end (FAILED only for a failure)."""
+        """Extra tags, the status tag, then the run's end (MLflow's status for it: vocab)."""
         for key, value in (tags or {}).items():
             self.set_tag(key, value[:4900])  # MLflow caps a tag value at 5,000 characters
         self.set_tag(TAG_STATUS, status)
-        self.set_terminated("FAILED" if status == FAILED else "FINISHED")
+        self.set_terminated(MLFLOW_END_STATUS.get(status, "FINISHED"))
 
 
 class NullRecorder:

@@ -90,15 +90,19 @@ def todo(client: MlflowClient, exp_id: str, trials: list[Trial], fingerprint: st
 
 
 def fail_stale_children(client: MlflowClient, exp_id: str, parent_id: str,
-                        trained_something: Callable[[Run], bool]) -> None:
+                        trained_something: Callable[[Run], bool],
+                        hashes: set[str] | None = None) -> None:
     """Runs left 'running' by a crashed launch are marked failed, so none looks in progress.
 
     A run that is only a claim (``trained_something`` false: rank 0 claims the next
     configuration while one trains) is deleted instead, as a losing claim is: it trained
-    nothing, and the relaunch claims that configuration afresh.
+    nothing, and the relaunch claims that configuration afresh. ``hashes``: only the runs of
+    these configurations (the crashed launch's), so concurrent launches keep theirs.
     """
     for run in store.children(client, exp_id, parent_id):
         if run.data.tags.get(TAG_STATUS) != RUNNING:
+            continue
+        if hashes is not None and run.data.tags.get(TAG_HASH) not in hashes:
             continue
         if not trained_something(run):
             client.delete_run(run.info.run_id)

@@ -31,11 +31,19 @@ TAG_HEARTBEAT = "heartbeat"
 TAG_CLAIMED_AT = "claimed_at"
 TAG_ORPHANED = "orphaned"    # why a later sweep marked this run failed
 TAG_LEASE = "lease_seconds"  # the lease of the sweep that keeps this run's heartbeat
-TAG_LEASE = "lease_seconds"  # the lease of the sweep that keeps this run's heartbeat
+
+# Successive halving (pipeline.train.driver.halving)
+TAG_RUNG_EPOCH = "rung_epoch"  # a paused or pruned run: the epochs it had trained
+TAG_PRUNED = "pruned"          # on a pruned run: the rung's decision, in words
 
 # Statuses (the TAG_STATUS values)
 FINISHED, DIVERGED, FAILED, RUNNING = "finished", "diverged", "failed", "running"
 DONE_STATUSES = (FINISHED, DIVERGED)
+# Successive halving: PAUSED, trained to its rung's budget and waiting for the decision
+# (checkpoint kept); PRUNED, stopped there by the decision (not comparable with finished runs).
+PAUSED, PRUNED = "paused", "pruned"
+# The MLflow run status each status tag ends a run with (anything else: FINISHED).
+MLFLOW_END_STATUS = {FAILED: "FAILED", PAUSED: "SCHEDULED", PRUNED: "KILLED"}
 # Outcomes a rank reports for a configuration it did not train (never a tag): SKIPPED, done
 # or claimed by another sweep; UNSTARTED, MLflow was unusable when its turn came.
 SKIPPED, UNSTARTED = "skipped", "unstarted"

@@ -79,6 +79,15 @@ class Trial:
     # What the dataset's task says of this head (pipeline.model.names.check_head), tagged on
     # the run: combinations that run but make little sense.
     warnings: tuple[str, ...] = ()
+    # Successive halving's rung: train to this many epochs, then pause (checkpoint kept, no
+    # test) unless that is all its epochs. None: train to the end.
+    budget: int | None = None
+
+    @property
+    def stop_epoch(self) -> int:
+        """The epoch this launch trains it to."""
+        epochs = self.config.training.epochs
+        return epochs if self.budget is None else min(self.budget, epochs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +113,10 @@ class RankJob:
     probe_rows: int = 256  # diagnostics' probe batch (0: no diagnostics)
     probe_seed: int = 0
     task: str = "multiclass"  # the dataset's (pipeline.tasks), tagged on every run
+    # Concurrent trials: this launch's first task slot on a host (its ranks pin the cores
+    # from there on) and the prefix of rank 0's console lines, "" for a sweep's only launch.
+    first_slot: int = 0
+    label: str = ""
 
 
 @dataclass

@@ -101,7 +101,7 @@ class Launches:
         for line in spool.report_lines(spool.replay(client, Path(job.spool_dir), retry)):
             self.log(line)
         runs.fail_stale_children(client, job.experiment_id, job.parent_run_id,
-                                 self._trained_something)
+                                 self._trained_something, {t.config_hash for t in job.trials})
         finished = store.done_hashes(client, job.experiment_id, job.fingerprint)
         hashes = {t.config_hash for t in self.remaining} & finished
         self.outcomes += [_outcome_from_run(r) for r in runs.finished_children(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -20,9 +20,12 @@ from pipeline.config import SweepConfig
 from pipeline.data.manifest import load_manifest
 from pipeline.model import pairing
 from pipeline.storage import recover
+from pipeline.tasks import validation_metric
 from pipeline.tracking import claims, runs, spool, store
 from pipeline.tracking.vocab import FAILED, FINISHED
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
+from pipeline.train.driver import groups, halving
+from pipeline.train.driver.halving import Rung
 from pipeline.train.driver.launch import Launches, rank_python, resolve_num_proc
 from pipeline.train.driver.plan import plan_trials
 
@@ -33,6 +36,8 @@ logger = logging.getLogger(__name__)
 class SweepOptions:
     data_dir: Path
     num_proc: int | None = None
+    ranks_per_trial: int | None = None  # default the sweep's
+    halving: bool | None = None  # successive halving on/off; default the sweep's
     epochs: int | None = None
     repeats: int | None = None  # replicates per configuration; default the sweep's
     experiment: str | None = None
@@ -64,6 +69,8 @@ class SweepResult:
     orphans: list[str] = field(default_factory=list)  # run ids marked failed at the start
     unstarted: dict[str, str] = field(default_factory=dict)  # configuration -> why
     replayed: spool.ReplayReport = field(default_factory=spool.ReplayReport)
+    rungs: list[Rung] = field(default_factory=list)  # successive halving's decisions
+    pruned: list[str] = field(default_factory=list)  # runs stopped by them
 
 
 def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
@@ -73,7 +80,8 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
         log(f"WARNING: {restored}")
     manifest = load_manifest(opts.data_dir, verify=True)  # sizes, rows, sha256
     num_proc = resolve_num_proc(spark, sweep, opts.num_proc, log)
-    trials = plan_trials(sweep, manifest, num_proc, opts.epochs, opts.repeats, log)
+    shape = groups.layout(num_proc, opts.ranks_per_trial or sweep.ranks_per_trial, log)
+    trials = plan_trials(sweep, manifest, shape.ranks, opts.epochs, opts.repeats, log)
     uri = store.tracking_uri(opts.tracking_uri)
     client = store.connect(uri)
     experiment = opts.experiment or sweep.name
@@ -95,8 +103,8 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
             each = len(trials) // max(cells, 1)
             log(f"sweep {sweep.name}: {cells} configurations"
                 + (f" x {each} replicates" if each > 1 else "")
-                + f", {result.skipped} already done, {len(todo)} to run on {num_proc} Horovod "
-                f"ranks; MLflow: {store.redact(uri)}")
+                + f", {result.skipped} already done, {len(todo)} to run: "
+                f"{shape.describe()}; MLflow: {store.redact(uri)}")
             ckpt_dir = (opts.checkpoint_dir or Path("checkpoints") / experiment).resolve()
             job = RankJob(data_dir=str(opts.data_dir.resolve()), sweep=sweep.name, trials=todo,
                           tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
@@ -107,7 +115,15 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
                           pin_threads=sweep.pin_threads, feed=sweep.feed,
                           probe_rows=sweep.diagnostics_probe_rows,
                           probe_seed=sweep.base.training.seed, task=manifest.task)
-            _launch(client, job, num_proc, sweep.max_attempts, result, log, rank_python(spark))
+            launch = Launcher(client, job, shape, sweep.max_attempts, result, log,
+                              rank_python(spark))
+            halving_on = sweep.halving.enabled if opts.halving is None else opts.halving
+            if halving_on:
+                result.rungs, result.pruned = halving.run_rungs(
+                    client, exp_id, todo, sweep.halving, validation_metric(manifest.task),
+                    launch, log)
+            else:
+                launch(todo)
             status = FAILED if result.failed else FINISHED
         except Exception:
             status = FAILED
@@ -119,17 +135,41 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
     return result
 
 
-def _launch(client: MlflowClient, job: RankJob, num_proc: int, max_attempts: int,
-            result: SweepResult, log: Callable[[str], None], executable: str) -> None:
-    launches = Launches(client, job, num_proc, log, executable)
-    launches.run(max_attempts)
-    result.outcomes, result.rank_outcomes = launches.outcomes, launches.rank_outcomes
-    result.elsewhere, result.unstarted = launches.elsewhere, launches.unstarted
-    result.spooled += [o.spool for o in launches.outcomes if o.spool] + launches.spooled
-    # Unstarted configurations have no run (MLflow was down): the next invocation runs them.
-    result.failed = [t.name for t in launches.remaining] + list(launches.unstarted)
-    runs.record_failures(client, job.experiment_id, job.parent_run_id, job.sweep,
-                         job.fingerprint, launches.remaining)
+@dataclass
+class Launcher:
+    """Trains a list of trials on the sweep's layout and adds what came of them to the result
+    (called once, or once per rung of successive halving)."""
+
+    client: MlflowClient
+    job: RankJob
+    shape: groups.Layout
+    max_attempts: int
+    result: SweepResult
+    log: Callable[[str], None]
+    executable: str
+
+    def __call__(self, trials: list[Trial]) -> None:
+        job, result = replace(self.job, trials=trials), self.result
+        done = groups.run_groups(job, self.shape, self.max_attempts, self.log, self.executable)
+        remaining: list[Trial] = []
+        for launches in done:
+            result.outcomes += launches.outcomes
+            result.elsewhere += launches.elsewhere
+            result.unstarted.update(launches.unstarted)
+            result.spooled += [o.spool for o in launches.outcomes if o.spool] + launches.spooled
+            remaining += launches.remaining
+            # Unstarted configurations have no run (MLflow was down): the next invocation runs them.
+            result.failed += [t.name for t in launches.remaining] + list(launches.unstarted)
+        result.rank_outcomes = _by_rank(done)
+        runs.record_failures(self.client, job.experiment_id, job.parent_run_id, job.sweep,
+                             job.fingerprint, remaining)
+
+
+def _by_rank(done: list[Launches]) -> list[list[TrialOutcome]]:
+    """Rank r's outcomes in every group (each group's rank r: same position in its launch)."""
+    ranks = max((len(launches.rank_outcomes) for launches in done), default=0)
+    return [[o for launches in done if r < len(launches.rank_outcomes)
+             for o in launches.rank_outcomes[r]] for r in range(ranks)]
 
 
 def preflight(trials: list[Trial], sweep: str, log: Callable[[str], None]) -> list[str]:

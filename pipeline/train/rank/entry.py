@@ -32,7 +32,7 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
     gpu = use_one_gpu(distributed.task_gpu_addresses(), distributed.local_rank(),
                       os.environ.get("CUDA_VISIBLE_DEVICES"))
     if pin_cpu_cores(job.pin_threads, gpu):
-        pin_cores(distributed.local_rank(), distributed.local_size(), job.threads)
+        pin_cores(distributed.local_rank(), distributed.local_size(), job.threads, job.first_slot)
     root = Path(job.data_dir)
     manifest = load_manifest(root)
     if manifest.fingerprint != job.fingerprint:  # rewritten since the sweep was planned

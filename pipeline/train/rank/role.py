@@ -67,7 +67,7 @@ class Role:
     def say(self, message: str) -> None:
         """A progress line on the driver's console, from rank 0 only."""
         if self.root:
-            log.info(message)
+            log.info(self.job.label + message)
 
 
 def role_for(rank: int, job: RankJob) -> Role:

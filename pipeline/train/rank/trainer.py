@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pipeline.data.manifest import Manifest
 from pipeline.tasks import primary_metric
 from pipeline.tracking.recorder import Recorder
-from pipeline.tracking.vocab import DIVERGED, FAILED, FINISHED, TAG_ERROR
+from pipeline.tracking.vocab import DIVERGED, FAILED, FINISHED, PAUSED, TAG_ERROR, TAG_RUNG_EPOCH
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
 from pipeline.train.rank import distributed
@@ -64,8 +64,11 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
     def record() -> None:
         recording = time.perf_counter()
         with held:
-            record_results(job, trial, recorder, built, data, manifest, test, outcome)
-            checkpoints.clear(checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash))
+            if test is None:  # paused at its rung: the checkpoint is where it goes on from
+                recorder.end(PAUSED, {TAG_RUNG_EPOCH: str(outcome.epochs_run)})
+            else:
+                record_results(job, trial, recorder, built, data, manifest, test, outcome)
+                checkpoints.clear(checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash))
         outcome.record_seconds = time.perf_counter() - recording
         if recorder.offline:
             outcome.spool = str(recorder.path)
@@ -88,8 +91,9 @@ def _fresh_model(trial: Trial, manifest: Manifest) -> BuiltModel:
 
 def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData,
                   built: BuiltModel, start: Start, recorder: Recorder, role: Role,
-                  began: float) -> tuple[TrialOutcome, TestResult]:
-    """Every rank: fit and test. ``began``: when this configuration's set-up started."""
+                  began: float) -> tuple[TrialOutcome, TestResult | None]:
+    """Every rank: fit and test (no test when paused at a rung's budget). ``began``: when
+    this configuration's set-up started."""
     import tensorflow as tf
 
     from pipeline.train.rank import checkpoint
@@ -109,28 +113,40 @@ def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData
     callbacks += _diagnostics(built, data, manifest, trial, recorder, initial_epoch)
     train_ds, val_ds = datasets(data, manifest, built.label_encoding, plan.local_batch,
                                 cfg.training.seed + distributed.rank())
+    # A resumed run goes on with the batches it would have seen next, so that resuming (after
+    # a crash, or a promotion by successive halving) trains exactly as one uninterrupted fit.
+    train_ds = train_ds.skip(initial_epoch * plan.steps_per_epoch)
     started = time.perf_counter()
     try:
-        history = built.train.fit(train_ds, epochs=cfg.training.epochs,
+        history = built.train.fit(train_ds, epochs=trial.stop_epoch,
                                   steps_per_epoch=plan.steps_per_epoch,
                                   initial_epoch=initial_epoch, validation_data=val_ds,
                                   callbacks=callbacks, verbose=1 if job.verbose and role.root
                                   else 0)
         returned = time.perf_counter()
-        test = evaluate_test(built, data, manifest)  # [hvd] collective: all ranks call it
+        epochs_run = initial_epoch + len(history.history.get("loss", []))
+        # Every rank reaches the same answer: the stops are decided on averaged logs.
+        paused = (trial.budget is not None and epochs_run < cfg.training.epochs
+                  and not built.train.stop_training)
+        # [hvd] collective: all ranks call it, or (paused) none does
+        test = None if paused else evaluate_test(built, data, manifest)
         tested = time.perf_counter()
     except BaseException:
         recorder.end(FAILED, {TAG_ERROR: traceback.format_exc()[-4000:]})
         raise
     ended = clock.ended or returned  # the last epoch's end; fit() returns after its teardown
+    status = PAUSED if paused else DIVERGED if diverge.diverged_at is not None else FINISHED
     outcome = TrialOutcome(
-        trial.name, trial.config_hash, DIVERGED if diverge.diverged_at is not None else FINISHED,
-        epochs_run=initial_epoch + len(history.history.get("loss", [])),
-        resumed_from_epoch=initial_epoch, metrics=test.metrics,
+        trial.name, trial.config_hash, status, epochs_run=epochs_run,
+        resumed_from_epoch=initial_epoch, metrics=test.metrics if test else {},
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
         train_seconds=ended - started, setup_seconds=started - began,
         teardown_seconds=returned - ended, test_seconds=tested - returned,
         peak_rss_mib=_peak_rss_mib())
+    if test is None:
+        role.say(f"    -> paused at epoch {epochs_run} of {cfg.training.epochs} (its rung's "
+                 f"budget; checkpoint kept) ({outcome.train_seconds:.1f}s)")
+        return outcome, test
     primary, _ = primary_metric(manifest.task)
     role.say(f"    -> {outcome.status}: {primary}={outcome.metric(primary):.4f} "
              f"test_loss={outcome.metric('test_loss'):.4g} ({outcome.train_seconds:.1f}s)")

@@ -1,0 +1,166 @@
+"""Successive halving: train every cell to a rung's budget, keep the best, go on with those.
+
+Synchronous rungs. At each rung every surviving cell's replicates train to the rung's epoch
+(resuming from their checkpoints) and pause; the driver then compares cells by the mean of
+their replicates' validation metric at that same epoch, keeps the best ``1/eta`` of them and
+marks the others' runs pruned (status ``pruned``, the epoch they reached, the decision in
+words; checkpoints kept, so a later sweep can take them further). The last rung trains the
+survivors to their full epochs, tested and recorded like any run. The decision is made on
+the driver between launches, so every rank of a trial learns it together, in its next job.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from pipeline.config.schema import HalvingConfig
+from pipeline.errors import ConfigError
+from pipeline.tracking import store
+from pipeline.tracking.vocab import (
+    DONE_STATUSES,
+    PAUSED,
+    PRUNED,
+    TAG_HASH,
+    TAG_PRUNED,
+    TAG_RUNG_EPOCH,
+    TAG_STATUS,
+)
+from pipeline.train.contract import Trial
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung's decision: each cell's score at ``epoch``, the cells kept and pruned."""
+
+    epoch: int
+    metric: str
+    scores: dict[str, float]  # cell hash -> mean over its replicates
+    kept: list[str]
+    pruned: list[str]
+
+
+def budgets(epochs: int, cfg: HalvingConfig) -> list[int]:
+    """The rungs' epochs: min_epochs, min_epochs x eta, ... while below ``epochs``, then
+    ``epochs`` itself (the last rung trains the survivors to the end)."""
+    if cfg.min_epochs < 1:
+        raise ConfigError(f"halving.min_epochs: must be at least 1, got {cfg.min_epochs}")
+    if cfg.eta < 2:
+        raise ConfigError(f"halving.eta: must be at least 2, got {cfg.eta}")
+    out, budget = [], cfg.min_epochs
+    while budget < epochs:
+        out.append(budget)
+        budget *= cfg.eta
+    return [*out, epochs]
+
+
+def decide(scores: dict[str, float], higher: bool, eta: int) -> tuple[list[str], list[str]]:
+    """(kept, pruned): the best ceil(n / eta) cells go on; a cell without a score (a
+    replicate diverged or failed) ranks last. Ties keep the plan's order."""
+    def key(cell: str) -> float:
+        value = scores[cell]
+        if math.isnan(value):
+            return math.inf
+        return -value if higher else value
+
+    ranked = sorted(scores, key=key)
+    keep = math.ceil(len(ranked) / eta)
+    return ranked[:keep], ranked[keep:]
+
+
+def cell_scores(client: MlflowClient, exp_id: str, trials: list[Trial], metric: str,
+                epoch: int) -> dict[str, float]:
+    """Each cell's mean over its replicates of ``metric`` at ``epoch`` (the last logged value
+    up to it, for a replicate that stopped early); NaN when a replicate has none."""
+    runs = latest_runs(client, exp_id, {t.config_hash for t in trials})
+    values: dict[str, list[float]] = {}
+    for trial in trials:
+        run = runs.get(trial.config_hash)
+        values.setdefault(trial.cell_hash, []).append(
+            _value_at(client, run, metric, epoch) if run else math.nan)
+    return {cell: float(np.mean(vs)) for cell, vs in values.items()}
+
+
+def _value_at(client: MlflowClient, run: Run, metric: str, epoch: int) -> float:
+    steps = [m for m in client.get_metric_history(run.info.run_id, metric) if m.step < epoch]
+    return max(steps, key=lambda m: m.step).value if steps else math.nan
+
+
+def latest_runs(client: MlflowClient, exp_id: str, hashes: set[str]) -> dict[str, Run]:
+    """The run of each configuration hash that holds its progress: a done, paused or pruned
+    run before any other (failed claims and relaunches leave several), the newest first."""
+    rank = {s: i for i, s in enumerate((*DONE_STATUSES, PAUSED, PRUNED))}
+    best: dict[str, Run] = {}
+    for run in store.children(client, exp_id):
+        h = run.data.tags.get(TAG_HASH)
+        if h not in hashes:
+            continue
+        order = (rank.get(run.data.tags.get(TAG_STATUS), len(rank)), -run.info.start_time)
+        if h not in best or order < (rank.get(best[h].data.tags.get(TAG_STATUS), len(rank)),
+                                     -best[h].info.start_time):
+            best[h] = run
+    return best
+
+
+def prune(client: MlflowClient, exp_id: str, trials: list[Trial], rung: Rung,
+          higher: bool) -> list[str]:
+    """Mark the paused runs of the rung's pruned cells pruned; their trial names."""
+    cutoff = min((rung.scores[c] for c in rung.kept), key=lambda v: v if higher else -v)
+    pruned = [t for t in trials if t.cell_hash in rung.pruned]
+    runs = latest_runs(client, exp_id, {t.config_hash for t in pruned})
+    names = []
+    for trial in pruned:
+        run = runs.get(trial.config_hash)
+        if run is None or run.data.tags.get(TAG_STATUS) != PAUSED:
+            continue  # finished early (early stopping, divergence) or failed: stays so
+        why = (f"pruned at epoch {rung.epoch}: mean {rung.metric} of its replicates "
+               f"{rung.scores[trial.cell_hash]:.4f}, the kept {len(rung.kept)} of "
+               f"{len(rung.scores)} configurations reached {cutoff:.4f} or better")
+        client.set_tag(run.info.run_id, TAG_PRUNED, why)
+        client.set_tag(run.info.run_id, TAG_RUNG_EPOCH, str(rung.epoch))
+        client.set_tag(run.info.run_id, TAG_STATUS, PRUNED)
+        client.set_terminated(run.info.run_id, "KILLED")
+        names.append(trial.name)
+    return names
+
+
+def run_rungs(client: MlflowClient, exp_id: str, trials: list[Trial], cfg: HalvingConfig,
+              metric: tuple[str, bool], train: Callable[[list[Trial]], None],
+              log: Callable[[str], None] = logger.info) -> tuple[list[Rung], list[str]]:
+    """Every rung, from the first to the survivors' full training: (decisions, pruned runs).
+
+    ``train`` trains a list of trials (all of them before it returns); ``metric`` is the
+    validation metric and its direction (pipeline.tasks.validation_metric).
+    """
+    name, higher = metric
+    epochs = max((t.config.training.epochs for t in trials), default=0)
+    plan = budgets(epochs, cfg)
+    alive = list(dict.fromkeys(t.cell_hash for t in trials))
+    rungs: list[Rung] = []
+    pruned: list[str] = []
+    for i, epoch in enumerate(plan, 1):
+        last = i == len(plan)
+        todo = [replace(t, budget=None if last else epoch) for t in trials
+                if t.cell_hash in alive]
+        log(f"halving: rung {i}/{len(plan)}: {len(alive)} configurations "
+            f"({len(todo)} runs) to epoch {epoch}")
+        train(todo)
+        if last:
+            break
+        scores = cell_scores(client, exp_id, todo, name, epoch)
+        kept, dropped = decide(scores, higher, cfg.eta)
+        rung = Rung(epoch, name, scores, kept, dropped)
+        rungs.append(rung)
+        pruned += prune(client, exp_id, todo, rung, higher)
+        log(f"halving: rung {i}: kept {len(kept)} of {len(scores)} configurations by mean "
+            f"{name} at epoch {epoch}; {len(dropped)} pruned")
+        alive = kept
+    return rungs, pruned

@@ -1,0 +1,195 @@
+"""Concurrent trials (several Horovod launches at once, one rank each) and successive halving,
+on real Spark, Horovod and MLflow: the same numbers as one trial at a time, records that
+never mix, a crash in one trial that spares the other, pruned runs that resume exactly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import load_sweep_config
+from pipeline.tracking import store as tracking
+from pipeline.train.driver.sweep import SweepOptions, run_sweep
+from tests.helpers import load_job, write_data_config, write_npz
+
+pytestmark = pytest.mark.integration
+
+EPOCH_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, spark) -> Path:
+    root = tmp_path_factory.mktemp("concurrent")
+    cfg = write_data_config(root, write_npz(root / "d.npz", n_train=1600, n_test=160))
+    assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
+    return root / "processed" / "tiny"
+
+
+def _sweep(folder: Path, body: str, spark, data: Path, **opts):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sweep.yaml").write_text(body)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    options = SweepOptions(data, tracking_uri=uri, checkpoint_dir=folder / "ckpt",
+                           spool_dir=folder / "spool", **opts)
+    said: list[str] = []
+    result = run_sweep(spark, load_sweep_config(folder / "sweep.yaml"), options, said.append)
+    return result, MlflowClient(uri), said
+
+
+def _histories(client: MlflowClient, exp_id: str) -> dict[str, dict[str, list[tuple]]]:
+    """Run name -> metric -> [(step, value)] of every per-epoch metric, in logged order."""
+    out = {}
+    for run in tracking.children(client, exp_id):
+        out[run.info.run_name] = {
+            key: [(m.step, m.value) for m in sorted(
+                client.get_metric_history(run.info.run_id, key), key=lambda m: m.timestamp)]
+            for key in EPOCH_KEYS}
+    return out
+
+
+TWO = """
+name: two
+dataset: tiny
+base:
+  model: {hidden_layers: [8]}
+  training: {epochs: 3, batch_size: 32, seed: 5}
+grid:
+  model.hidden_activation: [relu, tanh]
+"""
+
+
+def test_two_one_rank_trials_at_once_log_what_one_at_a_time_logs(tmp_path, spark, data):
+    together, client, said = _sweep(tmp_path / "together", TWO, spark, data, num_proc=2,
+                                    ranks_per_trial=1)
+    alone, alone_client, _ = _sweep(tmp_path / "alone", TWO, spark, data, num_proc=1)
+    assert not together.failed and not alone.failed
+    assert any("2 trials at once, 1 Horovod rank each" in line for line in said)
+    got = _histories(client, together.experiment_id)
+    want = _histories(alone_client, alone.experiment_id)
+    assert set(got) == {"hidden_activation=relu", "hidden_activation=tanh"}
+    for name, metrics in want.items():
+        for key, points in metrics.items():
+            assert [s for s, _ in got[name][key]] == [0, 1, 2], (name, key)  # once each, in order
+            assert got[name][key] == points, (name, key)  # same seeds, same maths: same numbers
+    runs = tracking.children(client, together.experiment_id)
+    for run in runs:  # each run holds its own configuration's records
+        assert run.info.run_name.endswith(run.data.params["model.hidden_activation"])
+    # They did run at the same time: each started before the other ended.
+    a, b = runs
+    assert a.info.start_time < b.info.end_time and b.info.start_time < a.info.end_time
+
+
+def _kill_one_rank(uri: str, killed: dict) -> None:
+    """SIGKILL one of the concurrent launches' ranks once both runs have logged an epoch."""
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not killed:
+        exp = client.get_experiment_by_name("crash")
+        runs = tracking.children(client, exp.experiment_id) if exp else []
+        if len(runs) == 2 and all(client.get_metric_history(r.info.run_id, "loss")
+                                  for r in runs):
+            for proc in psutil.process_iter(["cmdline"]):
+                try:
+                    if "gloo_exec_fn" in " ".join(proc.info["cmdline"] or []) and \
+                            proc.environ().get("MLFLOW_TRACKING_URI") == uri:
+                        os.kill(proc.pid, signal.SIGKILL)
+                        killed["pid"] = proc.pid
+                        return
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+        time.sleep(0.2)
+
+
+def test_a_rank_killed_in_one_trial_spares_the_other(tmp_path, spark, data):
+    folder = tmp_path / "crash"
+    killed: dict = {}
+    killer = threading.Thread(target=_kill_one_rank,
+                              args=(f"sqlite:///{folder / 'mlflow.db'}", killed))
+    killer.start()
+    result, client, said = _sweep(folder, """
+name: crash
+dataset: tiny
+max_attempts: 3
+base:
+  model: {hidden_layers: [8]}
+  training: {epochs: 5, batch_size: 4, seed: 4}
+grid:
+  model.hidden_activation: [relu, tanh]
+""", spark, data, num_proc=2, ranks_per_trial=1)
+    killer.join()
+    assert killed, "no rank was killed: training finished too fast"
+    assert not result.failed
+    assert sum("launch 1/3 failed" in line for line in said) == 1  # one group relaunched
+    runs = tracking.children(client, result.experiment_id)
+    assert len(runs) == 2 and all(r.data.tags["status"] == "finished" for r in runs)
+    resumed = [r for r in runs if "resumed_from_epoch" in r.data.tags]
+    assert len(resumed) == 1  # the killed trial went on from its checkpoint ...
+    for run in runs:  # ... and the other's epochs were neither lost nor trained twice
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert sorted(steps) == list(range(5)), run.info.run_name
+
+
+HALVING = """
+name: halving
+dataset: tiny
+repeats: 2
+halving: {enabled: true, min_epochs: 1, eta: 2}
+base:
+  model: {hidden_layers: [8]}
+  optimizer: {name: sgd, learning_rate: 0.02}  # slow enough for the cells to differ early
+  training: {epochs: 4, batch_size: 32, seed: 3}
+grid:
+  model.hidden_activation: [relu, tanh, sigmoid, linear]
+"""
+
+
+def test_halving_prunes_by_the_replicates_mean_and_promoted_runs_resume_exactly(
+        tmp_path, spark, data):
+    halved, client, said = _sweep(tmp_path / "halved", HALVING, spark, data, num_proc=2,
+                                  ranks_per_trial=1)
+    assert not halved.failed
+    assert [r.epoch for r in halved.rungs] == [1, 2]  # rungs at 1, 2, then 4 for the last
+    assert [len(r.kept) for r in halved.rungs] == [2, 1]
+    runs = {r.info.run_name: r for r in tracking.children(client, halved.experiment_id)}
+    assert len(runs) == 8
+    first = halved.rungs[0]
+    for cell, score in first.scores.items():  # the decision is the replicates' mean
+        values = [client.get_metric_history(r.info.run_id, "val_accuracy")[0].value
+                  for r in runs.values() if r.data.tags["cell"] == cell]
+        assert score == pytest.approx(sum(values) / 2)
+    worst_kept = min(first.scores[c] for c in first.kept)
+    assert all(first.scores[c] < worst_kept for c in first.pruned), first.scores  # not a tie
+    status = {name: r.data.tags["status"] for name, r in runs.items()}
+    assert sorted(status.values()) == ["finished"] * 2 + ["pruned"] * 6
+    for run in runs.values():
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
+        if run.data.tags["status"] == "pruned":  # stopped where the decision was made
+            assert run.info.status == "KILLED" and run.data.tags["rung_epoch"] == str(len(steps))
+            assert "pruned at epoch" in run.data.tags["pruned"]
+            assert "test_accuracy" not in run.data.metrics
+        else:  # the survivors went on from their rung-2 checkpoints
+            assert run.data.tags["resumed_from_epoch"] == "2" and steps == [0, 1, 2, 3]
+            assert "test_accuracy" in run.data.metrics
+    assert any("halving: rung 1/3: 4 configurations (8 runs) to epoch 1" in s for s in said)
+
+    # The same grid without halving, from scratch, in another store ...
+    full, full_client, _ = _sweep(tmp_path / "full", HALVING.replace("enabled: true",
+                                                                     "enabled: false"),
+                                  spark, data, num_proc=2, ranks_per_trial=1)
+    # ... and the halved store taken to the end: the pruned runs are promoted, resuming.
+    promoted, _, _ = _sweep(tmp_path / "halved", HALVING, spark, data, num_proc=2,
+                            ranks_per_trial=1, halving=False)
+    assert not full.failed and not promoted.failed and promoted.skipped == 2
+    got = _histories(client, halved.experiment_id)
+    want = _histories(full_client, full.experiment_id)
+    for name, metrics in want.items():
+        for key in EPOCH_KEYS:  # every epoch once, and the numbers of one uninterrupted fit
+            assert [s for s, _ in got[name][key]] == [0, 1, 2, 3], (name, key)
+            assert got[name][key] == metrics[key], (name, key)
