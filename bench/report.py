@@ -14,6 +14,21 @@ def versions() -> dict[str, str]:
     return {n: version(n) for n in names} | {"python": platform.python_version()}
 
 
+def carry_over(results: dict, out_dir: Path) -> list[str]:
+    """Sections this run did not measure, taken from the previous results (with their date),
+    so that running one section does not drop the others from BENCHMARKS.md."""
+    previous = out_dir / "latest.json"
+    if not previous.is_file():
+        return []
+    old = json.loads(previous.read_text())
+    kept = []
+    for key, _ in SECTIONS:
+        if key not in results and key in old:
+            results[key] = {**old[key], "measured": old[key].get("measured", old.get("date"))}
+            kept.append(key)
+    return kept
+
+
 def write(results: dict, out_dir: Path, markdown: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -28,7 +43,10 @@ def write(results: dict, out_dir: Path, markdown: Path) -> None:
     ]
     for key, render in SECTIONS:
         if key in results:
-            lines += [*render(results[key]), ""]
+            section = render(results[key])
+            if "measured" in results[key]:  # carried over from an earlier run
+                section.insert(1, f"\n_Measured {results[key]['measured']}, in an earlier run._")
+            lines += [*section, ""]
     markdown.write_text("\n".join(lines))
 
 
@@ -127,5 +145,33 @@ def _scale(r: dict) -> list[str]:
     return out
 
 
+def _scheduling(r: dict) -> list[str]:
+    q = r["ratios"]
+    rows = [("plain Keras loop (1 process, 2 threads; no Spark, Horovod or tracking)", "plain"),
+            ("sequential: every rank on one trial at a time (default)", "sequential"),
+            ("concurrent: 2 one-rank trials at once (`ranks_per_trial: 1`)", "concurrent"),
+            ("successive halving on the concurrent layout (`--halving`, eta 2)", "halving")]
+    out = ["## Scheduling: the whole default sweep, four ways", "",
+           f"{r['plain']['runs_finished']} runs (cells x replicates) of the default sweep's grid; "
+           "best cell by the mean test accuracy of its replicates. Measured one after another "
+           "in one run.", "",
+           "| schedule | wall (s) | configurations per hour | best cell | its mean test accuracy |",
+           "|---|---|---|---|---|"]
+    for label, key in rows:
+        x = r[key]
+        per_hour = 3600 * r["plain"]["cells_finished"] / x["wall_seconds"]
+        out.append(f"| {label} | {x['wall_seconds']:.0f} | {per_hour:.0f} | {x['best_cell']} | "
+                   f"{x['best_mean']:.4f} |")
+    out += ["", f"- sequential sweep / plain loop wall time: **{q['sequential_over_plain']:.2f}** "
+            "(target <= 1.25)",
+            f"- concurrent / sequential configurations per hour: "
+            f"**{q['concurrent_configs_per_hour_gain']:.2f}x** (target >= 1.3x)",
+            f"- halving / full grid wall time (both concurrent): **{q['halving_over_full']:.2f}** "
+            f"(target <= 0.5); same best cell: **{'yes' if q['halving_same_best'] else 'no'}**",
+            "- best mean accuracy, plain loop minus sweep: "
+            f"{q['plain_best_minus_sweep_best']:+.4f}"]
+    return out
+
+
 SECTIONS = (("throughput", _throughput), ("feed", _feed), ("sweeps", _sweeps),
-            ("data", _data), ("scale", _scale))
+            ("data", _data), ("scale", _scale), ("scheduling", _scheduling))

@@ -1,6 +1,7 @@
 """The benchmarks: `make bench` runs them all (about 11 minutes on 2 cores).
 
-    python bench/run.py [--sections throughput,feed,sweeps,data,scale] [--repeats 3] [--quick]
+    python bench/run.py [--sections throughput,feed,sweeps,data,scale,scheduling] [--repeats 3]
+        [--quick]
 
 Every comparison is measured side by side in one run and reported as a ratio, because these
 machines are shared and noisy. Writes bench/results/latest.json and BENCHMARKS.md.
@@ -19,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: `python bench/run.py`
 
-from bench import data_prep, input_feed, report, sweeps, throughput  # noqa: E402
+from bench import data_prep, input_feed, report, scheduling, sweeps, throughput  # noqa: E402
 
-SECTIONS = ("throughput", "feed", "sweeps", "data", "scale")
+SECTIONS = ("throughput", "feed", "sweeps", "data", "scale", "scheduling")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -122,13 +123,18 @@ def main(argv: list[str] | None = None) -> int:
                "feed": lambda: run_feed(args, print),
                "sweeps": lambda: run_sweeps(args, spark, print),
                "data": lambda: run_data(args, print),
-               "scale": lambda: run_scale(args, spark, print)}
+               "scale": lambda: run_scale(args, spark, print),
+               "scheduling": lambda: scheduling.measure(spark, str(Path(args.data).resolve()),
+                                                        args.quick, print)}
     for section in args.sections:
         t0 = time.perf_counter()
         print(f"{section} ...", flush=True)
         results[section] = runners[section]()
         results[section]["section_seconds"] = time.perf_counter() - t0
     results["total_seconds"] = time.perf_counter() - started
+    if not args.quick:
+        for key in report.carry_over(results, Path(args.out)):
+            print(f"{key}: kept from the previous results (not measured in this run)")
     report.write(results, Path(args.out), Path(args.markdown))
     print(f"done in {results['total_seconds']:.0f}s; wrote {args.out}/latest.json and "
           f"{args.markdown}")

@@ -121,9 +121,11 @@ def _compact(board: pd.DataFrame, factors: list[str], metric: str) -> pd.DataFra
     out["P(best)"] = board["p_best"].round(2)
     out["tied"] = np.where(board["is_best"], "best", np.where(board["tied_with_best"], "yes", ""))
     out["replicates"] = [f"{int(f)} ok" + (f", {int(d)} diverged" if d else "")
+                         + (f", {int(p)} pruned" if p else "")
                          + (f", {int(x)} failed" if x else "")
-                         for f, d, x in zip(board["n_finished"], board["n_diverged"],
-                                            board["n_failed"], strict=True)]
+                         for f, d, p, x in zip(board["n_finished"], board["n_diverged"],
+                                               board["n_pruned"], board["n_failed"],
+                                               strict=True)]
     if "mean_train_seconds" in board:
         out["train s"] = board["mean_train_seconds"].round(1)
     return out

@@ -49,6 +49,8 @@ def heatmap(board: pd.DataFrame, row: str | None, col: str, metric: str, path: P
 
 def _cell_text(cell: pd.Series, value: float) -> str:
     if np.isnan(value):
+        if cell.get("n_pruned", 0):
+            return "pruned\n(halving)"
         return cell.get("status_note", "no finished\nreplicate")
     half = (cell["ci_high"] - cell["ci_low"]) / 2
     spread = f"\n±{half:.3f}" if np.isfinite(half) else "\n(1 replicate)"

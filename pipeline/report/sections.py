@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.report import explain, figures, page, statistics
+from pipeline.report import explain, figures, halving, page, statistics
 from pipeline.report.analysis import Analysis
 from pipeline.report.champion import Champion
 from pipeline.report.page import Figure
@@ -97,6 +97,11 @@ def page_for(found: Analysis, champion: Champion | None) -> str:
                                      "curves.png") if n in _made(found)))]
     if found.effects is not None:
         sections.append(("Factor analysis", page.table(_effects_table(found.effects))))
+    rungs = halving.rung_table(found.sweep.runs, found.curves, found.factors, _val(found))
+    if rungs is not None:
+        sections.append(("Pruned by successive halving",
+                         page.paragraphs([halving.summary(found.sweep.runs)])
+                         + page.table(rungs)))
     sections.append(("Why: what the diagnostics measured", _why(found)))
     sections.append(("Method", page.paragraphs(_method(found), "method")))
     answer = list(found.answer)
@@ -105,6 +110,10 @@ def page_for(found: Analysis, champion: Champion | None) -> str:
                       f"{champion.value:.4f}), registered as {champion.uri} (version "
                       f"{champion.version}). {found.decision}")
     return page.render(f"Sweep {found.sweep.experiment}", answer, sections)
+
+
+def _val(found: Analysis) -> str:
+    return f"val_{task_spec(found.sweep.task).epoch_metric}"
 
 
 def _made(found: Analysis) -> set[str]:

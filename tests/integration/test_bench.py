@@ -27,7 +27,7 @@ def test_bench_quick_runs_every_training_section(tiny, spark):
     from bench import run
 
     out, md = folder / "results", folder / "BENCH.md"
-    code = run.main(["--quick", "--repeats", "1", "--sections", "throughput,feed,sweeps,scale",
+    code = run.main(["--quick", "--repeats", "1", "--sections", "throughput,feed,sweeps,scale,scheduling",
                      "--data", str(folder / "processed" / "tiny"),
                      "--x10", str(folder / "processed" / "tiny_x2"),
                      "--out", str(out), "--markdown", str(md)])
@@ -43,9 +43,15 @@ def test_bench_quick_runs_every_training_section(tiny, spark):
     assert len(acc["all"]) == 2 and acc["epochs"] == 1
     assert acc["best_test_accuracy"] == max(acc["all"].values()) > 0
     assert r["scale"]["stream_base"]["peak_rss_mib"] > 0 and r["scale"]["stream_ratio"] > 0
+    sched = r["scheduling"]
+    for key in ("plain", "sequential", "concurrent", "halving"):
+        assert sched[key]["runs_finished"] == 2 and sched[key]["wall_seconds"] > 0, key
+    q = sched["ratios"]
+    assert q["concurrent_configs_per_hour_gain"] == pytest.approx(
+        sched["sequential"]["wall_seconds"] / sched["concurrent"]["wall_seconds"])
     text = md.read_text()
     for heading in ("Training throughput", "Input feed", "overhead per configuration",
-                    "Scale: peak resident memory"):
+                    "Scale: peak resident memory", "Scheduling: the whole default sweep"):
         assert heading in text
 
 

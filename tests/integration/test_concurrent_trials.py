@@ -151,7 +151,7 @@ grid:
 
 
 def test_halving_prunes_by_the_replicates_mean_and_promoted_runs_resume_exactly(
-        tmp_path, spark, data):
+        tmp_path, spark, data, monkeypatch):
     halved, client, said = _sweep(tmp_path / "halved", HALVING, spark, data, num_proc=2,
                                   ranks_per_trial=1)
     assert not halved.failed
@@ -178,6 +178,8 @@ def test_halving_prunes_by_the_replicates_mean_and_promoted_runs_resume_exactly(
             assert run.data.tags["resumed_from_epoch"] == "2" and steps == [0, 1, 2, 3]
             assert "test_accuracy" in run.data.metrics
     assert any("halving: rung 1/3: 4 configurations (8 runs) to epoch 1" in s for s in said)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)  # what the report reads
+    _report_keeps_pruned_cells_apart(tmp_path / "report")
 
     # The same grid without halving, from scratch, in another store ...
     full, full_client, _ = _sweep(tmp_path / "full", HALVING.replace("enabled: true",
@@ -193,3 +195,16 @@ def test_halving_prunes_by_the_replicates_mean_and_promoted_runs_resume_exactly(
         for key in EPOCH_KEYS:  # every epoch once, and the numbers of one uninterrupted fit
             assert [s for s, _ in got[name][key]] == [0, 1, 2, 3], (name, key)
             assert got[name][key] == metrics[key], (name, key)
+
+
+def _report_keeps_pruned_cells_apart(out: Path) -> None:
+    """The report ranks only the finished cell and shows the rest at their rungs' epochs."""
+    import pandas as pd
+
+    assert load_job("compare").main(["--experiment", "halving", "--output", str(out),
+                                     "--no-register"]) == 0
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert board["rank"].notna().sum() == 1 and board["n_pruned"].sum() == 6
+    page = (out / "index.html").read_text()
+    assert "Pruned by successive halving" in page and "pruned at epoch 1" in page
+    assert "mean val_accuracy at epoch 2" in page
