@@ -57,7 +57,7 @@ SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser data augment sweep outlier-study report ui test test-unit \
-	test-integration lint bench \
+	test-integration lint bench bench-scale \
 	cluster-up cluster-down cluster-sweep local-cluster-up local-cluster-down clean lock pack \
 	setup-plan
 
@@ -121,6 +121,9 @@ lint: $(SETUP_STAMP) ## ruff
 
 bench: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Benchmarks; results in bench/results/ and BENCHMARKS.md
 	$(VENV_PYTHON) bench/run.py
+
+bench-scale: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## MNIST-8M scale: augment to 8.1M rows, prepare, one streamed epoch (~40 min, ~10 GB of disk)
+	$(VENV_PYTHON) bench/run.py --sections mnist8m
 
 cluster-up: ## Start the docker-compose cluster (needs a Docker engine; refuses .env placeholders)
 	python3 -m pipeline.credentials check-env .env

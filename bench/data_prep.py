@@ -27,15 +27,18 @@ from pipeline.data.arrow import pa, pq
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_job(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS of the driver's Python process in MiB) of one spark-submit."""
+def run_job(args: list[str], env: dict[str, str] | None = None,
+            with_jvm: bool = False) -> tuple[float, ...]:
+    """(wall seconds, peak RSS of the driver's Python process in MiB) of one spark-submit;
+    ``with_jvm`` adds the peak RSS of its JVM (in local mode, the executors' too)."""
     cmd = [str(Path(sys.executable).parent / "spark-submit"), *args]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, **(env or {})}, text=True)
-    peak = 0
+    peak = jvm = 0
     while proc.poll() is None:
         try:  # spark-submit execs the JVM, which starts Python: find the Python child
+            jvm = max(jvm, psutil.Process(proc.pid).memory_info().rss)
             for p in psutil.Process(proc.pid).children(recursive=True):
                 if "python" in p.name():
                     peak = max(peak, p.memory_info().rss)
@@ -44,7 +47,8 @@ def run_job(args: list[str], env: dict[str, str] | None = None) -> tuple[float, 
         time.sleep(0.1)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(args[:1])} failed: {proc.stderr.read()[-2000:]}")
-    return time.perf_counter() - started, peak / 2**20
+    wall = time.perf_counter() - started
+    return (wall, peak / 2**20, jvm / 2**20) if with_jvm else (wall, peak / 2**20)
 
 
 def baseline_prepare(raw: Path, out: Path, shards: int = 4, seed: int = 42) -> int:
@@ -140,8 +144,8 @@ def measure_x10(augment_config: Path, baseline_images: int = 5000) -> dict:
     import yaml
 
     cfg = yaml.safe_load(augment_config.read_text())
-    aug_s, aug_mem = run_job([*_log4j(), "jobs/augment.py", "--config", str(augment_config),
-                              "--force"])
+    aug_s, aug_mem = run_job([*log4j_options(), "jobs/augment.py", "--config",
+                              str(augment_config), "--force"])
     x10 = ROOT / cfg["output"] / cfg["name"]
     from pipeline.data.manifest import load_manifest
 
@@ -156,7 +160,8 @@ def measure_x10(augment_config: Path, baseline_images: int = 5000) -> dict:
         conf.write_text(f"name: x10p\nsource:\n  format: parquet\n  path: {x10 / 'train'}\n"
                         f"  test_path: {x10 / 'test'}\nsplit:\n  val_fraction: 0.1\n"
                         f"  seed: 42\nshards: 16\noutput: {tmp / 'spark'}\n")
-        prep_s, prep_mem = run_job([*_log4j(), "jobs/prepare_data.py", "--config", str(conf)])
+        prep_s, prep_mem = run_job([*log4j_options(), "jobs/prepare_data.py", "--config",
+                                    str(conf)])
         started = time.perf_counter()
         prep_rows = baseline_prepare_parquet(x10 / "train", x10 / "test", tmp / "numpy")
         prep_numpy_s = time.perf_counter() - started
@@ -173,7 +178,7 @@ def measure_x10(augment_config: Path, baseline_images: int = 5000) -> dict:
     }
 
 
-def _log4j() -> list[str]:
+def log4j_options() -> list[str]:
     conf = ROOT / "conf" / "spark" / "log4j2.properties"
     return ["--driver-java-options", f"-Dlog4j2.configurationFile=file:{conf}"]
 
@@ -186,7 +191,8 @@ def measure(raw: Path) -> dict:
         cfg.write_text((ROOT / "conf" / "data" / "mnist.yaml").read_text()
                        .replace("path: data/raw/mnist.pkl.gz", f"path: {raw}")
                        .replace("output: data/processed", f"output: {tmp / 'spark'}"))
-        spark_s, spark_mem = run_job([*_log4j(), "jobs/prepare_data.py", "--config", str(cfg)])
+        spark_s, spark_mem = run_job([*log4j_options(), "jobs/prepare_data.py", "--config",
+                                      str(cfg)])
         started = time.perf_counter()
         rows = baseline_prepare(raw, tmp / "numpy")
         numpy_s = time.perf_counter() - started

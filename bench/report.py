@@ -173,5 +173,33 @@ def _scheduling(r: dict) -> list[str]:
     return out
 
 
+def _mnist8m(r: dict) -> list[str]:
+    t = r["train"]
+    out = ["## MNIST-8M scale (`make bench-scale`)", "",
+           f"{r['copies']} distorted copies of each MNIST training image plus the originals; "
+           f"whole run {r['total_seconds'] / 60:.1f} min (target under 45). Driver memory: the "
+           "Python driver and its JVM, which in local mode runs the executors too.", "",
+           "| stage | rows | wall (s) | rows/s | driver Python peak (MiB) | driver JVM peak "
+           "(MiB) | on disk (MiB) |", "|---|---|---|---|---|---|---|"]
+    for name in ("augment", "prepare"):
+        s = r[name]
+        out.append(f"| {name} | {s['rows']} | {s['seconds']:.0f} | {s['rows_per_sec']:.0f} | "
+                   f"{s['driver_python_peak_rss_mib']:.0f} | {s['driver_jvm_peak_rss_mib']:.0f} | "
+                   f"{s['disk_mib']:.0f} |")
+    out += ["", "One epoch of one configuration (relu, softmax + cross-entropy), streamed, "
+            "2 ranks:", "",
+            "| dataset | train rows | epoch (s) | rows/s | test accuracy | rank peak RSS (MiB) |",
+            "|---|---|---|---|---|---|"]
+    for name, label in (("mnist", "MNIST"), ("big", "MNIST-8M")):
+        x = t[name]
+        out.append(f"| {label} | {x['rows']} | {x['epoch_seconds']:.0f} | "
+                   f"{x['rows_per_sec']:.0f} | {x['test_accuracy']:.4f} | "
+                   f"{', '.join(f'{v:.0f}' for v in x['rank_peak_rss_mib'])} |")
+    out += ["", f"- rank peak memory, MNIST-8M / MNIST: **{t['rank_peak_ratio']:.2f}** "
+            "(target <= 1.5)"]
+    return out
+
+
 SECTIONS = (("throughput", _throughput), ("feed", _feed), ("sweeps", _sweeps),
-            ("data", _data), ("scale", _scale), ("scheduling", _scheduling))
+            ("data", _data), ("scale", _scale), ("scheduling", _scheduling),
+            ("mnist8m", _mnist8m))

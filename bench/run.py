@@ -2,6 +2,7 @@
 
     python bench/run.py [--sections throughput,feed,sweeps,data,scale,scheduling] [--repeats 3]
         [--quick]
+    python bench/run.py --sections mnist8m [--keep]     # opt-in: `make bench-scale`, ~40 min
 
 Every comparison is measured side by side in one run and reported as a ratio, because these
 machines are shared and noisy. Writes bench/results/latest.json and BENCHMARKS.md.
@@ -20,16 +21,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: `python bench/run.py`
 
-from bench import data_prep, input_feed, report, scheduling, sweeps, throughput  # noqa: E402
+from bench import (  # noqa: E402
+    data_prep,
+    input_feed,
+    mnist8m,
+    report,
+    scheduling,
+    sweeps,
+    throughput,
+)
 
 SECTIONS = ("throughput", "feed", "sweeps", "data", "scale", "scheduling")
+OPT_IN = ("mnist8m",)  # not in the default list: it writes and reads about 8 million rows
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sections", default=",".join(SECTIONS),
-                   help=f"comma-separated subset of {', '.join(SECTIONS)}")
+                   help=f"comma-separated subset of {', '.join(SECTIONS + OPT_IN)}")
     p.add_argument("--data", default=str(ROOT / "data" / "processed" / "mnist"))
     p.add_argument("--x10", default=str(ROOT / "data" / "processed" / "mnist_x10"),
                    help="the augmented set the scale section compares against --data")
@@ -39,11 +49,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that it all runs")
     p.add_argument("--scale-memory", action="store_true",
                    help="scale section: also measure the in-memory feed, for contrast (~70 s)")
+    p.add_argument("--copies", type=int, default=mnist8m.COPIES,
+                   help="mnist8m section: distorted copies of each training image")
+    p.add_argument("--keep", action="store_true",
+                   help="mnist8m section: keep the generated sets under data/processed/")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     args = p.parse_args(argv)
     args.sections = [s for s in args.sections.split(",") if s]
-    unknown = set(args.sections) - set(SECTIONS)
+    unknown = set(args.sections) - set(SECTIONS + OPT_IN)
     if unknown:
         p.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     return args
@@ -125,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                "data": lambda: run_data(args, print),
                "scale": lambda: run_scale(args, spark, print),
                "scheduling": lambda: scheduling.measure(spark, str(Path(args.data).resolve()),
-                                                        args.quick, print)}
+                                                        args.quick, print),
+               "mnist8m": lambda: mnist8m.measure(spark, Path(args.data).resolve(),
+                                                  args.copies, args.keep, print)}
     for section in args.sections:
         t0 = time.perf_counter()
         print(f"{section} ...", flush=True)

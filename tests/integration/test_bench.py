@@ -27,7 +27,8 @@ def test_bench_quick_runs_every_training_section(tiny, spark):
     from bench import run
 
     out, md = folder / "results", folder / "BENCH.md"
-    code = run.main(["--quick", "--repeats", "1", "--sections", "throughput,feed,sweeps,scale,scheduling",
+    code = run.main(["--quick", "--repeats", "1",
+                     "--sections", "throughput,feed,sweeps,scale,scheduling",
                      "--data", str(folder / "processed" / "tiny"),
                      "--x10", str(folder / "processed" / "tiny_x2"),
                      "--out", str(out), "--markdown", str(md)])
@@ -63,3 +64,26 @@ def test_bench_x10_data_preparation_runs_on_an_augmented_set(tiny, tmp_path):
     assert x["augment"]["rows_written"] > 0 and x["augment"]["numpy_rows"] == 150
     assert x["prepare"]["rows"] > x["augment"]["rows_written"]  # train plus test rows
     assert x["prepare"]["spark_rows_per_sec"] > 0 and x["prepare"]["driver_peak_rss_mib"] > 0
+
+
+def test_bench_mnist8m_section_runs_every_stage_at_one_copy(tiny, spark):
+    folder, _ = tiny
+    from bench import run
+    from pipeline.data.manifest import load_manifest
+
+    out, md = folder / "results-8m", folder / "BENCH-8M.md"
+    code = run.main(["--sections", "mnist8m", "--copies", "1",
+                     "--data", str(folder / "processed" / "tiny"),
+                     "--out", str(out), "--markdown", str(md)])
+    assert code == 0
+    r = json.loads((out / "latest.json").read_text())["mnist8m"]
+    tiny_train = load_manifest(folder / "processed" / "tiny").splits["train"].rows
+    assert r["augment"]["rows"] == 2 * tiny_train  # the originals and one copy of each
+    assert r["prepare"]["rows"] < r["augment"]["rows"]  # a validation split carved out
+    assert r["augment"]["driver_jvm_peak_rss_mib"] > r["augment"]["driver_python_peak_rss_mib"] > 0
+    t = r["train"]
+    assert t["big"]["rows"] == r["prepare"]["rows"] and t["mnist"]["rows"] < t["big"]["rows"]
+    assert t["rank_peak_ratio"] == max(t["big"]["rank_peak_rss_mib"]) / max(
+        t["mnist"]["rank_peak_rss_mib"])
+    assert not list((folder / "processed").glob("bench-8m-*"))  # removed without --keep
+    assert "MNIST-8M scale" in md.read_text()
