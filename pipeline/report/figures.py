@@ -112,6 +112,12 @@ def banded(series: pd.DataFrame, panel: str | None, colour: str, value: str, pat
 
     ``series``: a row per (run, step) with the factor columns, ``step`` and ``value``.
     """
+    return _save(banded_figure(series, panel, colour, value, ylabel, log, title), path)
+
+
+def banded_figure(series: pd.DataFrame, panel: str | None, colour: str, value: str,
+                  ylabel: str, log: bool = False, title: str = "") -> Figure:
+    """The figure :func:`banded` saves."""
     panels = _levels(series, panel)
     colours = _levels(series, colour)
     palette = matplotlib.colormaps["tab10"]
@@ -125,17 +131,23 @@ def banded(series: pd.DataFrame, panel: str | None, colour: str, value: str, pat
                 continue
             by_step = mine.groupby("step")[value]
             steps = np.asarray(by_step.mean().index)
-            ax.plot(steps, by_step.mean().to_numpy(), color=palette(k % 10), label=name, lw=1.6)
+            # Markers too: a sweep of one epoch has one point per line, which a line alone hides.
+            ax.plot(steps, by_step.mean().to_numpy(), color=palette(k % 10), label=name, lw=1.6,
+                    marker="o", markersize=3)
             ax.fill_between(steps, by_step.min().to_numpy(), by_step.max().to_numpy(),
                             color=palette(k % 10), alpha=0.18, lw=0)
         _style(ax, level if panel else title, log)
+    if series["step"].nunique() == 1:  # a lone step: an integer-wide axis instead of +-5%
+        only = float(series["step"].iloc[0])
+        for ax in axes:
+            ax.set_xlim(only - 0.5, only + 0.5)
     axes[0].set_ylabel(ylabel)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False,
                title=colour, title_fontsize=8)
     if title and panel:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
 def _style(ax: Axes, title: str, log: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def confusion_figure(confusion: np.ndarray) -> Figure:
@@ -27,19 +28,23 @@ def confusion_figure(confusion: np.ndarray) -> Figure:
 
 
 def history_figure(history: dict[str, list[tuple[int, float]]]) -> Figure:
-    """Loss and accuracy per epoch, train and validation, from (step, value) pairs."""
+    """The loss and the task's metric (accuracy, MAE, ...) per epoch, train and validation,
+    from (step, value) pairs keyed by Keras' metric names."""
+    metric = next((k for k in history if k != "loss" and not k.startswith("val_")), "accuracy")
     fig = Figure(figsize=(10, 4), layout="constrained")
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    for ax, key in ((ax_loss, "loss"), (ax_metric, metric)):
         for name, style in ((key, "-"), (f"val_{key}", "--")):
-            points = sorted(history.get(name, []))
+            points = sorted(history.get(name) or [])
             if points:
                 steps, values = zip(*points, strict=True)
                 ax.plot(np.asarray(steps) + 1, values, style, marker="o", markersize=3,
                         label=name)
         ax.set(title=key, xlabel="epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.has_data():
+            ax.legend(fontsize=8)
     return fig
 
 
