@@ -11,7 +11,6 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-
 from pipeline.data.arrow import CVE, is_refused_type, pa, pq
 from pipeline.data.layout import LABEL, LABEL_TASKS, Layout
 from pipeline.errors import DataError

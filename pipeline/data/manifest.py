@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data import integrity
-from pipeline.data.limits import MAX_CLASSES, MAX_IMAGE_PIXELS
 from pipeline.data.layout import Layout, layout_for
+from pipeline.data.limits import MAX_CLASSES, MAX_IMAGE_PIXELS
 from pipeline.errors import DataError
 from pipeline.tasks import Problem
 

@@ -9,19 +9,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import math
 import pickle
-import struct
-import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 import numpy as np
 
 from pipeline.config import SourceConfig
+from pipeline.data.binary_formats import check_npz_members, read_idx
 from pipeline.data.limits import MAX_ARRAY_BYTES, label_problem
 from pipeline.errors import ConfigError, DataError
 
@@ -60,11 +58,11 @@ def verify_sha256(path: Path, expected: str | None) -> str:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Resolves only the numpy globals an array pickle needs; anything else is refused."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
-    }
+    })
 
     def find_class(self, module: str, name: str) -> type:
         if (module, name) not in self.ALLOWED:
@@ -76,7 +74,8 @@ def read_pkl_gz(src: SourceConfig) -> SourceData:
     """The classic ``mnist.pkl.gz``: ((train_x, train_y), (val_x, val_y), (test_x, test_y))."""
     path = _existing(src.path)
     if not src.sha256:
-        raise ConfigError(f"source.sha256: required for pkl_gz ({path} is never unpickled unchecked)")
+        raise ConfigError(f"source.sha256: required for pkl_gz ({path} is never unpickled "
+                          "unchecked)")
     digest = verify_sha256(path, src.sha256)
     try:
         with gzip.open(path, "rb") as fh:
@@ -102,7 +101,7 @@ def _unit_floats_to_uint8(x: np.ndarray, path: Path) -> np.ndarray:
         raise DataError(f"{path}: images contain NaN or inf")
     if x.min() < 0.0 or x.max() > 1.0:
         raise DataError(f"{path}: pixel values outside [0, 1]")
-    side = int(round(np.sqrt(x.shape[1])))
+    side = round(np.sqrt(x.shape[1]))
     if side * side != x.shape[1]:
         raise DataError(f"{path}: {x.shape[1]} pixels per image is not a square image")
     scaled = np.rint(x * 256.0)
@@ -148,45 +147,6 @@ def _idx_path(root: Path, stem: str) -> Path:
     raise DataError(f"{root / stem}: IDX file not found (plain or .gz)")
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """One IDX file of unsigned bytes; validates the magic number and the declared size.
-
-    The header is read first and the data only up to the size it declares: a gzip bomb (a
-    small ``.gz`` inflating to gigabytes) or a header declaring more than any source array
-    may hold is refused before that memory is taken.
-    """
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            return _read_idx_stream(fh, path)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from exc
-
-
-def _read_idx_stream(fh: BinaryIO, path: Path) -> np.ndarray:
-    magic = fh.read(4)
-    if len(magic) < 4:
-        raise DataError(f"{path}: too short to be an IDX file")
-    zero, dtype_code, ndim = struct.unpack(">HBB", magic)
-    if zero != 0 or dtype_code != 0x08 or not 1 <= ndim <= 4:
-        raise DataError(f"{path}: bad IDX magic {magic.hex()} (expected 000008 + dims)")
-    header = fh.read(4 * ndim)
-    if len(header) < 4 * ndim:
-        raise DataError(f"{path}: too short to be an IDX file")
-    dims = struct.unpack(f">{ndim}I", header)
-    expected = math.prod(dims)  # Python integers: no overflow
-    if expected > MAX_ARRAY_BYTES:
-        raise DataError(f"{path}: header declares dimensions {list(dims)} = {expected:,} "
-                        f"bytes, more than the {MAX_ARRAY_BYTES:,} a source array may hold")
-    raw = fh.read(expected)
-    if len(raw) != expected:
-        raise DataError(f"{path}: header declares {expected} bytes of data, file has "
-                        f"{len(raw)}")
-    if fh.read(1):
-        raise DataError(f"{path}: header declares {expected} bytes of data, file has more")
-    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
-
-
 def _read_at_most(fh: BinaryIO, limit: int, path: Path) -> bytes:
     data = fh.read(limit)
     if fh.read(1):
@@ -202,12 +162,13 @@ def read_npz(src: SourceConfig) -> SourceData:
     """Keras' ``mnist.npz``: x_train, y_train, x_test, y_test."""
     path = _existing(src.path)
     digest = verify_sha256(path, src.sha256)
-    _check_npz_members(path, ("x_train", "y_train", "x_test", "y_test"))
+    check_npz_members(path, ("x_train", "y_train", "x_test", "y_test"))
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     except KeyError as exc:
-        raise DataError(f"{path}: missing array {exc} (need x_train, y_train, x_test, y_test)")
+        raise DataError(f"{path}: missing array {exc} (need x_train, y_train, x_test, "
+                        "y_test)") from None
     except (OSError, ValueError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read npz ({exc})") from exc
     splits = {}
@@ -219,42 +180,6 @@ def read_npz(src: SourceConfig) -> SourceData:
         x = x[..., None] if x.ndim == 3 else x
         splits[split] = (x, _labels(y, len(x), path))
     return SourceData(splits, digest)
-
-
-def _check_npz_members(path: Path, names: tuple[str, ...]) -> None:
-    """Each member's declared shape, before NumPy allocates it: within MAX_ARRAY_BYTES and
-    matching the member's size in the archive (which bounds what inflating it produces)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for name in names:
-                try:
-                    info = archive.getinfo(f"{name}.npy")
-                except KeyError:
-                    continue  # reported by the reader, with the list of arrays it needs
-                with archive.open(info) as member:
-                    _check_npy_header(path, name, member, info.file_size)
-    except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise DataError(f"{path}: cannot read npz ({exc})") from exc
-
-
-def _check_npy_header(path: Path, name: str, member: BinaryIO, size: int) -> None:
-    from numpy.lib import format as npy
-
-    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
-    try:
-        version = npy.read_magic(member)
-        if version not in readers:
-            raise ValueError(f"format version {version} not supported")
-        shape, _, dtype = readers[version](member)
-    except (ValueError, TypeError, SyntaxError) as exc:
-        raise DataError(f"{path}: array {name} has an unreadable header ({exc})") from exc
-    declared = math.prod(shape) * dtype.itemsize
-    if declared > MAX_ARRAY_BYTES:
-        raise DataError(f"{path}: array {name} declares shape {list(shape)} = {declared:,} "
-                        f"bytes, more than the {MAX_ARRAY_BYTES:,} a source array may hold")
-    if declared != size - member.tell():
-        raise DataError(f"{path}: array {name} declares {declared:,} bytes but holds "
-                        f"{size - member.tell():,}")
 
 
 # ---------------------------------------------------------------------------
@@ -295,5 +220,6 @@ def read_source(src: SourceConfig) -> SourceData:
     try:
         reader = READERS[src.format]
     except KeyError:
-        raise ConfigError(f"source.format: unknown {src.format!r} (known: {', '.join(READERS)})")
+        raise ConfigError(f"source.format: unknown {src.format!r} "
+                          f"(known: {', '.join(READERS)})") from None
     return reader(src)

@@ -9,7 +9,6 @@ column called ``id`` or ``label`` in the user's table cannot collide with ours.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.config import DataConfig
-from pipeline.data.tabular import sha256_path
 from pipeline.data.tabular import csv_header as _csv_header
+from pipeline.data.tabular import sha256_path
 from pipeline.errors import DataError
 
 NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,

@@ -18,10 +18,7 @@ delivers every complete record.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -33,6 +30,14 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from pipeline.tracking.spool_file import (
+    DELIVERED,
+    append,
+    cut_torn_tail,
+    open_locked,
+    read_spool,
+    waiting,
+)
 from pipeline.tracking.store import scrub
 
 logger = logging.getLogger(__name__)
@@ -146,101 +151,16 @@ class RunLog:
         if stash is not None:
             self.files.mkdir(parents=True, exist_ok=True)
             stash(self.files)
-        _append(self._spool, record)
+        append(self._spool, record)
 
     def _go_offline(self, exc: BaseException) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._spool = _open_locked(self.path, blocking=True)
+        self._spool = open_locked(self.path, blocking=True)
         self.say(f"    MLflow unreachable ({scrub(first_line(exc), self._uri)}); run "
                  f"{self.run_id} continues, its records go to {self.path}")
         warning = cut_torn_tail(self.path, self._spool)
         if warning:  # an earlier writer of this run died mid-record: start on a new line
             self.say(f"    spool: {warning}")
-
-
-def _open_locked(path: Path, blocking: bool) -> IO[str] | None:
-    """``path`` opened for appending under an exclusive lock; None if busy (non-blocking).
-
-    A replay may delete the file between our open and our lock: then lock the new one.
-    """
-    while True:
-        handle = path.open("a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            handle.close()
-            return None
-        if path.exists() and os.path.samefile(path, handle.fileno()):
-            return handle
-        handle.close()
-
-
-def _append(handle: IO[str], record: dict) -> None:
-    handle.write(json.dumps(record) + "\n")
-    handle.flush()
-    os.fsync(handle.fileno())
-
-
-def torn_path(path: Path) -> Path:
-    """Where a spool file's torn tails are kept (not ``*.jsonl``: never replayed)."""
-    return path.with_name(f"{path.name}.torn")
-
-
-def cut_torn_tail(path: Path, handle: IO[str]) -> str:
-    """Under the lock held through ``handle``: move an unfinished last line (a write cut
-    short by a kill or a full disk) to ``<file>.torn`` and cut it off. Returns a warning,
-    or '' when the file ends on a complete line."""
-    data = path.read_bytes()
-    keep = data.rfind(b"\n") + 1
-    if keep == len(data):
-        return ""
-    quarantine = torn_path(path)
-    with quarantine.open("ab") as f:
-        f.write(data[keep:])
-        f.flush()
-        os.fsync(f.fileno())
-    os.truncate(handle.fileno(), keep)
-    return (f"{path}: torn last record ({len(data) - keep} bytes, a write cut short) moved to "
-            f"{quarantine}; every complete record is kept")
-
-
-def read_spool(path: Path) -> tuple[list[dict], int]:
-    """(every record in order, how many of them a replay already delivered).
-
-    An unfinished last line is left out (see ``cut_torn_tail``); a damaged line anywhere
-    else raises ValueError naming it, since skipping it would reorder the run's records.
-    """
-    lines = path.read_bytes().split(b"\n")[:-1]  # after the last newline: torn, or nothing
-    records: list[dict] = []
-    delivered = 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"line {number} is not a spool record ({exc})") from exc
-        if record.get("op") == DELIVERED:
-            delivered = max(delivered, int(record["count"]))
-        else:
-            records.append(record)
-    return records, delivered
-
-
-def spooled_steps(folder: str | Path, run_id: str, key: str) -> set[int]:
-    """Steps of metric ``key`` that wait, not yet delivered, in ``run_id``'s spool file."""
-    path = waiting(folder, run_id)
-    if path is None:
-        return set()
-    try:
-        records, delivered = read_spool(path)
-    except (OSError, ValueError):
-        return set()
-    return {m[3] for r in records[delivered:] if r.get("op") == "batch"
-            for m in r["metrics"] if m[0] == key}
-
-
-DELIVERED = "delivered"  # a replay's progress mark: the first ``count`` records arrived
 
 
 def deliver(client: MlflowClient, run_id: str, record: dict, files: Path) -> None:
@@ -279,12 +199,6 @@ def report_lines(report: ReplayReport) -> list[str]:
             + [f"spool: kept {path}: {why}" for path, why in report.pending.items()])
 
 
-def waiting(folder: str | Path, run_id: str) -> Path | None:
-    """``run_id``'s spool file, if records of that run still wait in ``folder``."""
-    path = Path(folder) / f"{run_id}.jsonl"
-    return path if path.is_file() else None
-
-
 def replay(client: MlflowClient, folder: Path, retry: Retry) -> ReplayReport:
     """Deliver every spool file in ``folder`` not held by a live writer; delete what arrived."""
     report = ReplayReport()
@@ -303,7 +217,7 @@ def replay_run(client: MlflowClient, folder: Path, run_id: str, retry: Retry) ->
 
 
 def _replay_one(client: MlflowClient, path: Path, retry: Retry, report: ReplayReport) -> None:
-    handle = _open_locked(path, blocking=False)
+    handle = open_locked(path, blocking=False)
     if handle is None:
         report.pending[str(path)] = "still being written by a running sweep"
         return
@@ -328,5 +242,5 @@ def _replay_file(client: MlflowClient, path: Path, handle: IO[str], retry: Retry
         retry.call(lambda r=record: deliver(client, path.stem, r, files))
         # Mark the progress in the same (locked) file, so a replay interrupted here never
         # delivers a record twice and a writer's appended records are never overwritten.
-        _append(handle, {"op": DELIVERED, "count": count})
+        append(handle, {"op": DELIVERED, "count": count})
     return len(records) - done

@@ -225,7 +225,8 @@ def test_the_mlflow_ui_lists_the_sweeps_runs_at_the_printed_link(sweep, tmp_path
     try:
         driver.get(experiment_link(server.url, exp_id))
         deadline, text = time.monotonic() + 90, ""
-        while time.monotonic() < deadline and listed not in text:
+        # The count can render before the rows: wait for both.
+        while time.monotonic() < deadline and not (listed in text and parent in text):
             time.sleep(1)
             text = driver.execute_script("return document.body.innerText")
     finally:
@@ -233,3 +234,20 @@ def test_the_mlflow_ui_lists_the_sweeps_runs_at_the_printed_link(sweep, tmp_path
         server.kill(signal.SIGTERM)
     # the sweep's parent run is listed, its replicate runs nested under it (counted)
     assert parent in text and listed in text, text[-2000:]
+
+
+def test_every_finished_run_logs_its_diagnostics_at_initialization_and_every_epoch(sweep):
+    client = sweep["client"]
+    finished = [r for r in _runs(client).values() if r.data.tags["status"] == "finished"]
+    assert len(finished) == 4  # relu and sigmoid, two replicates each
+    for run in finished:
+        epochs = int(run.data.metrics["epochs_run"])
+        keys = {k for k in run.data.metrics if k.startswith("diag.")}
+        # One hidden layer and the output; the bounded/ReLU statistic by activation.
+        unit = "dead" if run.data.params["model.hidden_activation"] == "relu" else "sat"
+        assert {f"diag.h1.{unit}", "diag.h1.grad_norm", "diag.h1.update_ratio",
+                "diag.out.sat", "diag.out.grad_logits", "diag.seconds"} <= keys
+        for key in keys:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            first = 1 if key.endswith("update_ratio") else 0  # no update before training
+            assert sorted(steps) == list(range(first, epochs + 1)), (key, steps)

@@ -19,10 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import SourceConfig, load_data_config
+from pipeline.data.binary_formats import read_idx
 from pipeline.data.integrity import shard_digest
 from pipeline.data.limits import MAX_CLASSES
 from pipeline.data.manifest import load_manifest
-from pipeline.data.sources import read_idx, read_source
+from pipeline.data.sources import read_source
 from pipeline.errors import ConfigError, DataError
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pipeline.config import SourceConfig
-from pipeline.data.sources import read_idx, read_source
+from pipeline.data.binary_formats import read_idx
+from pipeline.data.sources import read_source
 from pipeline.errors import ConfigError, DataError
 from tests.helpers import make_images, write_npz
 

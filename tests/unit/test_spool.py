@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking import spool
+from pipeline.tracking import spool, spool_file
 from tests.helpers import free_port
 
 FAST = spool.Retry(retries=1, backoff_seconds=0.01)
@@ -54,5 +54,5 @@ def test_a_replay_that_fails_midway_keeps_only_what_is_left(tmp_path, monkeypatc
     report = spool.replay(store, tmp_path / "spool", FAST)
     assert "no-such-op" in report.pending[str(log.path)]
     assert [m.step for m in store.get_metric_history(run_id, "loss")] == [0, 1]
-    records, delivered = spool.read_spool(log.path)
+    records, delivered = spool_file.read_spool(log.path)
     assert records[delivered:] == [{"op": "no-such-op"}]  # only what is left

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking import spool
+from pipeline.tracking import spool, spool_file
 from tests.helpers import free_port
 
 FAST = spool.Retry(retries=2, backoff_seconds=0.05)
@@ -165,7 +165,7 @@ def test_spooled_steps_reads_only_what_is_not_delivered(tmp_path, run):
     _, client, run_id = run
     folder = tmp_path / "spool"
     _spool_steps(folder, run_id, range(3))
-    assert spool.spooled_steps(folder, run_id, "loss") == {0, 1, 2}
-    assert spool.spooled_steps(folder, "no-such-run", "loss") == set()
+    assert spool_file.spooled_steps(folder, run_id, "loss") == {0, 1, 2}
+    assert spool_file.spooled_steps(folder, "no-such-run", "loss") == set()
     spool.replay(client, folder, FAST)
-    assert spool.spooled_steps(folder, run_id, "loss") == set()
+    assert spool_file.spooled_steps(folder, run_id, "loss") == set()

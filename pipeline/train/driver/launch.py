@@ -21,7 +21,7 @@ from pyspark.sql import SparkSession
 
 from pipeline.config import SweepConfig
 from pipeline.errors import ConfigError
-from pipeline.tracking import runs, spool, store
+from pipeline.tracking import runs, spool, spool_file, store
 from pipeline.tracking.vocab import SKIPPED, TAG_HASH, TAG_STATUS, UNSTARTED
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
@@ -112,14 +112,14 @@ class Launches:
     def _trained_something(self, run: Run) -> bool:
         folder = checkpoints.trial_dir(self.job.checkpoint_dir, run.data.tags.get(TAG_HASH, ""))
         return (bool(run.data.metrics) or checkpoints.read_state(folder) is not None
-                or spool.waiting(self.job.spool_dir, run.info.run_id) is not None)
+                or spool_file.waiting(self.job.spool_dir, run.info.run_id) is not None)
 
     def _hold_spooled(self) -> None:
         """Configurations whose run still has records in the spool are not trained again
         here: how the run ended is in those records, which the next invocation delivers."""
         waiting = {}
         for run in store.children(self.client, self.job.experiment_id, self.job.parent_run_id):
-            path = spool.waiting(self.job.spool_dir, run.info.run_id)
+            path = spool_file.waiting(self.job.spool_dir, run.info.run_id)
             if path is not None:
                 waiting[run.data.tags.get(TAG_HASH)] = (run.info.run_id, path)
         for trial in [t for t in self.remaining if t.config_hash in waiting]:

@@ -193,21 +193,21 @@ def _find_run(client: MlflowClient, retry: Retry, run_id: str) -> Run | None:
 def _spool_delivered(client: MlflowClient, retry: Retry, job: RankJob, run_id: str) -> bool:
     """Deliver what the interrupted run left in the spool before it goes on, so an old status
     never lands after the new ones; False if some of it is still waiting."""
-    from pipeline.tracking import spool
+    from pipeline.tracking import spool, spool_file
 
-    if spool.waiting(job.spool_dir, run_id) is None:
+    if spool_file.waiting(job.spool_dir, run_id) is None:
         return True
     report = spool.replay_run(client, Path(job.spool_dir), run_id, retry)
     for line in spool.report_lines(report):
         log.info(f"    {line}")
-    return spool.waiting(job.spool_dir, run_id) is None
+    return spool_file.waiting(job.spool_dir, run_id) is None
 
 
 def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict,
                        spool_dir: str | Path) -> None:
     """The checkpointed epoch's metrics, if the crash came before they reached MLflow or the
     spool (which the next replay delivers): logged once, never twice."""
-    from pipeline.tracking.spool import spooled_steps
+    from pipeline.tracking.spool_file import spooled_steps
 
     last = state["epoch"] - 1
     if any(m.step == last for m in client.get_metric_history(run_id, "loss")):
