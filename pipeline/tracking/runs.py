@@ -1,17 +1,18 @@
 """The driver's run bookkeeping: the parent run of a sweep invocation, what is done, what failed.
 
 The ranks create and record the child runs (claims, recorder); the driver opens and closes
-the parent, lists what is done, and makes sure every configuration that did not finish
-ends with a run whose status says so.
+the parent, lists what is done, makes sure every configuration that did not finish ends
+with a run whose status says so, and reads and ends the runs successive halving pauses.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from mlflow.entities import Run
+from mlflow.entities import Run, RunTag
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import SweepConfig
@@ -23,6 +24,8 @@ from pipeline.tracking.vocab import (
     FAILED,
     FINISHED,
     PARAM_GRID_AXES,
+    PAUSED,
+    PRUNED,
     ROLE_CONFIG,
     ROLE_SWEEP,
     RUNNING,
@@ -34,8 +37,10 @@ from pipeline.tracking.vocab import (
     TAG_LEASE,
     TAG_PARENT,
     TAG_PREFLIGHT,
+    TAG_PRUNED,
     TAG_REPLICATE,
     TAG_ROLE,
+    TAG_RUNG_EPOCH,
     TAG_STATUS,
     TAG_SWEEP,
     TAG_TASK,
@@ -140,3 +145,32 @@ def finished_children(client: MlflowClient, exp_id: str, parent_id: str,
             out.append(run)
             wanted.discard(tags[TAG_HASH])
     return out
+
+
+def value_before(client: MlflowClient, run: Run, metric: str, epoch: int) -> float:
+    """``metric``'s value at the last step below ``epoch`` (steps count from 0), or NaN."""
+    steps = [m for m in client.get_metric_history(run.info.run_id, metric) if m.step < epoch]
+    return max(steps, key=lambda m: m.step).value if steps else math.nan
+
+
+def latest_by_hash(client: MlflowClient, exp_id: str, hashes: set[str]) -> dict[str, Run]:
+    """The run of each configuration hash that holds its progress: a done, paused or pruned
+    run before any other (failed claims and relaunches leave several), the newest first."""
+    rank = {s: i for i, s in enumerate((*DONE_STATUSES, PAUSED, PRUNED))}
+
+    def order(run: Run) -> tuple[int, int]:
+        return rank.get(run.data.tags.get(TAG_STATUS), len(rank)), -run.info.start_time
+
+    best: dict[str, Run] = {}
+    for run in store.children(client, exp_id):
+        h = run.data.tags.get(TAG_HASH)
+        if h in hashes and (h not in best or order(run) < order(best[h])):
+            best[h] = run
+    return best
+
+
+def mark_pruned(client: MlflowClient, run_id: str, why: str, epoch: int) -> None:
+    """End a paused run as pruned at ``epoch`` (MLflow status KILLED), saying why."""
+    client.log_batch(run_id, tags=[RunTag(TAG_PRUNED, why), RunTag(TAG_RUNG_EPOCH, str(epoch)),
+                                   RunTag(TAG_STATUS, PRUNED)])
+    client.set_terminated(run_id, "KILLED")

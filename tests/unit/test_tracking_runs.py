@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -93,3 +95,28 @@ def test_stale_children_are_failed_or_deleted_and_missing_ones_recorded(client):
     assert failed.data.tags[vocab.TAG_STATUS] == vocab.FAILED
     assert failed.data.params["model.hidden_activation"] == "relu"
     assert failed.data.tags[vocab.TAG_REPLICATE] == "0"
+
+
+def _child(client: MlflowClient, exp: str, config_hash: str, status: str) -> str:
+    tags = {vocab.TAG_ROLE: vocab.ROLE_CONFIG, vocab.TAG_HASH: config_hash,
+            vocab.TAG_STATUS: status}
+    return client.create_run(exp, tags=tags).info.run_id
+
+
+def test_halving_reads_the_run_holding_a_configurations_progress_and_ends_it_pruned(client):
+    exp = client.create_experiment("e")
+    _child(client, exp, "h1", vocab.FAILED)  # a failed claim, then the paused run
+    paused = _child(client, exp, "h1", vocab.PAUSED)
+    _child(client, exp, "h2", vocab.FAILED)
+    for step, value in enumerate((0.5, 0.7, 0.9)):
+        client.log_metric(paused, "val_accuracy", value, step=step)
+    found = runs.latest_by_hash(client, exp, {"h1", "h2"})
+    assert found["h1"].info.run_id == paused and found["h2"].data.tags["status"] == "failed"
+    # epoch 2 of training has step 1: the value the decision at a budget of 2 epochs uses
+    assert runs.value_before(client, found["h1"], "val_accuracy", 2) == 0.7
+    assert math.isnan(runs.value_before(client, found["h1"], "val_accuracy", 0))  # nothing yet
+    runs.mark_pruned(client, paused, "pruned at epoch 2: ...", 2)
+    run = client.get_run(paused)
+    assert run.info.status == "KILLED"
+    assert (run.data.tags[vocab.TAG_STATUS], run.data.tags[vocab.TAG_RUNG_EPOCH],
+            run.data.tags[vocab.TAG_PRUNED]) == (vocab.PRUNED, "2", "pruned at epoch 2: ...")

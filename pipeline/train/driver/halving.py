@@ -17,21 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from pipeline.config.schema import HalvingConfig
 from pipeline.errors import ConfigError
-from pipeline.tracking import store
-from pipeline.tracking.vocab import (
-    DONE_STATUSES,
-    PAUSED,
-    PRUNED,
-    TAG_HASH,
-    TAG_PRUNED,
-    TAG_RUNG_EPOCH,
-    TAG_STATUS,
-)
+from pipeline.tracking import runs as runs_store
+from pipeline.tracking.vocab import PAUSED, TAG_STATUS
 from pipeline.train.contract import Trial
 
 logger = logging.getLogger(__name__)
@@ -80,34 +71,13 @@ def cell_scores(client: MlflowClient, exp_id: str, trials: list[Trial], metric: 
                 epoch: int) -> dict[str, float]:
     """Each cell's mean over its replicates of ``metric`` at ``epoch`` (the last logged value
     up to it, for a replicate that stopped early); NaN when a replicate has none."""
-    runs = latest_runs(client, exp_id, {t.config_hash for t in trials})
+    runs = runs_store.latest_by_hash(client, exp_id, {t.config_hash for t in trials})
     values: dict[str, list[float]] = {}
     for trial in trials:
         run = runs.get(trial.config_hash)
         values.setdefault(trial.cell_hash, []).append(
-            _value_at(client, run, metric, epoch) if run else math.nan)
+            runs_store.value_before(client, run, metric, epoch) if run else math.nan)
     return {cell: float(np.mean(vs)) for cell, vs in values.items()}
-
-
-def _value_at(client: MlflowClient, run: Run, metric: str, epoch: int) -> float:
-    steps = [m for m in client.get_metric_history(run.info.run_id, metric) if m.step < epoch]
-    return max(steps, key=lambda m: m.step).value if steps else math.nan
-
-
-def latest_runs(client: MlflowClient, exp_id: str, hashes: set[str]) -> dict[str, Run]:
-    """The run of each configuration hash that holds its progress: a done, paused or pruned
-    run before any other (failed claims and relaunches leave several), the newest first."""
-    rank = {s: i for i, s in enumerate((*DONE_STATUSES, PAUSED, PRUNED))}
-    best: dict[str, Run] = {}
-    for run in store.children(client, exp_id):
-        h = run.data.tags.get(TAG_HASH)
-        if h not in hashes:
-            continue
-        order = (rank.get(run.data.tags.get(TAG_STATUS), len(rank)), -run.info.start_time)
-        if h not in best or order < (rank.get(best[h].data.tags.get(TAG_STATUS), len(rank)),
-                                     -best[h].info.start_time):
-            best[h] = run
-    return best
 
 
 def prune(client: MlflowClient, exp_id: str, trials: list[Trial], rung: Rung,
@@ -115,7 +85,7 @@ def prune(client: MlflowClient, exp_id: str, trials: list[Trial], rung: Rung,
     """Mark the paused runs of the rung's pruned cells pruned; their trial names."""
     cutoff = min((rung.scores[c] for c in rung.kept), key=lambda v: v if higher else -v)
     pruned = [t for t in trials if t.cell_hash in rung.pruned]
-    runs = latest_runs(client, exp_id, {t.config_hash for t in pruned})
+    runs = runs_store.latest_by_hash(client, exp_id, {t.config_hash for t in pruned})
     names = []
     for trial in pruned:
         run = runs.get(trial.config_hash)
@@ -124,10 +94,7 @@ def prune(client: MlflowClient, exp_id: str, trials: list[Trial], rung: Rung,
         why = (f"pruned at epoch {rung.epoch}: mean {rung.metric} of its replicates "
                f"{rung.scores[trial.cell_hash]:.4f}, the kept {len(rung.kept)} of "
                f"{len(rung.scores)} configurations reached {cutoff:.4f} or better")
-        client.set_tag(run.info.run_id, TAG_PRUNED, why)
-        client.set_tag(run.info.run_id, TAG_RUNG_EPOCH, str(rung.epoch))
-        client.set_tag(run.info.run_id, TAG_STATUS, PRUNED)
-        client.set_terminated(run.info.run_id, "KILLED")
+        runs_store.mark_pruned(client, run.info.run_id, why, rung.epoch)
         names.append(trial.name)
     return names
 
