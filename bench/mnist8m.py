@@ -50,7 +50,8 @@ def _augment(mnist: Path, work: Path, copies: int) -> dict:
     conf = work / "augment.yaml"
     conf.write_text(f"name: mnist_8m_aug\ninput: {mnist}\ncopies: {copies}\n"
                     "keep_original: true\nseed: 7\nrotation_degrees: 12\nshift_pixels: 2\n"
-                    f"scale: 0.1\nelastic: false\nshards: 64\noutput: {work}\n")
+                    "scale: 0.1\nelastic: false\nshards: 64\nrows_per_batch: 200\n"
+                    f"output: {work}\n")  # 200 inputs -> 32,400 rows per Arrow batch
     seconds, py_mib, jvm_mib = run_job([*log4j_options(), "jobs/augment.py", "--config",
                                         str(conf)], with_jvm=True)
     return _stage(work / "mnist_8m_aug", seconds, py_mib, jvm_mib)
