@@ -28,13 +28,27 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_job(args: list[str], env: dict[str, str] | None = None,
-            with_jvm: bool = False) -> tuple[float, ...]:
+            with_jvm: bool = False, log: Path | None = None) -> tuple[float, ...]:
     """(wall seconds, peak RSS of the driver's Python process in MiB) of one spark-submit;
-    ``with_jvm`` adds the peak RSS of its JVM (in local mode, the executors' too)."""
+    ``with_jvm`` adds the peak RSS of its JVM (in local mode, the executors' too); ``log``
+    keeps the job's whole stderr (an error quotes only its end)."""
     cmd = [str(Path(sys.executable).parent / "spark-submit"), *args]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})}, text=True)
+    with log.open("w+") if log else tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
+                                env={**os.environ, **(env or {})}, text=True)
+        peak, jvm = _watch(proc)
+        err.seek(0)
+        tail = err.read()[-2000:]
+    if proc.returncode:
+        job = next((a for a in args if a.startswith("jobs/")), args[0])
+        raise RuntimeError(f"{job} failed{f' (whole log: {log})' if log else ''}: {tail}")
+    wall = time.perf_counter() - started
+    return (wall, peak / 2**20, jvm / 2**20) if with_jvm else (wall, peak / 2**20)
+
+
+def _watch(proc: subprocess.Popen) -> tuple[int, int]:
+    """Peak RSS in bytes of the job's Python driver and of its JVM, sampled until it ends."""
     peak = jvm = 0
     while proc.poll() is None:
         try:  # spark-submit execs the JVM, which starts Python: find the Python child
@@ -45,10 +59,7 @@ def run_job(args: list[str], env: dict[str, str] | None = None,
         except psutil.NoSuchProcess:
             pass
         time.sleep(0.1)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(args[:1])} failed: {proc.stderr.read()[-2000:]}")
-    wall = time.perf_counter() - started
-    return (wall, peak / 2**20, jvm / 2**20) if with_jvm else (wall, peak / 2**20)
+    return peak, jvm
 
 
 def baseline_prepare(raw: Path, out: Path, shards: int = 4, seed: int = 42) -> int:

@@ -14,6 +14,7 @@ removed at the end.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -52,8 +53,9 @@ def _augment(mnist: Path, work: Path, copies: int) -> dict:
                     "keep_original: true\nseed: 7\nrotation_degrees: 12\nshift_pixels: 2\n"
                     "scale: 0.1\nelastic: false\nshards: 64\nrows_per_batch: 200\n"
                     f"output: {work}\n")  # 200 inputs -> 32,400 rows per Arrow batch
-    seconds, py_mib, jvm_mib = run_job([*log4j_options(), "jobs/augment.py", "--config",
-                                        str(conf)], with_jvm=True)
+    seconds, py_mib, jvm_mib = run_job([*log4j_options(), *_memory(), "jobs/augment.py",
+                                        "--config", str(conf)], with_jvm=True,
+                                       log=work / "augment.log")
     return _stage(work / "mnist_8m_aug", seconds, py_mib, jvm_mib)
 
 
@@ -62,9 +64,16 @@ def _prepare(source: Path, work: Path) -> dict:
     conf.write_text(f"name: mnist_8m\nsource:\n  format: parquet\n  path: {source / 'train'}\n"
                     f"  test_path: {source / 'test'}\nsplit:\n  val_fraction: 0.01\n"
                     f"  seed: 42\nshards: 64\noutput: {work}\n")
-    seconds, py_mib, jvm_mib = run_job([*log4j_options(), "jobs/prepare_data.py", "--config",
-                                        str(conf)], with_jvm=True)
+    seconds, py_mib, jvm_mib = run_job([*log4j_options(), *_memory(), "jobs/prepare_data.py",
+                                        "--config", str(conf)], with_jvm=True,
+                                       log=work / "prepare.log")
     return _stage(work / "mnist_8m", seconds, py_mib, jvm_mib)
+
+
+def _memory() -> list[str]:
+    """The JVM's heap: in local mode it holds the executors, whose cached partitions of 8
+    million rows do not fit Spark's default 1g (the prepare job failed there)."""
+    return ["--driver-memory", os.environ.get("BENCH_8M_DRIVER_MEMORY", "4g")]
 
 
 def _stage(dataset: Path, seconds: float, py_mib: float, jvm_mib: float) -> dict:
