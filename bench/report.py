@@ -173,6 +173,10 @@ def _scheduling(r: dict) -> list[str]:
     return out
 
 
+def _num(value: float | None) -> str:
+    return "not recorded" if value is None else f"{value:.0f}"
+
+
 def _mnist8m(r: dict) -> list[str]:
     t = r["train"]
     out = ["## MNIST-8M scale (`make bench-scale`)", "",
@@ -183,9 +187,11 @@ def _mnist8m(r: dict) -> list[str]:
            "(MiB) | on disk (MiB) |", "|---|---|---|---|---|---|---|"]
     for name in ("augment", "prepare"):
         s = r[name]
-        out.append(f"| {name} | {s['rows']} | {s['seconds']:.0f} | {s['rows_per_sec']:.0f} | "
-                   f"{s['driver_python_peak_rss_mib']:.0f} | {s['driver_jvm_peak_rss_mib']:.0f} | "
-                   f"{s['disk_mib']:.0f} |")
+        cells = [_num(s.get(k)) for k in ("seconds", "rows_per_sec", "driver_python_peak_rss_mib",
+                                          "driver_jvm_peak_rss_mib", "disk_mib")]
+        out.append(f"| {name} | {s['rows']} | {' | '.join(cells)} |")
+    if r.get("note"):
+        out += ["", r["note"]]
     out += ["", "One epoch of one configuration (relu, softmax + cross-entropy), streamed, "
             "2 ranks:", "",
             "| dataset | train rows | epoch (s) | rows/s | test accuracy | rank peak RSS (MiB) |",
