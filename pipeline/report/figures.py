@@ -141,6 +141,7 @@ def banded_figure(series: pd.DataFrame, panel: str | None, colour: str, value: s
         only = float(series["step"].iloc[0])
         for ax in axes:
             ax.set_xlim(only - 0.5, only + 0.5)
+            ax.set_xticks([only])  # the integer locator falls back to fractions on this span
     axes[0].set_ylabel(ylabel)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False,

@@ -16,7 +16,7 @@ def _curves(steps):
 def test_a_one_epoch_sweep_draws_a_marker_per_line_on_an_integer_wide_axis():
     fig = banded_figure(_curves([1]), "hidden", "head", "value", "validation accuracy")
     for ax in fig.axes:
-        assert ax.get_xlim() == (0.5, 1.5)
+        assert ax.get_xlim() == (0.5, 1.5) and list(ax.get_xticks()) == [1.0]
         assert [line.get_marker() for line in ax.get_lines()] == ["o", "o"]
         assert all(len(line.get_xdata()) == 1 for line in ax.get_lines())
 
