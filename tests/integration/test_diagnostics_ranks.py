@@ -2,13 +2,16 @@
 
 import pytest
 
+from tests.helpers import ROOT
 from tests.helpers.ranks import diagnostics_one_and_two_ranks
 
 pytestmark = pytest.mark.integration
 
 
-def test_diagnostics_agree_on_two_ranks_and_with_one_rank(spark):
+def test_diagnostics_agree_on_two_ranks_and_with_one_rank(spark, monkeypatch):
     import horovod.spark
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the ranks import tests.helpers.ranks
 
     rank0, rank1 = horovod.spark.run(diagnostics_one_and_two_ranks, num_proc=2,
                                      use_gloo=True, verbose=0)
