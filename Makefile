@@ -122,7 +122,7 @@ lint: $(SETUP_STAMP) ## ruff
 bench: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Benchmarks; results in bench/results/ and BENCHMARKS.md
 	$(VENV_PYTHON) bench/run.py
 
-bench-scale: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## MNIST-8M scale: augment to 8.1M rows, prepare, one streamed epoch (~40 min, ~10 GB of disk)
+bench-scale: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## MNIST-8M scale: augment to 8.1M rows, prepare, one streamed epoch (~20 min, ~5 GB of disk, a 10g JVM heap)
 	$(VENV_PYTHON) bench/run.py --sections mnist8m
 
 cluster-up: ## Start the docker-compose cluster (needs a Docker engine; refuses .env placeholders)

@@ -31,11 +31,12 @@ def run_job(args: list[str], env: dict[str, str] | None = None,
             with_jvm: bool = False, log: Path | None = None) -> tuple[float, ...]:
     """(wall seconds, peak RSS of the driver's Python process in MiB) of one spark-submit;
     ``with_jvm`` adds the peak RSS of its JVM (in local mode, the executors' too); ``log``
-    keeps the job's whole stderr (an error quotes only its end)."""
+    keeps the job's whole output, both streams (an error quotes only its end)."""
     cmd = [str(Path(sys.executable).parent / "spark-submit"), *args]
     started = time.perf_counter()
     with log.open("w+") if log else tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
+        # Both streams: a job's one-line refusal goes to stdout, Spark's log to stderr.
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=err, stderr=subprocess.STDOUT,
                                 env={**os.environ, **(env or {})}, text=True)
         peak, jvm = _watch(proc)
         err.seek(0)

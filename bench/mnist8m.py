@@ -1,7 +1,7 @@
 """MNIST-8M scale, opt-in (`make bench-scale`): every stage on about 8.1 million training rows.
 
 1. augment: 161 distorted copies of each of MNIST's 50,000 training images plus the originals
-   (8,100,000 rows), each copy a pure function of (seed, row, copy);
+   (8,100,000 rows), each copy a pure function of (seed, image content, copy);
 2. prepare: that set as a Parquet source (validate, carve a validation split, shuffle, shard);
 3. train: one epoch of one configuration, streamed from the prepared shards on 2 ranks, against
    the same epoch on MNIST in the same run (the rank's peak memory ratio is the figure).
@@ -9,7 +9,7 @@
 Each stage records wall time, rows/s and peak resident memory: the Spark driver's Python process
 and its JVM (which, in local mode, also runs the executors) for the jobs, each rank for training.
 The sets are written beside the MNIST dataset (data/processed/) and kept (`--keep`), or
-removed at the end.
+removed at the end; when a stage fails the sets are removed and the jobs' logs kept.
 """
 
 from __future__ import annotations
@@ -39,9 +39,13 @@ def measure(spark, mnist: Path, copies: int, keep: bool, log) -> dict:
         log(f"  prepare: {prep['rows']} rows in {prep['seconds']:.0f}s")
         train = _train(spark, mnist, work / "mnist_8m")
         log(f"  one epoch: {train['big']['rows']} rows in {train['big']['epoch_seconds']:.0f}s")
-    finally:
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        # The generated sets go (gigabytes), the jobs' logs stay: the error names them.
+        for name in ("mnist_8m_aug", "mnist_8m"):
+            shutil.rmtree(work / name, ignore_errors=True)
+        raise
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
     return {"copies": copies, "augment": aug, "prepare": prep, "train": train,
             "total_seconds": time.perf_counter() - started,
             "kept_at": str(work) if keep else None}

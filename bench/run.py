@@ -2,7 +2,7 @@
 
     python bench/run.py [--sections throughput,feed,sweeps,data,scale,scheduling] [--repeats 3]
         [--quick]
-    python bench/run.py --sections mnist8m [--keep]     # opt-in: `make bench-scale`, ~40 min
+    python bench/run.py --sections mnist8m [--keep]     # opt-in: `make bench-scale`, ~20 min
 
 Every comparison is measured side by side in one run and reported as a ratio, because these
 machines are shared and noisy. Writes bench/results/latest.json and BENCHMARKS.md.

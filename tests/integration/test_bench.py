@@ -1,6 +1,7 @@
 """The benchmarks run end to end at tiny sizes and write valid results (no timing asserted)."""
 
 import json
+import shutil
 
 import pytest
 
@@ -87,3 +88,16 @@ def test_bench_mnist8m_section_runs_every_stage_at_one_copy(tiny, spark):
         t["mnist"]["rank_peak_rss_mib"])
     assert not list((folder / "processed").glob("bench-8m-*"))  # removed without --keep
     assert "MNIST-8M scale" in md.read_text()
+
+
+def test_a_failed_mnist8m_stage_names_its_log_and_leaves_no_dataset(tiny, spark):
+    folder, _ = tiny
+    from bench import mnist8m
+
+    mnist = folder / "processed" / "tiny"
+    with pytest.raises(RuntimeError, match=r"jobs/augment.py failed \(whole log: .*augment.log\)"):
+        mnist8m.measure(spark, mnist, copies=0, keep=False, log=print)  # refused by the job
+    [work] = folder.joinpath("processed").glob("bench-8m-*")
+    assert "copies: must be at least 1" in (work / "augment.log").read_text()
+    assert not (work / "mnist_8m_aug").exists() and not (work / "mnist_8m").exists()
+    shutil.rmtree(work)  # the module's other tests count what is left beside the dataset
