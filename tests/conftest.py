@@ -15,6 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Assigned, not defaulted: `make test` exports the Makefile's own choice (conf/spark/local.conf).
 os.environ["PIPELINE_SPARK_CONF"] = str(Path(__file__).parent / "helpers" / "spark-test.conf")
 
+# Parallel workers, long modules first, the per-test time limit.
+pytest_plugins = ["tests.helpers.suite"]
+
 
 @pytest.fixture(scope="session")
 def spark():
@@ -23,6 +26,14 @@ def spark():
     session = build_session(overrides={"spark.master": "local[2]", "spark.ui.enabled": "false"})
     yield session
     session.stop()
+
+
+@pytest.fixture(autouse=True)
+def _own_working_folder(tmp_path_factory, monkeypatch):
+    """Each test runs in a folder of its own, so what the jobs write relative to the working
+    folder by default (spool/, checkpoints/, reports/, mlflow.db) never meets another test's,
+    on this worker or another. Tests name the checkout's files through ``tests.helpers.ROOT``."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from pipeline.data.manifest import Manifest, Shard, SplitInfo
 from pipeline.errors import ConfigError
 from pipeline.train.contract import plan_batches
 from pipeline.train.driver.plan import plan_trials
+from tests.helpers import ROOT
 
 
 def _manifest(rows_per_shard: int = 100, shards: int = 4) -> Manifest:
@@ -108,6 +109,6 @@ def test_the_driver_plans_and_prepares_a_launch_without_importing_tensorflow():
         print("ok", len(trials))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ok ")
