@@ -82,7 +82,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if took > limit and not reason:
         report.outcome = "failed"
         report.longrepr = (
-            f"{item.nodeid} took {took:.0f} s (setup + call), over the suite's {limit:.0f} s "
+            f"{item.nodeid} took {took:.0f} s (setup + call), over the suite's {limit:g} s "
             "per test: make it smaller, or mark it @pytest.mark.slow(reason=...) saying why "
             "it cannot be")
 

@@ -1,0 +1,83 @@
+"""The suite's own rules (tests/helpers/suite.py), run on a throw-away suite with pytester: a test
+over the time limit fails unless marked slow with a reason; modules with module-scoped fixtures
+keep their tests on one xdist worker."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SLOW_SUITE = """
+import time
+import pytest
+
+def test_quick():
+    pass
+
+def test_over_the_limit():
+    time.sleep(0.6)
+
+@pytest.mark.slow(reason="it trains a real model")
+def test_over_the_limit_with_a_reason():
+    time.sleep(0.6)
+
+@pytest.mark.slow
+def test_over_the_limit_without_a_reason():
+    time.sleep(0.6)
+
+@pytest.fixture
+def slow_setup():
+    time.sleep(0.6)
+
+def test_over_the_limit_in_its_setup(slow_setup):
+    pass
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest('pytest_plugins = ["tests.helpers.suite"]\n')
+    return pytester
+
+
+def test_a_test_over_the_limit_fails_unless_marked_slow_with_a_reason(suite):
+    suite.makepyfile(test_timed=SLOW_SUITE)
+    result = suite.runpytest("-p", "no:xdist", "-o", "slow_test_seconds=0.3", "-p",
+                             "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=3)
+    outcomes = {r.nodeid.split("::")[1]: r.outcome
+                for r in result.reprec.getreports("pytest_runtest_logreport") if r.when == "call"}
+    assert outcomes == {"test_quick": "passed", "test_over_the_limit": "failed",
+                        "test_over_the_limit_with_a_reason": "passed",
+                        "test_over_the_limit_without_a_reason": "failed",
+                        "test_over_the_limit_in_its_setup": "failed"}
+    result.stdout.fnmatch_lines(["*test_over_the_limit took * s (setup + call), over the "
+                                 "suite's 0.3 s per test*slow(reason=...)*"])
+
+
+def test_the_default_limit_is_two_minutes(suite):
+    suite.makepyfile(test_timed=SLOW_SUITE)
+    suite.runpytest("-p", "no:xdist", "-p", "no:cacheprovider").assert_outcomes(passed=5)
+
+
+def test_modules_building_a_module_fixture_are_grouped_and_long_modules_go_first(suite):
+    suite.makepyfile(
+        test_shared="""
+import pytest
+
+@pytest.fixture(scope="module")
+def built():
+    return 1
+
+def test_a(built):
+    pass
+
+def test_b():
+    pass
+""",
+        test_free="def test_c():\n    pass\n")
+    items, _ = suite.inline_genitems("-p", "no:xdist")
+    groups = {i.name: [m.args for m in i.iter_markers("xdist_group")] for i in items}
+    assert groups == {"test_a": [("test_shared.py",)], "test_b": [("test_shared.py",)],
+                      "test_c": []}
