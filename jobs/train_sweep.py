@@ -16,13 +16,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.cli import EXIT_FAILED, EXIT_SPOOLED, console_logging, run_job
 from pipeline.config import SweepConfig, load_sweep_config
-from pipeline.spark import build_session
-from pipeline.tracking import spool, store
-from pipeline.tracking.vocab import PAUSED
-from pipeline.train.driver.sweep import SweepOptions, SweepResult, replay_spool, run_sweep
+from pipeline.train.driver.plan import check_heads_before_session
+
+if TYPE_CHECKING:
+    from pipeline.train.driver.sweep import SweepResult
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -57,10 +58,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     console_logging()
-    sweep = load_sweep_config(args.config)
+    sweep = load_sweep_config(args.config)  # every name checked: no session for a typo
     if args.replay_spool:
         return replay_only(sweep, args)
     data_dir = Path(args.data or Path("data/processed") / sweep.dataset)
+    check_heads_before_session(sweep, args.config, data_dir)
+    # Spark, MLflow and Horovod take seconds to import: only once the input is known good,
+    # so a typo is refused at once.
+    from pipeline.spark import build_session
+    from pipeline.train.driver.sweep import SweepOptions, run_sweep
+
     opts = SweepOptions(data_dir, args.num_proc, args.ranks_per_trial, args.halving,
                         args.epochs, args.repeats, args.experiment, args.force, args.verbose,
                         checkpoint_dir=args.checkpoint_dir, spool_dir=args.spool_dir)
@@ -71,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def report(sweep: SweepConfig, result: SweepResult) -> int:
     """The summary line, one line per configuration or run needing attention, the status."""
+    from pipeline.tracking import store
+    from pipeline.tracking.vocab import PAUSED
+
     trained = [o for o in result.outcomes if o.status != PAUSED]
     pruned = f", {len(result.pruned)} pruned" if result.rungs else ""
     print(f"sweep {sweep.name}: {len(trained)} trained{pruned}, {result.skipped} skipped, "
@@ -95,6 +105,9 @@ def report(sweep: SweepConfig, result: SweepResult) -> int:
 
 def replay_only(sweep: SweepConfig, args: argparse.Namespace) -> int:
     """--replay-spool: deliver the experiment's spool; 3 if anything is still left in it."""
+    from pipeline.tracking import spool, store
+    from pipeline.train.driver.sweep import replay_spool
+
     uri = store.tracking_uri()
     client = store.connect(uri)
     experiment = args.experiment or sweep.name

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from pipeline.config.grid import expand_grid
+from pipeline.config.known import check_names
 from pipeline.config.parse import parse, read_yaml
 from pipeline.config.schema import AugmentConfig, DataConfig, SweepConfig, TrackingConfig
 from pipeline.data.limits import MAX_CLASSES
@@ -19,7 +20,11 @@ def load_data_config(path: str | Path) -> DataConfig:
 
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
-    cfg = parse(SweepConfig, read_yaml(path), "")
+    """A sweep file, typed and checked; every registered name in it is checked first, so a
+    misspelt one is refused with its file, key path and the closest known names."""
+    data = read_yaml(path)
+    check_names(data, path)
+    cfg = parse(SweepConfig, data, "")
     if cfg.max_attempts < 1:
         raise ConfigError("max_attempts: must be at least 1")
     if cfg.repeats < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -104,17 +105,22 @@ def test_sweep_unreachable_mlflow_fails_fast(tmp_path, spark, capsys, monkeypatc
     assert len(err) == 1 and "http://127.0.0.1:9 is not usable" in err[0]
 
 
-def test_sweep_unknown_activation_lists_known_names(tmp_path, spark, capsys, mlflow_uri):
-    from pipeline.cli import run_job
-
-    data = _prepared(tmp_path, spark)
+def test_sweep_misspelt_loss_is_refused_before_any_jvm(tmp_path):
+    """The job run by the venv's Python, as spark-submit's driver would be, with no Java to
+    be found: a session started before the check would fail on Java, not on the loss."""
     sweep = tmp_path / "s.yaml"
-    sweep.write_text("name: s\ndataset: tiny\nbase:\n  training: {batch_size: 8}\n"
-                     "grid:\n  model.hidden_activation: [relu, rellu]\n")
-    code = run_job(load_job("train_sweep").main,
-                   ["--config", str(sweep), "--data", str(data)], "sweep")
-    assert code == 2
-    assert "unknown activation 'rellu' (known: linear, relu" in capsys.readouterr().err
+    sweep.write_text("name: s\ndataset: tiny\ngrid:\n  loss: [mse, mae, categoricl_hinge]\n")
+    env = submit_env(JAVA_HOME=str(tmp_path / "no-java"))
+    proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "train_sweep.py"),
+                           "--config", str(sweep), "--data", str(tmp_path / "data")],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+                          check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"train_sweep: error: {sweep}: grid.loss[2]: unknown loss "
+                           "'categoricl_hinge'; did you mean 'categorical_hinge'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing written
 
 
 def test_sweep_refuses_a_dataset_with_a_missing_shard(tmp_path, spark, capsys, mlflow_uri):

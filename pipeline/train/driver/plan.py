@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.config import RunConfig, SweepConfig, apply_overrides, config_hash, expand_grid
-from pipeline.data.manifest import Manifest
-from pipeline.errors import ConfigError
+from pipeline.config.known import check_heads
+from pipeline.data.manifest import MANIFEST_NAME, Manifest, load_manifest
+from pipeline.errors import ConfigError, DataError
 from pipeline.model import names
 from pipeline.tasks import epoch_metrics, task_spec
 from pipeline.train.contract import Trial, plan_batches
@@ -52,6 +53,19 @@ def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
         trials += _replicates(point.name, cell, cell_hash, repeats or sweep.repeats, manifest,
                               num_proc, tuple(warnings))
     return trials
+
+
+def check_heads_before_session(sweep: SweepConfig, source: str | Path, data_dir: Path) -> None:
+    """The dataset's task against every grid point's head, from the manifest alone, so a
+    head the task refuses is refused before the Spark session starts. A missing or damaged
+    manifest is left to the sweep, which first recovers a dataset a killed prepare left."""
+    if not (data_dir / MANIFEST_NAME).is_file():
+        return
+    try:
+        task = load_manifest(data_dir).task
+    except DataError:
+        return
+    check_heads(sweep, task, source)
 
 
 def check_task(name: str, cfg: RunConfig, manifest: Manifest) -> list[str]:
