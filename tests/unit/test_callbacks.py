@@ -24,10 +24,3 @@ def test_epoch_clock_logs_each_epoch_and_notes_when_training_ended():
     np.testing.assert_allclose(history.history["samples_per_sec"],
                                [32 / s for s in seconds], rtol=1e-6)
     assert clock.ended is not None and began + sum(seconds) <= clock.ended <= returned
-
-
-def test_progress_says_what_is_done_and_estimates_what_is_left():
-    from pipeline.train.rank.entry import progress
-
-    assert progress(12, 36, 125.0) == "    12/36 runs done in 2m05s; about 4m10s left"
-    assert progress(36, 36, 59.4) == "    36/36 runs done in 59s"

@@ -16,7 +16,9 @@ from pathlib import Path
 from pipeline.cli import console_logging
 from pipeline.data.manifest import load_manifest
 from pipeline.errors import DataError
+from pipeline.tasks import primary_metric
 from pipeline.train.contract import RankJob, TrialOutcome
+from pipeline.train.progress import Tracker
 from pipeline.train.rank import distributed
 from pipeline.train.rank.data import load_rank_data
 from pipeline.train.rank.devices import pin_cpu_cores, use_one_gpu
@@ -46,28 +48,21 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
     role.say(f"rank 0 of {distributed.size()}: {sys.executable}, package "
              f"{Path(__file__).parents[2]}, {gpu.reason if gpu else 'CPU'}")
     outcomes = []
-    began = time.monotonic()
+    metric, higher = primary_metric(job.task)
+    tracker = Tracker(job.trials, metric, higher)
     try:
         for k, trial in enumerate(job.trials, 1):
-            role.say(f"[{k}/{len(job.trials)}] {trial.name} ({trial.config_hash})")
+            role.say(f"{time.strftime('%H:%M:%S')} [{k}/{len(job.trials)}] {trial.name} "
+                     f"({trial.config_hash})")
             following = job.trials[k] if k < len(job.trials) else None
+            started = time.monotonic()
             outcomes.append(train_trial(job, trial, manifest, data, role, following))
-            role.say(progress(k, len(job.trials), time.monotonic() - began))
+            tracker.record(trial, outcomes[-1], time.monotonic() - started)
+            for line in tracker.lines():
+                role.say(line)
     finally:
         role.records.wait()  # what finished is recorded, even when a later one failed
     return outcomes  # every rank's: the driver reads rank 0's, tests compare them
-
-
-def progress(done: int, total: int, elapsed: float) -> str:
-    """'    12/36 runs done in 2m05s; about 4m10s left' (the mean time per run so far)."""
-    left = elapsed / done * (total - done)
-    return (f"    {done}/{total} runs done in {_clock(elapsed)}"
-            + (f"; about {_clock(left)} left" if done < total else ""))
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _quiet_tensorflow(job: RankJob) -> None:

@@ -1,0 +1,98 @@
+"""Progress lines a user can trust: a clock time, what is left and how long it will take,
+and a one-line table of the trials after each finished run.
+
+The estimate reads the history of the runs so far, by configuration: a run whose
+configuration already had replicates finish is expected to take their mean, any other the
+median run. The launch's first run is left out once others have finished: it pays for graph
+tracing and the first pass over the input, which the later runs do not. Plain Python, so the
+rank, the driver and tests can use it alike.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pipeline.tracking.vocab import SKIPPED, UNSTARTED
+from pipeline.train.contract import Trial, TrialOutcome
+
+# Outcomes that took no training here: counted as done, never as a duration.
+_UNTIMED = (SKIPPED, UNSTARTED)
+
+
+def estimate_left(done: Sequence[tuple[str, float]], left: Sequence[str]) -> float | None:
+    """Seconds the runs of configurations ``left`` will take, from ``done``: (configuration,
+    seconds) of the runs timed so far, in the order they finished. None before any."""
+    if not done:
+        return None
+    steady = list(done[1:]) or list(done)  # without the warm-up run, once there are others
+    typical = statistics.median(seconds for _, seconds in steady)
+    by_cell: dict[str, list[float]] = {}
+    for cell, seconds in steady:
+        by_cell.setdefault(cell, []).append(seconds)
+    return sum(statistics.fmean(by_cell[c]) if c in by_cell else typical for c in left)
+
+
+@dataclass
+class Tracker:
+    """The runs of one launch as they finish, and the lines that report them.
+
+    ``metric`` is the test metric the task ranks by (``higher`` is better); the best
+    configuration so far is the one whose finished replicates have the best mean of it.
+    """
+
+    trials: list[Trial]
+    metric: str
+    higher: bool
+    began: float = field(default_factory=time.monotonic)
+    timed: list[tuple[str, float]] = field(default_factory=list)  # (cell, seconds)
+    scores: dict[str, list[float]] = field(default_factory=dict)  # cell name -> metric
+    finished: int = 0
+
+    def record(self, trial: Trial, outcome: TrialOutcome, seconds: float) -> None:
+        self.finished += 1
+        if outcome.status not in _UNTIMED:
+            self.timed.append((_cell(trial), seconds))
+        value = outcome.metrics.get(self.metric, math.nan)
+        if math.isfinite(value):
+            self.scores.setdefault(_cell_name(trial), []).append(value)
+
+    def lines(self, now: float | None = None, clock: str | None = None) -> list[str]:
+        """Two lines after a finished run: what is done and left, then the trial table."""
+        now = time.monotonic() if now is None else now
+        stamp = clock or time.strftime("%H:%M:%S")
+        total, done = len(self.trials), self.finished
+        line = f"{stamp}     {done}/{total} runs done in {_clock(now - self.began)}"
+        left = estimate_left(self.timed, [_cell(t) for t in self.trials[done:]])
+        if done < total and left is not None:
+            line += f"; about {_clock(left)} left"
+        running = 1 if done < total else 0  # one launch trains one trial at a time
+        table = (f"{stamp}     trials: {done} done, {running} running, "
+                 f"{total - done - running} left; {self._best()}")
+        return [line, table]
+
+    def _best(self) -> str:
+        if not self.scores:
+            return f"no {self.metric} yet"
+        means = {name: statistics.fmean(v) for name, v in self.scores.items()}
+        pick = max if self.higher else min
+        name = pick(means, key=means.__getitem__)
+        n = len(self.scores[name])
+        return (f"best so far {name}: {self.metric} {means[name]:.4f}"
+                + (f" (mean of {n} replicates)" if n > 1 else ""))
+
+
+def _cell(trial: Trial) -> str:
+    return trial.cell_hash or trial.config_hash
+
+
+def _cell_name(trial: Trial) -> str:
+    return trial.name.rsplit(" #", 1)[0]
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
