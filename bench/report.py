@@ -148,8 +148,10 @@ def _scale(r: dict) -> list[str]:
 def _scheduling(r: dict) -> list[str]:
     q = r["ratios"]
     rows = [("plain Keras loop (1 process, 2 threads; no Spark, Horovod or tracking)", "plain"),
-            ("sequential: every rank on one trial at a time (default)", "sequential"),
-            ("concurrent: 2 one-rank trials at once (`ranks_per_trial: 1`)", "concurrent"),
+            ("sequential: every rank on one trial at a time (`--ranks-per-trial 2`)",
+             "sequential"),
+            ("concurrent: 2 one-rank trials at once (`ranks_per_trial: 1`; the default on one "
+             "machine)", "concurrent"),
             ("successive halving on the concurrent layout (`--halving`, eta 2)", "halving")]
     out = ["## Scheduling: the whole default sweep, four ways", "",
            f"{r['plain']['runs_finished']} runs (cells x replicates) of the default sweep's grid; "

@@ -2,8 +2,9 @@
 
 - plain: a single-process Keras loop over the same cells and replicates (same seeds, epochs,
   global batch, optimizer and schedule), with no Spark, Horovod or tracking;
-- sequential: the pipeline as it runs by default, every rank on one trial at a time;
-- concurrent: one-rank trials, as many at once as there are ranks (``ranks_per_trial: 1``);
+- sequential: every rank on one trial at a time (``ranks_per_trial`` = the slots);
+- concurrent: one-rank trials, as many at once as there are ranks (``ranks_per_trial: 1``;
+  the layout a sweep takes by itself on one machine, pipeline.train.driver.layout);
 - halving: successive halving on the concurrent layout.
 
 Each reports wall time and the best cell by its replicates' mean test accuracy.
@@ -24,7 +25,9 @@ def measure(spark, data_dir: str, quick: bool, log) -> dict:
     shrink = _quick() if quick else {}
     out = {"plain": in_fresh_process(plain_loop, data_dir, shrink)}
     log(f"  plain Keras loop: {out['plain']['wall_seconds']:.0f}s")
-    for name, fields in (("sequential", {}), ("concurrent", {"ranks_per_trial": 1}),
+    every = spark.sparkContext.defaultParallelism  # local mode: the master's cores
+    for name, fields in (("sequential", {"ranks_per_trial": every}),
+                         ("concurrent", {"ranks_per_trial": 1}),
                          ("halving", {"ranks_per_trial": 1, "halving": _halving_on()})):
         swept = sweeps.run(spark, SWEEP, data_dir, **_sweep_fields(shrink), **fields)
         out[name] = {"wall_seconds": swept["wall_seconds"], **_best(swept["outcomes"])}

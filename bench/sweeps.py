@@ -25,6 +25,9 @@ def run(spark, sweep_file: str, data_dir: str, epochs: int | None = None,
     from pipeline.train.driver.sweep import SweepOptions, run_sweep
 
     sweep = load_sweep_config(ROOT / sweep_file)
+    # Overhead per configuration and a rank's memory are defined on one launch with every
+    # rank on each trial; scheduling.py compares that layout with the one a sweep chooses.
+    sweep_fields.setdefault("ranks_per_trial", spark.sparkContext.defaultParallelism)
     sweep = replace(sweep, grid=grid if grid is not None else sweep.grid, **sweep_fields)
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         opts = SweepOptions(Path(data_dir), epochs=epochs, experiment="bench",

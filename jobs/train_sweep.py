@@ -34,7 +34,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--num-proc", type=int, help="Horovod ranks (default: Spark's task slots)")
     p.add_argument("--ranks-per-trial", type=int,
                    help="ranks of each trial's Horovod job; the ranks hold num-proc // N trials "
-                        "at once (default: the sweep's ranks_per_trial, else all ranks)")
+                        "at once (default: the sweep's ranks_per_trial, else chosen from the "
+                        "resources: one-rank trials side by side on one machine, every rank on "
+                        "each trial on a cluster; the sweep's first line says which and why)")
     p.add_argument("--halving", action=argparse.BooleanOptionalAction, default=None,
                    help="successive halving: train every configuration to a rung, keep the best "
                         "1/eta, resume those (default: the sweep's halving.enabled)")

@@ -217,7 +217,7 @@ class SweepConfig:
     repeats: int = 1
     num_proc: int | None = None
     # Ranks of one trial's Horovod job; the slots hold num_proc // ranks_per_trial trials at
-    # once, each its own launch. None: every rank trains each trial, one trial at a time.
+    # once, each its own launch. None: chosen from the resources (pipeline.train.driver.layout).
     ranks_per_trial: int | None = None
     halving: HalvingConfig = field(default_factory=HalvingConfig)
     threads_per_rank: int = 1

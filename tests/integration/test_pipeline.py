@@ -87,7 +87,7 @@ def sweep_run(prepared, workspace, spark):
     sweep = workspace / "sweep.yaml"
     sweep.write_text(SWEEP_YAML.format(epochs=EPOCHS))
     args = ["--config", str(sweep), "--data", str(prepared), "--num-proc", "2",
-            "--checkpoint-dir", str(workspace / "ckpt")]
+            "--ranks-per-trial", "2", "--checkpoint-dir", str(workspace / "ckpt")]
     code = load_job("train_sweep").main(args)
     yield {"uri": uri, "args": args, "code": code, "client": MlflowClient(uri)}
     mp.undo()

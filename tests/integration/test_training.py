@@ -33,7 +33,9 @@ def data(tmp_path_factory, spark) -> Path:
 def _sweep(tmp_path: Path, body: str, spark, data: Path, uri: str):
     path = tmp_path / "sweep.yaml"
     path.write_text(body)
-    opts = SweepOptions(data, num_proc=2, tracking_uri=uri, checkpoint_dir=tmp_path / "ckpt")
+    # Data parallel on purpose: the tests compare what the two ranks of one trial saw.
+    opts = SweepOptions(data, num_proc=2, ranks_per_trial=2, tracking_uri=uri,
+                        checkpoint_dir=tmp_path / "ckpt")
     return run_sweep(spark, load_sweep_config(path), opts, log=lambda m: None)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
-from pipeline.config import SweepConfig
+from pipeline.config import SweepConfig, expand_grid
 from pipeline.data.manifest import load_manifest
 from pipeline.model import pairing
 from pipeline.storage import recover
@@ -24,7 +24,7 @@ from pipeline.tasks import validation_metric
 from pipeline.tracking import claims, runs, spool, store
 from pipeline.tracking.vocab import FAILED, FINISHED
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
-from pipeline.train.driver import groups, halving
+from pipeline.train.driver import groups, halving, layout
 from pipeline.train.driver.halving import Rung
 from pipeline.train.driver.launch import Launches, rank_python, resolve_num_proc
 from pipeline.train.driver.plan import plan_trials
@@ -80,7 +80,7 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
         log(f"WARNING: {restored}")
     manifest = load_manifest(opts.data_dir, verify=True)  # sizes, rows, sha256
     num_proc = resolve_num_proc(spark, sweep, opts.num_proc, log)
-    shape = groups.layout(num_proc, opts.ranks_per_trial or sweep.ranks_per_trial, log)
+    shape = choose_layout(spark.sparkContext.master, sweep, opts, num_proc, log)
     trials = plan_trials(sweep, manifest, shape.ranks, opts.epochs, opts.repeats, log)
     uri = store.tracking_uri(opts.tracking_uri)
     client = store.connect(uri)
@@ -133,6 +133,17 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
             if runs.finish_parent(parent_log, status):
                 result.spooled.append(str(parent_log.path))
     return result
+
+
+def choose_layout(master: str, sweep: SweepConfig, opts: SweepOptions, num_proc: int,
+                  log: Callable[[str], None]) -> groups.Layout:
+    """Ranks per trial as asked, else by the rule in ``layout``; said in one line first."""
+    runs = len(expand_grid(sweep)) * (opts.repeats or sweep.repeats)
+    choice = layout.choose(num_proc, runs, layout.is_local(master),
+                           opts.ranks_per_trial or sweep.ranks_per_trial)
+    shape = groups.layout(num_proc, choice.ranks_per_trial, log)
+    log(f"sweep {sweep.name}: layout: {shape.describe()}; {choice.why}")
+    return shape
 
 
 @dataclass
