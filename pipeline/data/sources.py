@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import pickle
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import BinaryIO
 
 import numpy as np
 
 from pipeline.config import SourceConfig
 from pipeline.data.binary_formats import check_npz_members, read_idx
 from pipeline.data.limits import MAX_ARRAY_BYTES, label_problem
+from pipeline.data.pickles import load_arrays
 from pipeline.errors import ConfigError, DataError
 
 
@@ -55,21 +55,6 @@ def verify_sha256(path: Path, expected: str | None) -> str:
 # pkl.gz
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Resolves only the numpy globals an array pickle needs; anything else is refused."""
-
-    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    })
-
-    def find_class(self, module: str, name: str) -> type:
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
-        return super().find_class(module, name)
-
-
 def read_pkl_gz(src: SourceConfig) -> SourceData:
     """The classic ``mnist.pkl.gz``: ((train_x, train_y), (val_x, val_y), (test_x, test_y))."""
     path = _existing(src.path)
@@ -80,8 +65,10 @@ def read_pkl_gz(src: SourceConfig) -> SourceData:
     try:
         with gzip.open(path, "rb") as fh:
             raw = _read_at_most(fh, 3 * MAX_ARRAY_BYTES, path)  # train + val + test
-            payload = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
-    except (OSError, EOFError, zlib.error, pickle.UnpicklingError) as exc:
+            payload = load_arrays(raw)
+    # A malformed stream surfaces as whichever error the opcode it broke raises.
+    except (OSError, EOFError, zlib.error, pickle.UnpicklingError, ValueError, TypeError,
+            KeyError, IndexError) as exc:
         raise DataError(f"{path}: cannot read pickle ({exc})") from exc
     if not (isinstance(payload, tuple) and len(payload) == 3):
         raise DataError(f"{path}: expected a tuple of (train, validation, test)")
@@ -148,10 +135,13 @@ def _idx_path(root: Path, stem: str) -> Path:
 
 
 def _read_at_most(fh: BinaryIO, limit: int, path: Path) -> bytes:
-    data = fh.read(limit)
-    if fh.read(1):
-        raise DataError(f"{path}: inflates to more than {limit:,} bytes")
-    return data
+    # In blocks: read(limit) would reserve the whole limit up front, whatever the file holds.
+    data = bytearray()
+    while block := fh.read(min(1 << 20, limit + 1 - len(data))):
+        data += block
+        if len(data) > limit:
+            raise DataError(f"{path}: inflates to more than {limit:,} bytes")
+    return bytes(data)
 
 
 # ---------------------------------------------------------------------------
