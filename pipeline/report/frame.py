@@ -21,6 +21,7 @@ from pipeline.tracking import store
 from pipeline.tracking.vocab import (
     PARAM_GRID_AXES,
     TAG_CELL,
+    TAG_CONFIGURATION,
     TAG_HASH,
     TAG_REPLICATE,
     TAG_RUNG_EPOCH,
@@ -74,7 +75,9 @@ def load(client: MlflowClient, experiment: str, all_runs: bool = False) -> Sweep
 def _row(run: Run, task: str) -> dict:
     tags, metrics = run.data.tags, run.data.metrics
     row = {"run_id": run.info.run_id,
-           "configuration": re.sub(r" #\d+$", "", run.info.run_name or ""),
+           # runs recorded before the tag: their name less the replicate's " #2"
+           "configuration": (tags.get(TAG_CONFIGURATION)
+                             or re.sub(r" #\d+$", "", run.info.run_name or "")),
            "cell": tags.get(TAG_CELL) or tags.get(TAG_HASH, run.info.run_id),
            "replicate": int(tags.get(TAG_REPLICATE, "0") or 0),
            "status": tags.get(TAG_STATUS, "unknown"),

@@ -17,19 +17,21 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import SweepConfig
 from pipeline.data.manifest import Manifest
-from pipeline.tracking import claims, store
+from pipeline.tracking import claims, labels, store
 from pipeline.tracking.spool import RunLog
 from pipeline.tracking.vocab import (
     DONE_STATUSES,
     FAILED,
     FINISHED,
     PARAM_GRID_AXES,
+    PARAM_PLANNED_RUNS,
     PAUSED,
     PRUNED,
     ROLE_CONFIG,
     ROLE_SWEEP,
     RUNNING,
     TAG_CELL,
+    TAG_CONFIGURATION,
     TAG_DATASET,
     TAG_ERROR,
     TAG_HASH,
@@ -53,14 +55,16 @@ KILLED = "killed"  # the parent's status when the driver was interrupted
 
 
 def start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest: Manifest,
-                 num_proc: int, n_configs: int, preflight: list[str]) -> str:
+                 num_proc: int, planned_runs: int, preflight: list[str]) -> str:
+    """The sweep invocation's parent run. ``planned_runs``: configurations x replicates (the
+    report counts configurations, and adds both to this run's summary when it is built)."""
     name = f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = client.create_run(exp_id, run_name=name, tags={
         TAG_ROLE: ROLE_SWEEP, TAG_SWEEP: sweep.name, TAG_DATASET: manifest.fingerprint,
         TAG_TASK: manifest.task, TAG_STATUS: RUNNING, TAG_HEARTBEAT: str(claims.now_ms()),
         TAG_PREFLIGHT: "\n".join(preflight)[:4900] or "no findings",
         TAG_LEASE: claims.lease_tag(sweep.tracking)})
-    for key, value in {"num_proc": num_proc, "configurations": n_configs,
+    for key, value in {"num_proc": num_proc, PARAM_PLANNED_RUNS: planned_runs,
                        "dataset": manifest.dataset, PARAM_GRID_AXES: ",".join(sweep.grid)}.items():
         client.log_param(run.info.run_id, key, value)
     return run.info.run_id
@@ -126,9 +130,10 @@ def record_failures(client: MlflowClient, exp_id: str, parent_id: str, sweep: st
     for trial in failed:
         if trial.config_hash in have:
             continue  # the rank created its run; fail_stale_children marked it failed
-        run = client.create_run(exp_id, run_name=trial.name, tags={
+        run = client.create_run(exp_id, run_name=labels.run_name(trial), tags={
             TAG_PARENT: parent_id, TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: sweep,
             TAG_HASH: trial.config_hash, TAG_CELL: trial.cell_hash,
+            TAG_CONFIGURATION: labels.cell_label(trial),
             TAG_REPLICATE: str(trial.replicate), TAG_DATASET: fingerprint, TAG_STATUS: FAILED,
             TAG_ERROR: "training did not complete; see the sweep's console output"})
         store.log_config_params(client, run.info.run_id, trial.config)

@@ -10,21 +10,25 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from mlflow.entities import Dataset, DatasetInput, InputTag, Param, Run
+from mlflow.entities import Dataset, DatasetInput, Experiment, InputTag, Param, Run
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import RunConfig, flatten, to_dict
 from pipeline.errors import PipelineError
 from pipeline.tracking.vocab import (
     DONE_STATUSES,
+    KIND_MODEL_TRAINING,
     ROLE_CONFIG,
     ROLE_SWEEP,
     TAG_DATASET,
+    TAG_EXPERIMENT_KIND,
     TAG_HASH,
     TAG_PARENT,
     TAG_ROLE,
     TAG_STATUS,
 )
+
+DEFAULT_EXPERIMENT_ID = "0"  # MLflow's own, created with every store
 
 
 def tracking_uri(uri: str | None = None, home: str | Path | None = None) -> str:
@@ -95,16 +99,43 @@ def _refusal(exc: Exception) -> str:
 
 
 def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    """The sweep's experiment, created if new; either way marked as model training."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        mark_model_training(client, exp)
         return exp.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location(uri, name))
+        created = client.create_experiment(name, artifact_location=artifact_location(uri, name),
+                                           tags={TAG_EXPERIMENT_KIND: KIND_MODEL_TRAINING})
     except Exception:  # another sweep may have created it meanwhile
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise
         return exp.experiment_id
+    retire_empty_default(client, uri)
+    return created
+
+
+def mark_model_training(client: MlflowClient, exp: Experiment) -> None:
+    """Tag an experiment made before the tag existed; a kind someone chose is kept."""
+    if TAG_EXPERIMENT_KIND not in exp.tags:
+        client.set_experiment_tag(exp.experiment_id, TAG_EXPERIMENT_KIND, KIND_MODEL_TRAINING)
+
+
+def retire_empty_default(client: MlflowClient, uri: str) -> None:
+    """Delete (restorably) MLflow's own ``Default`` experiment of the project's SQLite store
+    while it holds no run: MLflow creates it with the store, the sweeps never use it, and
+    listed beside a sweep named ``default`` it reads as a second, empty sweep. A tracking
+    server's, or one that has runs, is left alone."""
+    if not uri.startswith("sqlite:///"):
+        return
+    try:
+        default = client.get_experiment(DEFAULT_EXPERIMENT_ID)
+        if default.lifecycle_stage == "active" and not client.search_runs(
+                [DEFAULT_EXPERIMENT_ID], max_results=1):
+            client.delete_experiment(DEFAULT_EXPERIMENT_ID)
+    except Exception:  # cosmetic: never worth failing a sweep over
+        return
 
 
 def done_hashes(client: MlflowClient, exp_id: str, fingerprint: str) -> set[str]:

@@ -20,6 +20,7 @@ TAG_PREFLIGHT = "preflight"  # on the parent: the pre-flight check's findings, o
 # Tags on child runs (one configuration, one replicate)
 TAG_HASH = "config_hash"     # identity of a replicate: resolved values + dataset
 TAG_CELL = "cell"            # identity of the configuration its replicates share
+TAG_CONFIGURATION = "configuration"  # that configuration in words (pipeline.tracking.labels)
 TAG_REPLICATE = "replicate"  # 0, 1, ... within the cell (its seed is training.seed + this)
 TAG_WARNINGS = "warnings"    # combinations that run but make little sense
 TAG_ERROR = "error"          # the end of a failed configuration's traceback
@@ -50,6 +51,18 @@ SKIPPED, UNSTARTED = "skipped", "unstarted"
 
 # Params of a sweep's parent run
 PARAM_GRID_AXES = "grid_axes"
+PARAM_PLANNED_RUNS = "planned_runs"  # configurations x replicates planned by this invocation
+
+# The parent's summary, once the report is built (pipeline.tracking.summary)
+TAG_NOTE = "mlflow.note.content"   # the run's description in the UI (Markdown)
+TAG_VERDICT = "verdict"            # the report's answer, in words
+TAG_BEST = "best_configuration"    # the best cell's label
+TAG_REPORT = "report"              # where the report's index.html is
+
+# Experiments: MLflow 3's UI opens a "custom model development" experiment on its training
+# runs; without this tag it may guess GenAI and open on an empty traces overview.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+KIND_MODEL_TRAINING = "custom_model_development"
 
 # Artifacts of a child run
 ARTIFACT_CONFIG = "resolved_config.json"

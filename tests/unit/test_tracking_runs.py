@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import RunConfig, SweepConfig, TrackingConfig, parse
-from pipeline.tracking import claims, runs, store, vocab
+from pipeline.tracking import claims, labels, runs, store, vocab
 from pipeline.tracking.spool import Retry, RunLog
 from tests.helpers import trial
 from tests.unit.test_plan import _manifest
@@ -120,3 +120,93 @@ def test_halving_reads_the_run_holding_a_configurations_progress_and_ends_it_pru
     assert run.info.status == "KILLED"
     assert (run.data.tags[vocab.TAG_STATUS], run.data.tags[vocab.TAG_RUNG_EPOCH],
             run.data.tags[vocab.TAG_PRUNED]) == (vocab.PRUNED, "2", "pruned at epoch 2: ...")
+
+
+GRID = {"model.hidden_activation": ["relu", "tanh"],
+        "head": [{"model.output_activation": "softmax", "loss": "categorical_crossentropy"},
+                 {"model.output_activation": "linear", "loss": "categorical_hinge"}],
+        "optimizer.learning_rate": [0.01, 0.1]}
+
+
+def _trials(grid: dict, repeats: int = 2) -> list:
+    from pipeline.train.driver.plan import plan_trials
+
+    sweep = parse(SweepConfig, {"name": "s", "dataset": "tiny", "repeats": repeats,
+                                "grid": grid})
+    return plan_trials(sweep, _manifest(), 2, epochs=None, log=lambda m: None)
+
+
+def test_run_names_say_activation_loss_output_other_factors_and_replicate():
+    trials = _trials(GRID)
+    names = [labels.run_name(t) for t in trials]
+    assert names[:2] == ["relu | ce(softmax) | lr=0.01 | s0", "relu | ce(softmax) | lr=0.01 | s1"]
+    assert "tanh | chinge(linear) | lr=0.1 | s1" in names
+    assert len(set(names)) == len(trials) == 16
+    # the cell's label is every replicate's, and only theirs
+    cells = {labels.cell_label(t) for t in trials}
+    assert len(cells) == len({t.cell_hash for t in trials}) == 8
+    # a grid that varies only the activation still names the loss and output it trains with
+    [only] = _trials({"model.hidden_activation": ["elu"]}, repeats=1)
+    assert labels.run_name(only) == "elu | ce(softmax) | s0"
+
+
+def test_a_users_own_loss_is_named_by_its_attribute():
+    cfg = RunConfig(loss="my.losses:focal")
+    assert labels.run_name(trial("loss=my.losses:focal", cfg)) == "relu | focal(softmax) | s0"
+
+
+def test_a_claimed_run_is_named_and_tagged_with_its_cell(client, tmp_path):
+    from pipeline.train.rank.claiming import claim_trial
+    from tests.helpers import rank_job
+
+    exp = client.create_experiment("e")
+    parent = _parent(client, exp)
+    first, second = _trials(GRID)[:2]
+    for t in (first, second):
+        job = rank_job([t], tracking_uri=client.tracking_uri, experiment_id=exp,
+                       parent_run_id=parent, fingerprint="fp",
+                       checkpoint_dir=str(tmp_path / "ckpt"), spool_dir=str(tmp_path / "spool"),
+                       tracking=FAST)
+        assert claim_trial(job, t).run_id is not None
+    got = {r.info.run_name: r.data.tags for r in store.children(client, exp, parent)}
+    assert set(got) == {"relu | ce(softmax) | lr=0.01 | s0", "relu | ce(softmax) | lr=0.01 | s1"}
+    assert {tags[vocab.TAG_CONFIGURATION] for tags in got.values()} == {
+        "relu | ce(softmax) | lr=0.01"}
+
+
+def test_failed_runs_the_driver_records_are_named_like_trained_ones(client):
+    exp = client.create_experiment("e")
+    parent = _parent(client, exp)
+    never = _trials(GRID)[3]
+    runs.record_failures(client, exp, parent, "s", "fp", [never])
+    [run] = store.children(client, exp, parent)
+    assert run.info.run_name == "relu | ce(softmax) | lr=0.1 | s1"
+    assert run.data.tags[vocab.TAG_CONFIGURATION] == "relu | ce(softmax) | lr=0.1"
+
+
+def test_the_parent_counts_planned_runs_as_runs_not_configurations(client):
+    exp = client.create_experiment("e")
+    params = client.get_run(_parent(client, exp)).data.params
+    assert params[vocab.PARAM_PLANNED_RUNS] == "1" and "configurations" not in params
+
+
+def test_sweep_experiments_open_as_model_training_and_default_is_retired_while_empty(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    old = client.create_experiment("old")  # made before the tag existed
+    exp = store.experiment_id(client, "new", uri)
+    assert client.get_experiment(exp).tags[vocab.TAG_EXPERIMENT_KIND] == "custom_model_development"
+    assert client.get_experiment(store.DEFAULT_EXPERIMENT_ID).lifecycle_stage == "deleted"
+    assert store.experiment_id(client, "old", uri) == old
+    assert client.get_experiment(old).tags[vocab.TAG_EXPERIMENT_KIND] == "custom_model_development"
+    client.set_experiment_tag(old, vocab.TAG_EXPERIMENT_KIND, "genai_development")
+    store.experiment_id(client, "old", uri)
+    assert client.get_experiment(old).tags[vocab.TAG_EXPERIMENT_KIND] == "genai_development"
+
+
+def test_a_default_experiment_with_runs_is_kept(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.create_run(store.DEFAULT_EXPERIMENT_ID)
+    store.experiment_id(client, "new", uri)
+    assert client.get_experiment(store.DEFAULT_EXPERIMENT_ID).lifecycle_stage == "active"

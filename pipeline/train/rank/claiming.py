@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.tracking.labels import cell_label, run_name
 from pipeline.tracking.vocab import (
     EPOCH_METRICS,
     ROLE_CONFIG,
     SKIPPED,
     TAG_CELL,
+    TAG_CONFIGURATION,
     TAG_DATASET,
     TAG_HASH,
     TAG_REPLICATE,
@@ -125,7 +127,7 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
         req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash,
                            job.fingerprint, _run_tags(job, trial),
                            state["run_id"] if state else None, job.force)
-        got = retry.call(lambda: claim(client, req, job.tracking, trial.name))
+        got = retry.call(lambda: claim(client, req, job.tracking, run_name(trial)))
         if got.run_id is None:
             return Start(None, reason=got.reason)
         if req.resume_run_id is None:
@@ -146,6 +148,7 @@ def _run_tags(job: RankJob, trial: Trial) -> dict[str, str]:
     """The tags of this configuration's run, as for a new run."""
     tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
             TAG_DATASET: job.fingerprint, TAG_CELL: trial.cell_hash,
+            TAG_CONFIGURATION: cell_label(trial),
             TAG_REPLICATE: str(trial.replicate), TAG_TASK: job.task}
     if trial.warnings:  # checked on the driver against the dataset's task
         tags[TAG_WARNINGS] = "; ".join(trial.warnings)
