@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pipeline.cli import console_logging, run_job
 from pipeline.report.build import write_report
 from pipeline.storage import report_dir
-from pipeline.tracking import store
+from pipeline.tracking import store, summary, view
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -36,9 +36,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = report_dir(args.output, args.experiment)  # before anything is read or written
     uri = store.tracking_uri()
     client = store.connect(uri)
+    exp = client.get_experiment_by_name(args.experiment)  # None: write_report says so
+    # The sweep the report reads (with --all, the whole experiment: no one parent to summarize)
+    parent = store.latest_parent(client, exp.experiment_id) if exp and not args.all else None
     report = write_report(client, uri, args.experiment, output, args.metric, args.all,
                           register=not args.no_register)
-    print(f"compare: {len(report.leaderboard)} configurations", flush=True)
+    if parent is not None:
+        found = summary.publish(client, parent, report, args.metric)
+        print(f"compare: {found.cells} configurations, {found.runs} runs; summary on sweep run "
+              f"{parent.info.run_id}", flush=True)
+    else:
+        print(f"compare: {len(report.leaderboard)} configurations", flush=True)
+    store.mark_model_training(client, exp)
+    view.save(client, exp)
     for line in report.answer:
         print(f"compare: {line}", flush=True)
     if report.champion:

@@ -1,7 +1,8 @@
 """Job: the MLflow UI link of every experiment's training runs (``make ui`` prints them).
 
-MLflow 3's UI opens an experiment on a GenAI overview (traces, tokens: empty here); the sweep's
-runs are under "Training runs", which these links open directly.
+Each link opens the experiment's training runs (not MLflow 3's GenAI overview) through a saved
+view of its latest sweep: one row per replicate run, the swept parameters and the primary
+metric as columns, best first (pipeline.tracking.view).
 
     python jobs/links.py [--ui http://127.0.0.1:5000]
 """
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.cli import run_job
-from pipeline.tracking import store
+from pipeline.tracking import store, view
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = store.connect(store.tracking_uri())
     for exp in client.search_experiments():
         if exp.name != "Default":
-            print(f"{exp.name}: {store.experiment_link(args.ui, exp.experiment_id)}", flush=True)
+            key = view.save(client, exp)  # the latest sweep's runs, as the view shows them
+            print(f"{exp.name}: {view.link(args.ui, exp.experiment_id, key)}", flush=True)
     return 0
 
 
