@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipeline.errors import ConfigError
+
 # ---------------------------------------------------------------------------
 # Data preparation
 
@@ -202,6 +204,20 @@ class HalvingConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """How the report judges the sweep's cells (pipeline.report.verdicts)."""
+
+    # The smallest difference in the ranking metric worth acting on, in its own units (0.001:
+    # a tenth of a point of accuracy). Two cells whose difference interval lies inside
+    # +-min_effect are "tied"; one that straddles the margin is "undecided".
+    min_effect: float = 0.001
+
+    def __post_init__(self) -> None:
+        if not self.min_effect >= 0:  # NaN too
+            raise ConfigError(f"report.min_effect: must be >= 0, got {self.min_effect}")
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """A base configuration plus a grid of overrides."""
 
@@ -232,6 +248,7 @@ class SweepConfig:
     # this many validation rows, drawn with the base configuration's seed; 0 turns them off.
     diagnostics_probe_rows: int = 256
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ def start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest
         TAG_PREFLIGHT: "\n".join(preflight)[:4900] or "no findings",
         TAG_LEASE: claims.lease_tag(sweep.tracking)})
     for key, value in {"num_proc": num_proc, PARAM_PLANNED_RUNS: planned_runs,
-                       "dataset": manifest.dataset, PARAM_GRID_AXES: ",".join(sweep.grid)}.items():
+                       "dataset": manifest.dataset, PARAM_GRID_AXES: ",".join(sweep.grid),
+                       "report.min_effect": sweep.report.min_effect}.items():
         client.log_param(run.info.run_id, key, value)
     return run.info.run_id
 
