@@ -1,5 +1,8 @@
-"""Everything the report says, computed once from a sweep's runs: the cell leaderboard, the
-factor analysis, the interaction table, the explanations, and the answer in words."""
+"""Everything the report says, computed once from a sweep's runs: the cell leaderboard and its
+verdicts, the factor analysis, the interaction table, the explanations, and the answer in words.
+
+Cells are ranked on a validation metric; the held-out test metric is quoted once, for the cells
+chosen (best and tied), so that choosing does not bias it."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from pipeline.report import answer as words
 from pipeline.report import effects as fx
 from pipeline.report import explain, leaderboard, statistics
 from pipeline.report.frame import SweepRuns, histories
@@ -20,7 +24,7 @@ HEAD = "head"  # output activation and loss, chosen together in most sweeps
 @dataclass
 class Analysis:
     sweep: SweepRuns
-    metric: str
+    metric: str  # what cells are ranked by (a validation metric unless --metric says otherwise)
     factors: list[str]  # the analysis factors (output activation + loss merged as "head")
     row: str | None  # heatmap rows / panels
     col: str  # heatmap columns / colours
@@ -34,29 +38,42 @@ class Analysis:
     explanations: list[str]
     answer: list[str]
     decision: str
+    test_metric: str | None = None  # quoted for the chosen cells only
+    influence: str = ""  # the interaction table's leave-one-cell-out check
 
 
-def analyse(client: MlflowClient, sweep: SweepRuns, metric: str) -> Analysis:
+def analyse(client: MlflowClient, sweep: SweepRuns, metric: str, test_metric: str | None = None,
+            min_effect: float = statistics.DEFAULT_MIN_EFFECT) -> Analysis:
     runs, factors = _design(sweep)
     sweep.runs = runs
-    board = leaderboard.cell_board(runs, factors, metric)
+    board = leaderboard.cell_board(runs, factors, metric, min_effect)
     row, col = _axes(factors)
     effects = _effects(runs, factors, metric)
-    # Signed so that positive always means "better than the main effects predict".
-    sign = 1.0 if leaderboard.higher_is_better(metric) else -1.0
-    interaction = (sign * fx.interaction_table(runs, row, col, metric)
-                   if row is not None and runs["replicate"].notna().any() else None)
+    interaction, influence = _interaction(runs, row, col, metric)
     val = f"val_{task_spec(sweep.task).epoch_metric}"  # val_accuracy, or val_mae (regression)
     hist = histories(client, list(runs["run_id"]), [val, *explain.SIGNALS])
     diag = explain.diag_frame({r: {k: v for k, v in m.items() if k.startswith("diag.")}
                                for r, m in hist.items()}, runs)
     curves = explain.diag_frame({r: {val: m[val]} for r, m in hist.items()}, runs)
-    decision = _decision(board, factors)
-    answer = [statistics.summary_sentence(board, factors, effects), _counts(runs)]
-    return Analysis(sweep, metric, factors, row, col, board, _compact(board, factors, metric),
-                    effects, interaction, diag, curves,
-                    explain.correlations(diag, runs, metric),
-                    _explanations(board, diag, factors, effects, metric), answer, decision)
+    answer = [*words.verdict_lines(board, factors), words.test_line(board, factors, test_metric),
+              words.top_term(effects, factors), _counts(runs)]
+    return Analysis(sweep, metric, factors, row, col, board,
+                    _compact(board, factors, metric, test_metric), effects, interaction, diag,
+                    curves, explain.correlations(diag, runs, metric),
+                    _explanations(board, diag, factors, effects, metric),
+                    [line for line in answer if line], words.decision(board, factors),
+                    test_metric, influence)
+
+
+def _interaction(runs: pd.DataFrame, row: str | None, col: str,
+                 metric: str) -> tuple[pd.DataFrame | None, str]:
+    """The interaction residuals, signed so that positive always means "better than the main
+    effects predict", and the leave-one-cell-out sentence."""
+    if row is None or not runs["replicate"].notna().any():
+        return None, ""
+    tables = fx.interaction_tables(runs, row, col, metric)
+    sign = 1.0 if leaderboard.higher_is_better(metric) else -1.0
+    return sign * tables.residual, fx.influence_sentence(tables.means, row, col)
 
 
 def _design(sweep: SweepRuns) -> tuple[pd.DataFrame, list[str]]:
@@ -85,22 +102,8 @@ def _effects(runs: pd.DataFrame, factors: list[str], metric: str) -> pd.DataFram
     return fx.factor_effects(runs, varying, metric, n_boot=400)
 
 
-def _decision(board: pd.DataFrame, factors: list[str]) -> str:
-    """What the champion's registry entry says about the win."""
-    best = board[board["is_best"]]
-    if best.empty:
-        return "No finished cell."
-    tied = board[board["tied_with_best"] & ~board["is_best"]]
-    if int(best.iloc[0]["n_finished"]) < 2:
-        return "Not tested for ties: the best cell has fewer than 2 finished replicates."
-    if tied.empty:
-        return "Decisive: no other cell is tied with the best under the tie rule."
-    names = "; ".join(_label(r, factors) for _, r in tied.iterrows())
-    return f"Tied with {len(tied)} other cell(s) under the tie rule: {names}."
-
-
 def _label(row: pd.Series, factors: list[str]) -> str:
-    return " + ".join(str(row[f]) for f in factors)
+    return words.label(row, factors)
 
 
 def _counts(runs: pd.DataFrame) -> str:
@@ -111,24 +114,43 @@ def _counts(runs: pd.DataFrame) -> str:
             f"{len(runs)} runs ({parts}).")
 
 
-def _compact(board: pd.DataFrame, factors: list[str], metric: str) -> pd.DataFrame:
+def _compact(board: pd.DataFrame, factors: list[str], metric: str,
+             test_metric: str | None) -> pd.DataFrame:
     """The leaderboard as the page shows it: narrow enough for a laptop screen."""
     out = board[factors].astype(str).copy()
     out.insert(0, "#", board["rank"].astype(str).replace("<NA>", "–"))
     out[f"mean {metric}"] = board["mean"]
     out["95% CI"] = [f"{lo:.4f}–{hi:.4f}" if np.isfinite(lo) else "–"
                      for lo, hi in zip(board["ci_low"], board["ci_high"], strict=True)]
+    out["vs best (95% CI)"] = [_diff_text(r) for _, r in board.iterrows()]
+    out["verdict"] = board["verdict"]
     out["P(best)"] = board["p_best"].round(2)
-    out["tied"] = np.where(board["is_best"], "best", np.where(board["tied_with_best"], "yes", ""))
-    out["replicates"] = [f"{int(f)} ok" + (f", {int(d)} diverged" if d else "")
-                         + (f", {int(p)} pruned" if p else "")
-                         + (f", {int(x)} failed" if x else "")
-                         for f, d, p, x in zip(board["n_finished"], board["n_diverged"],
-                                               board["n_pruned"], board["n_failed"],
-                                               strict=True)]
+    column = f"mean_{test_metric}"
+    if test_metric and column in board:
+        chosen = board["is_best"] | board["tied_with_best"]
+        out[test_metric] = board[column].where(chosen)  # quoted for the chosen cells only
+    out["replicates"] = [_replicates_text(r) for _, r in board.iterrows()]
     if "mean_train_seconds" in board:
         out["train s"] = board["mean_train_seconds"].round(1)
     return out
+
+
+def _diff_text(row: pd.Series) -> str:
+    if row["is_best"] or not np.isfinite(row["diff"]):
+        return "–"
+    if not np.isfinite(row["diff_low"]):
+        return f"{row['diff']:+.4f} (no interval)"
+    return f"{row['diff']:+.4f} ({row['diff_low']:+.4f}, {row['diff_high']:+.4f})"
+
+
+def _replicates_text(row: pd.Series) -> str:
+    text = f"{int(row['n_finished'])} ok"
+    for key, word in (("n_diverged", "diverged"), ("n_pruned", "pruned"), ("n_failed", "failed")):
+        if row[key]:
+            text += f", {int(row[key])} {word}"
+    if row["n_diverged"] + row["n_failed"]:
+        text += f" (failure rate CI {100 * row['fail_low']:.0f}–{100 * row['fail_high']:.0f}%)"
+    return text
 
 
 def _explanations(board: pd.DataFrame, diag: pd.DataFrame, factors: list[str],

@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from pipeline.report import frame, leaderboard
+from pipeline.report import frame, leaderboard, statistics
 from pipeline.report.analysis import Analysis, analyse
 from pipeline.report.champion import Champion, register_champion
 from pipeline.report.sections import page_for, write_figures
 from pipeline.storage import disk_errors, mark_report, staging_dir, swap_into_place
-from pipeline.tasks import primary_metric
+from pipeline.tasks import primary_metric, task_spec
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +38,48 @@ class Report:
         return self.folder / "index.html"
 
 
+# The sweep's report settings, logged on its parent run (pipeline.config.schema.ReportConfig).
+PARAM_MIN_EFFECT = "report.min_effect"
+
+
+def ranking_metrics(sweep: frame.SweepRuns, metric: str | None) -> tuple[str, str | None]:
+    """(metric the cells are ranked by, test metric quoted for the chosen cells).
+
+    By default cells are ranked on the last epoch's validation metric and the task's primary
+    test metric is read once, for the cells chosen; an explicit ``metric`` is ranked on as is.
+    Runs logged without a validation metric fall back to ranking on the test metric.
+    """
+    if metric:
+        return metric, None
+    test = primary_metric(sweep.task)[0]
+    val = f"final_val_{task_spec(sweep.task).epoch_metric}"
+    if val in sweep.runs and sweep.runs[val].notna().any():
+        return val, test
+    return test, None
+
+
+def min_effect(client: MlflowClient, sweep: frame.SweepRuns) -> float:
+    """The sweep's min_effect as its parent run logged it; the default otherwise (--all, or
+    sweeps from before the setting)."""
+    if not sweep.parent_id:
+        return statistics.DEFAULT_MIN_EFFECT
+    value = client.get_run(sweep.parent_id).data.params.get(PARAM_MIN_EFFECT)
+    return float(value) if value is not None else statistics.DEFAULT_MIN_EFFECT
+
+
+def _analyse(client: MlflowClient, sweep: frame.SweepRuns, metric: str | None) -> Analysis:
+    ranked, test = ranking_metrics(sweep, metric)
+    return analyse(client, sweep, ranked, test, min_effect(client, sweep))
+
+
 def write_report(client: MlflowClient, uri: str, experiment: str, output: Path,
                  metric: str | None = None, all_runs: bool = False,
                  register: bool = True) -> Report:
     """Leaderboard, statistics, figures and index.html under ``output``; the champion
-    registered (unless ``register`` is false). ``metric``: default the task's primary one."""
+    registered (unless ``register`` is false). ``metric``: what to rank by; default the
+    task's validation metric, with its primary test metric quoted for the chosen cells."""
     sweep = frame.load(client, experiment, all_runs)
-    found = analyse(client, sweep, metric or primary_metric(sweep.task)[0])
+    found = _analyse(client, sweep, metric)
     staging = staging_dir(output.parent, output.name, "report folder")
     try:
         with disk_errors(output, "report"):
@@ -78,6 +113,8 @@ def _write_files(found: Analysis, folder: Path) -> list[str]:
 
 
 def _champion(client: MlflowClient, uri: str, found: Analysis) -> Champion | None:
+    """The best cell's best replicate, both chosen on the ranking metric; none when no cell
+    has 2 finished replicates (a single lucky replicate is never champion)."""
     best = found.board[found.board["is_best"]]
     if best.empty:
         return None
@@ -103,4 +140,4 @@ def read_leaderboard(experiment: str, metric: str | None = None,
 
     client = store.connect(store.tracking_uri(tracking_uri))
     sweep = frame.load(client, experiment, all_runs)
-    return analyse(client, sweep, metric or primary_metric(sweep.task)[0]).board
+    return _analyse(client, sweep, metric).board

@@ -1,9 +1,14 @@
 """Which factors matter: a factorial ANOVA over replicates, and two-way interaction tables.
 
-``factor_effects`` fits ``metric ~ C(a) + C(b) + ... + C(a):C(b) + ...`` by OLS (statsmodels
-formula API) on finished replicates and reports each term's share of the variance (eta squared)
-with a bootstrap interval. ``interaction_table`` shows where a pair of factors departs from the
-sum of its main effects. Pure functions over pandas frames; importing the module does nothing.
+``factor_effects`` fits ``metric ~ C(seed) + C(a) + C(b) + ... + C(a):C(b) + ... + C(a):C(b):C(c)``
+by OLS (statsmodels formula API) on finished replicates: the seed as a block (replicate k of
+every cell shares its seed), every main effect, and every interaction up to the full factorial
+that the replicates can estimate. Whatever is left out lands in the residual, which is then
+labelled "higher-order interactions + noise". Each term's share of the variance (eta squared)
+partitions the total only when the design is balanced (every level combination, the same
+replicates each); ``attrs["balanced"]`` says which. ``interaction_table`` shows where a pair of
+factors departs from the sum of its main effects, and ``influence`` whether one cell alone
+makes that pattern. Pure functions over pandas frames; importing the module does nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +23,14 @@ import patsy
 import statsmodels.formula.api as smf
 from statsmodels.stats.anova import anova_lm
 
-from pipeline.report.statistics import finished_runs
+from pipeline.report.statistics import SEED_COLUMN, finished_runs
 
 RESIDUAL = "residual"
+BLOCK = "seed (block)"
+NOISE = "seed-to-seed noise"
+MIXED = "higher-order interactions + noise"
+# One cell "makes" the interaction pattern when leaving it out removes this share of it.
+ONE_CELL_SHARE = 0.75
 COLUMNS = ["term", "df", "sum_sq", "F", "p_value", "share", "share_ci_low", "share_ci_high",
            "note"]
 
@@ -56,7 +66,8 @@ class InteractionTables:
 
 
 def _safe_data(runs: pd.DataFrame, factors: Sequence[str], metric: str) -> pd.DataFrame:
-    """Finished replicates with factors renamed f0, f1, ... and their levels l0, l1, ...
+    """Finished replicates with factors renamed f0, f1, ... and their levels l0, l1, ...; the
+    seed (or, without it, the replicate index) as ``blk``.
 
     Factor names and values come from sweep configs and may hold '(', '+' or spaces, which a
     formula would parse as syntax; internal names sidestep quoting altogether.
@@ -66,6 +77,8 @@ def _safe_data(runs: pd.DataFrame, factors: Sequence[str], metric: str) -> pd.Da
     for i, name in enumerate(factors):
         codes, _ = pd.factorize(done[name].astype(str), sort=True)
         data[f"f{i}"] = [f"l{c}" for c in codes]
+    seed = SEED_COLUMN if SEED_COLUMN in done else "replicate" if "replicate" in done else None
+    data["blk"] = [f"s{v}" for v in done[seed]] if seed else "s0"
     return data
 
 
@@ -76,16 +89,20 @@ def _rank(data: pd.DataFrame, terms: list[Term]) -> tuple[int, int]:
 
 
 def _design(data: pd.DataFrame, factors: Sequence[str]) -> Design:
-    """Main effects of varying factors, then each pairwise interaction the data can estimate.
+    """The seed block, main effects of varying factors, then every interaction (pairs, then
+    triples, ... up to the full factorial) the data can estimate.
 
     A term is kept only if the design stays full rank: a partly estimable term (aliased factors,
-    level pairs with no finished replicate) has no unambiguous sum of squares, and statsmodels
-    would report its degrees of freedom wrongly. An interaction must also leave residual degrees
-    of freedom: with one replicate per cell the two-way model fits the data exactly, leaving
-    nothing to test the terms against.
+    level combinations with no finished replicate) has no unambiguous sum of squares, and
+    statsmodels would report its degrees of freedom wrongly. An interaction must also leave
+    residual degrees of freedom: with one replicate per cell the full model fits the data
+    exactly, leaving nothing to test the terms against. The block is fitted only where seeds
+    are crossed with cells (each seed in several cells); otherwise it would stand for cells.
     """
     design = Design(data)
     rank = 1
+    if data["blk"].nunique() >= 2 and data.groupby("blk")["cell"].nunique().min() >= 2:
+        rank = _add(design, Term(BLOCK, "C(blk)"), rank, interaction=True)
     for i, name in enumerate(factors):
         term = Term(name, f"C(f{i})")
         if data[f"f{i}"].nunique() < 2:
@@ -93,9 +110,11 @@ def _design(data: pd.DataFrame, factors: Sequence[str]) -> Design:
         else:
             rank = _add(design, term, rank, interaction=False)
     kept = [i for i, _ in enumerate(factors) if Term(factors[i], f"C(f{i})") in design.terms]
-    for i, j in combinations(kept, 2):
-        term = Term(f"{factors[i]}:{factors[j]}", f"C(f{i}):C(f{j})")
-        rank = _add(design, term, rank, interaction=True)
+    for order in range(2, len(kept) + 1):
+        for combo in combinations(kept, order):
+            term = Term(":".join(factors[i] for i in combo),
+                        ":".join(f"C(f{i})" for i in combo))
+            rank = _add(design, term, rank, interaction=True)
     return design
 
 
@@ -114,6 +133,25 @@ def _add(design: Design, term: Term, rank: int, interaction: bool) -> int:
         return new
     design.dropped.append((term, why))
     return rank
+
+
+def balanced(data: pd.DataFrame, factors: Sequence[str]) -> bool:
+    """Every level combination present with the same number of finished replicates, each
+    seed in every cell: then the terms' sums of squares add up to the total."""
+    if data.empty:
+        return False
+    columns = [f"f{i}" for i, _ in enumerate(factors)]
+    combos = int(np.prod([data[c].nunique() for c in columns])) if columns else 1
+    per_cell = data.groupby("cell").size()
+    seeds = pd.crosstab(data["cell"], data["blk"])
+    return (data["cell"].nunique() == combos and per_cell.nunique() == 1
+            and bool((seeds == 1).all().all() or data["blk"].nunique() == 1))
+
+
+def residual_label(design: Design) -> str:
+    """What the residual holds: seed noise alone, or interactions the design could not fit."""
+    left_out = [t for t, _ in design.dropped if ":" in t.formula]
+    return MIXED if left_out else NOISE
 
 
 def _anova(data: pd.DataFrame, design: Design, typ: int) -> pd.DataFrame:
@@ -142,15 +180,31 @@ def _shares(table: pd.DataFrame, y: np.ndarray) -> pd.Series:
     return table["sum_sq"] / total if total > 0 else table["sum_sq"] * np.nan
 
 
+def _resample(data: pd.DataFrame, blocked: bool, rng: np.random.Generator) -> pd.DataFrame:
+    """One bootstrap table. Blocked: whole seeds are drawn with replacement (a seed drawn twice
+    becomes two blocks), which keeps each seed's shared effect together; resampling replicates
+    within cells would break the block apart and let it absorb the factors. Unblocked:
+    replicates are drawn within each cell."""
+    if not blocked:
+        groups = data.groupby("cell").indices.values()
+        return data.iloc[np.concatenate([rng.choice(g, g.size) for g in groups])]
+    seeds = list(data.groupby("blk").indices.values())
+    picks = rng.integers(0, len(seeds), len(seeds))
+    return pd.concat([data.iloc[seeds[p]].assign(blk=f"b{j}") for j, p in enumerate(picks)])
+
+
 def _boot_shares(design: Design, typ: int, n_boot: int, seed: int) -> pd.DataFrame:
-    """Shares refitted on resamples of replicates within each cell (the design stays fixed, so
-    every kept term stays estimable): the spread is the seed-to-seed uncertainty."""
+    """Shares refitted on bootstrap tables (the model stays fixed): the spread is the
+    seed-to-seed uncertainty. A blocked table that lost a cell is skipped: the kept terms
+    would no longer be estimable."""
     rng = np.random.default_rng(seed)
-    groups = list(design.data.groupby("cell").indices.values())
+    blocked = any(t.label == BLOCK for t in design.terms)
+    cells = design.data["cell"].nunique()
     draws = []
     for _ in range(n_boot):
-        sample = design.data.iloc[np.concatenate([rng.choice(g, g.size) for g in groups])]
-        draws.append(_shares(_anova(sample, design, typ), sample["y"].to_numpy()))
+        sample = _resample(design.data, blocked, rng)
+        if sample["cell"].nunique() == cells:
+            draws.append(_shares(_anova(sample, design, typ), sample["y"].to_numpy()))
     return pd.DataFrame(draws)
 
 
@@ -159,16 +213,19 @@ def factor_effects(runs: pd.DataFrame, factors: Sequence[str], metric: str, seed
     """ANOVA table of the factorial model over finished replicates, one row per term.
 
     Columns: ``COLUMNS``. Terms that could not be estimated appear with NaN statistics and the
-    reason in ``note``, never silently missing; ``attrs["note"]`` sums this up and
-    ``attrs["anova_type"]`` says which sums of squares were used.
+    reason in ``note``, never silently missing; ``attrs["note"]`` sums this up,
+    ``attrs["anova_type"]`` says which sums of squares were used, ``attrs["residual"]`` what
+    the residual holds (``NOISE`` or ``MIXED``) and ``attrs["balanced"]`` whether the shares
+    partition the variance.
     """
     design = _design(_safe_data(runs, factors, metric), list(factors))
+    info = {"residual": residual_label(design), "balanced": balanced(design.data, factors)}
     dropped = [{"term": t.label, "note": why} for t, why in design.dropped]
     notes = [f"{t.label}: {why}" for t, why in design.dropped]
     if len(design.data) < 2 or not design.terms:
         out = pd.DataFrame([*dropped, {"term": RESIDUAL, "note": "nothing to fit"}],
                            columns=COLUMNS)
-        out.attrs.update(note="; ".join([*notes, "nothing to fit"]), anova_type=None)
+        out.attrs.update(note="; ".join([*notes, "nothing to fit"]), anova_type=None, **info)
         return out
     table, typ = _fit(design)
     labels = {t.formula: t.label for t in design.terms} | {"Residual": RESIDUAL}
@@ -188,10 +245,12 @@ def factor_effects(runs: pd.DataFrame, factors: Sequence[str], metric: str, seed
         "F": table["F"], "p_value": table["PR(>F)"],
         "share": _shares(table, design.data["y"].to_numpy()),
         "share_ci_low": boot.quantile(q), "share_ci_high": boot.quantile(1 - q), "note": ""})
-    fitted.loc["Residual", "note"] = "; ".join(notes[len(dropped):])
+    if not info["balanced"]:
+        notes.append("unbalanced design: the shares need not add up to 100%")
+    fitted.loc["Residual", "note"] = "; ".join([info["residual"], *notes[len(dropped):]])
     records = fitted.to_dict("records")
     out = pd.DataFrame([*records[:-1], *dropped, records[-1]], columns=COLUMNS)
-    out.attrs.update(note="; ".join(notes), anova_type=typ)
+    out.attrs.update(note="; ".join(notes), anova_type=typ, **info)
     return out
 
 
@@ -218,3 +277,47 @@ def interaction_tables(runs: pd.DataFrame, row: str, col: str, metric: str) -> I
 def interaction_table(runs: pd.DataFrame, row: str, col: str, metric: str) -> pd.DataFrame:
     """Pivot of interaction residuals (rows: levels of ``row``, columns: levels of ``col``)."""
     return interaction_tables(runs, row, col, metric).residual
+
+
+def _additive_ss(means: pd.DataFrame) -> float:
+    """Residual sum of squares of the additive (row + column) fit to the cells present, by
+    least squares, so that a missing cell does not bias the others' residuals."""
+    cells = means.stack().dropna()
+    if cells.empty:
+        return 0.0
+    rows = pd.get_dummies(cells.index.get_level_values(0)).to_numpy(float)
+    cols = pd.get_dummies(cells.index.get_level_values(1)).to_numpy(float)
+    x = np.column_stack([rows, cols[:, 1:]])
+    y = cells.to_numpy(float)
+    fit, *_ = np.linalg.lstsq(x, y, rcond=None)
+    return float(np.sum((y - x @ fit) ** 2))
+
+
+def influence(means: pd.DataFrame) -> pd.Series:
+    """Leave-one-cell-out: the share of the interaction pattern (the additive fit's residual
+    sum of squares over the cell means) that disappears when each cell is left out. A share
+    near 1 means that one cell alone makes the pattern. Indexed by (row level, column level)."""
+    total = _additive_ss(means)
+    out = {}
+    for key in means.stack().dropna().index:
+        without = means.copy()
+        without.loc[key[0], key[1]] = np.nan
+        out[key] = 1.0 - _additive_ss(without) / total if total > 0 else 0.0
+    return pd.Series(out, name="influence", dtype=float)
+
+
+def influence_sentence(means: pd.DataFrame, row: str, col: str) -> str:
+    """One sentence on the leave-one-cell-out check of the interaction table."""
+    present = int(means.notna().sum().sum())
+    # Leaving a cell out must leave the additive fit something to miss (a 2 x 2 table has not).
+    if present - 1 <= means.shape[0] + means.shape[1] - 1:
+        return ""
+    shares = influence(means)
+    (r, c), top = shares.idxmax(), float(shares.max())
+    cell = f"{row}={r} with {col}={c}"
+    if top >= ONE_CELL_SHARE:
+        return (f"Leave-one-cell-out: one cell, {cell}, makes {100 * top:.0f}% of the "
+                f"interaction pattern; without it the other cells are close to additive, so "
+                f"the interaction table describes that cell rather than the two factors.")
+    return (f"Leave-one-cell-out: no single cell makes the interaction pattern (the most "
+            f"influential, {cell}, makes {100 * top:.0f}% of it).")

@@ -18,13 +18,16 @@ def higher_is_better(metric: str) -> bool:
     return not any(word in metric for word in _LOWER_IS_BETTER)
 
 
-def cell_board(runs: pd.DataFrame, factors: list[str], metric: str) -> pd.DataFrame:
-    """Cells best first: factors, mean ± CI, P(best), tie flag, replicate counts, other means."""
+def cell_board(runs: pd.DataFrame, factors: list[str], metric: str,
+               min_effect: float = statistics.DEFAULT_MIN_EFFECT) -> pd.DataFrame:
+    """Cells best first: factors, mean and interval, difference to the best and its interval,
+    verdict, P(best), replicate counts, other metrics' means (``statistics.cell_summary``)."""
     if metric not in runs.columns:
         known = [c for c in runs.columns if c not in ("run_id", "cell", "status", *factors)]
         raise PipelineError(f"--metric: {metric!r} is not a run metric (known: "
                             f"{', '.join(known)})")
-    board = statistics.cell_summary(runs, factors, metric, higher_is_better(metric))
+    board = statistics.cell_summary(runs, factors, metric, higher_is_better(metric),
+                                    min_effect=min_effect)
     if "configuration" not in board.columns:
         names = runs.groupby("cell")["configuration"].first()
         board.insert(1, "configuration", board["cell"].map(names))
@@ -32,11 +35,14 @@ def cell_board(runs: pd.DataFrame, factors: list[str], metric: str) -> pd.DataFr
         m.startswith("test_") or m in ("train_seconds", "final_samples_per_sec"))]
     done = runs[runs["status"] == statistics.FINISHED]
     means = done.groupby("cell")[extra].mean().add_prefix("mean_")
-    return board.join(means, on="cell")
+    out = board.join(means, on="cell")
+    out.attrs.update(board.attrs)
+    return out
 
 
 def best_replicate(runs: pd.DataFrame, cell: str, metric: str) -> pd.Series | None:
-    """The cell's best finished replicate (the one whose model becomes champion)."""
+    """The cell's best finished replicate by ``metric`` (the ranking metric, validation by
+    default, so the test split plays no part in the choice): its model becomes champion."""
     mine = runs[(runs["cell"] == cell) & (runs["status"] == statistics.FINISHED)]
     mine = mine.dropna(subset=[metric])
     if mine.empty:

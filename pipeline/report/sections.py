@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.report import explain, figures, halving, page, statistics
+from pipeline.report import effects as fx
+from pipeline.report import explain, figures, halving, page, statistics, verdicts
 from pipeline.report.analysis import Analysis
 from pipeline.report.champion import Champion
 from pipeline.report.page import Figure
@@ -52,15 +53,17 @@ def _diagnostic_figures(found: Analysis, folder: Path) -> list[Path]:
 
 FIGURES = {
     "heatmap.png": Figure(
-        "heatmap.png", "Mean test metric per configuration",
-        "Each cell is the mean over its replicates with the half-width of its 95% confidence "
-        "interval; the star marks the best cell and pink frames the cells statistically tied "
-        "with it. Differences between unframed cells and the best are larger than seed noise."),
+        "heatmap.png", "Mean ranking metric per configuration",
+        "Each cell is the mean over its replicates of the metric cells are ranked by, with the "
+        "half-width of its 95% Student-t interval; the star marks the best cell and pink frames "
+        "the cells tied with it within min_effect. An unframed cell is worse or undecided: the "
+        "leaderboard says which."),
     "effects.png": Figure(
         "effects.png", "Which factor matters most",
-        "Each bar is the share of the metric's variance across all replicates that a factor or "
-        "a pairwise interaction explains (two-way ANOVA, eta squared), with a bootstrap 95% "
-        "interval. The grey residual bar is what seeds and everything else leave unexplained."),
+        "Each bar is a term's sum of squares over the total (eta squared) in the factorial "
+        "ANOVA blocked on seed, with a bootstrap 95% interval; the bars partition the variance "
+        "only in a balanced design. The grey residual bar is what the fitted terms leave: seed "
+        "noise, plus any interactions the design could not fit (the Factor analysis says)."),
     "interaction.png": Figure(
         "interaction.png", "Which pairs work well together",
         "Each cell is the pair's mean minus what its two main effects add up to: blue pairs do "
@@ -96,7 +99,8 @@ def page_for(found: Analysis, champion: Champion | None) -> str:
                                     ("heatmap.png", "effects.png", "interaction.png",
                                      "curves.png") if n in _made(found)))]
     if found.effects is not None:
-        sections.append(("Factor analysis", page.table(_effects_table(found.effects))))
+        sections.append(("Factor analysis", page.paragraphs(_effects_notes(found))
+                         + page.table(_effects_table(found.effects))))
     rungs = halving.rung_table(found.sweep.runs, found.curves, found.factors, _val(found))
     if rungs is not None:
         sections.append(("Pruned by successive halving",
@@ -128,14 +132,26 @@ def _made(found: Analysis) -> set[str]:
 
 
 def _leaderboard(found: Analysis) -> str:
-    classes = ["best" if b else "tied" if t else "" for b, t in
-               zip(found.board["is_best"], found.board["tied_with_best"], strict=True)]
+    classes = [v if v in ("best", "tied") else "" for v in found.board["verdict"]]
     classes = [f"{c} flagged".strip() if f else c
                for c, f in zip(classes, found.board["flagged"], strict=True)]
     return (page.table(found.compact, classes)
             + '<p>Also as <a href="leaderboard.csv">CSV</a> (every statistic), '
               '<a href="leaderboard.md">Markdown</a> and <a href="runs.csv">one row per '
               "run</a>.</p>")
+
+
+def _effects_notes(found: Analysis) -> list[str]:
+    e = found.effects
+    residual = e.attrs.get("residual", fx.NOISE)
+    lines = [f"The residual holds {residual}."]
+    if e.attrs.get("balanced"):
+        lines.append("The design is balanced, so the shares partition the variance.")
+    else:
+        lines.append("The design is unbalanced (missing cells or unequal replicates): the "
+                     "shares are type II sums of squares over the total and need not add up "
+                     "to 100%; read F and p instead.")
+    return [*lines, found.influence] if found.influence else lines
 
 
 def _effects_table(effects: pd.DataFrame) -> pd.DataFrame:
@@ -189,15 +205,27 @@ def _cards(found: Analysis) -> list[str]:
 
 
 def _method(found: Analysis) -> list[str]:
+    board = found.board
+    m = board.attrs.get("min_effect", statistics.DEFAULT_MIN_EFFECT)
+    paired = ("Replicate k of every cell trains with the same seed (initial weights and data "
+              "order: common random numbers), so differences are paired by seed."
+              if board.attrs.get("paired") else
+              "Seeds are not shared across cells here, so differences are unpaired (Welch).")
+    ranking = (f"Cells are ranked on {found.metric}; the held-out {found.test_metric} is "
+               f"quoted once, for the chosen cells, and plays no part in the choice."
+               if found.test_metric else f"Cells are ranked on {found.metric}.")
     return [
-        "Each cell's interval is a 95% bootstrap confidence interval of the mean over its "
-        "finished replicates (scipy.stats.bootstrap, BCa, 10,000 resamples, seeded). P(best) "
-        "resamples every cell's replicates and counts how often each has the best mean.",
-        statistics.TIE_RULE, statistics.FAILED_REPLICATE_POLICY,
-        "The factor analysis is an ordinary least squares model with every factor's main "
-        "effect and every estimable pairwise interaction (statsmodels, type II ANOVA); a term's "
-        "share is its sum of squares over the total, with a percentile bootstrap interval "
-        "from resampling replicates within cells.",
+        ranking, statistics.INTERVAL_METHOD, paired,
+        verdicts.METHOD + f" Here min_effect = {m:g} (the sweep's report.min_effect).",
+        statistics.P_BEST_METHOD, statistics.FAILED_REPLICATE_POLICY,
+        "The factor analysis is an ordinary least squares model (statsmodels formula API, "
+        "type II ANOVA) with the seed as a block where seeds are shared across cells, every "
+        "factor's main effect and every interaction up to the full factorial that the "
+        "replicates can estimate; what is left out is named in the residual. A term's share "
+        "is its sum of squares over the total, with a percentile bootstrap interval from "
+        "resampling whole seeds (replicates within cells where there is no block); shares "
+        "are a partition only in a balanced "
+        "design. The interaction table is checked by leaving out one cell at a time.",
         "Diagnostics are measured on every rank on the same fixed probe batch of validation "
         "rows (pipeline.train.rank.diagnostics); the explanations quote them after one epoch "
         "and name only differences larger than a quarter of the larger value.",

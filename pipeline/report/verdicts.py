@@ -28,9 +28,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
+
+from pipeline.report import variances
 
 VERDICTS = ("best", "tied", "undecided", "worse")
 MIN_FINISHED_FOR_BEST = 2
@@ -44,7 +47,7 @@ METHOD = (
     "at least 2 finished replicates. Tied: the interval lies inside +-min_effect (equivalence, "
     "two one-sided tests); worse: entirely below -min_effect; undecided: otherwise. Failed and "
     "diverged replicates are counted, with the failure rate's exact Clopper-Pearson interval "
-    "(scipy.stats.binomtest(...).proportion_ci(method='exact')). Intervals are per "
+    "(beta quantiles, scipy.stats.beta.ppf). Intervals are per "
     "comparison, not simultaneous."
 )
 
@@ -89,12 +92,19 @@ def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, flo
     return float(low), float(high)
 
 
+@lru_cache(maxsize=4096)  # a handful of (failures, total) pairs recur in every sweep
 def failure_interval(failures: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) interval of the failure rate; NaN with no replicate at all."""
+    """Exact (Clopper-Pearson) interval of the failure rate; NaN with no replicate at all.
+
+    Its closed form in beta quantiles, which is what ``scipy.stats.binomtest(...).proportion_ci(
+    method="exact")`` solves for numerically, at a fraction of the cost (the racing loop calls
+    this for every cell after every replicate)."""
     if total <= 0:
         return math.nan, math.nan
-    ci = stats.binomtest(failures, total).proportion_ci(confidence, method="exact")
-    return float(ci.low), float(ci.high)
+    tail = (1 - confidence) / 2
+    low = stats.beta.ppf(tail, failures, total - failures + 1) if failures > 0 else 0.0
+    high = stats.beta.ppf(1 - tail, failures + 1, total - failures) if failures < total else 1.0
+    return float(low), float(high)
 
 
 def pooled_sd(samples: Mapping[str, np.ndarray]) -> tuple[float, int]:
@@ -110,23 +120,35 @@ def pooled_sd(samples: Mapping[str, np.ndarray]) -> tuple[float, int]:
 def _finite(reps: Mapping[int, float]) -> dict[int, float]:
     out = {}
     for k, v in reps.items():
-        f = float(v) if v is not None else math.nan
+        try:
+            f = float(v)
+        except (TypeError, ValueError):  # None, pandas' NA: a replicate without a score
+            f = math.nan
         if math.isfinite(f):
             out[int(k)] = f
     return out
 
 
+@lru_cache(maxsize=4096)
+def t_quantile(confidence: float, df: float) -> float:
+    """Half-width of the central Student-t interval in standard errors: what
+    ``scipy.stats.t.interval(confidence, df)`` returns as its upper bound. Cached: paired
+    degrees of freedom are the same few integers in every comparison."""
+    return float(stats.t.interval(confidence, df)[1])
+
+
 def _interval(diff: float, se: float, df: float, confidence: float, method: str) -> _Diff:
     if se == 0.0:
         return _Diff(diff, diff, diff, method)
-    low, high = stats.t.interval(confidence, df, loc=diff, scale=se)
-    return _Diff(diff, float(low), float(high), method)
+    half = t_quantile(confidence, df) * se
+    return _Diff(diff, diff - half, diff + half, method)
 
 
 def difference(cell: Mapping[int, float], best: Mapping[int, float], *, confidence: float = 0.95,
-               pooled: tuple[float, int] = (math.nan, 0)) -> _Diff:
-    """Interval of mean(cell - best) for two oriented replicate maps (finite values only)."""
-    shared = sorted(set(cell) & set(best))
+               pooled: tuple[float, int] = (math.nan, 0), paired: bool = True) -> _Diff:
+    """Interval of mean(cell - best) for two oriented replicate maps (finite values only).
+    ``paired``: the keys name the seed, so equal keys are the same draw in both cells."""
+    shared = sorted(set(cell) & set(best)) if paired else []
     if len(shared) >= 2:
         d = np.array([cell[k] - best[k] for k in shared])
         return _interval(float(d.mean()), float(d.std(ddof=1)) / math.sqrt(d.size), d.size - 1,
@@ -146,10 +168,12 @@ def difference(cell: Mapping[int, float], best: Mapping[int, float], *, confiden
 
 
 def judge(scores: Mapping[str, Mapping[int, float]], *, min_effect: float,
-          higher_is_better: bool, confidence: float = 0.95) -> list[CellVerdict]:
+          higher_is_better: bool, confidence: float = 0.95,
+          paired: bool = True) -> list[CellVerdict]:
     """Verdicts for every cell, best first then by difference to the best (see the module
-    docstring). ``scores``: cell -> {replicate index (same seed across cells) -> score}; a
-    NaN score is a failed or diverged replicate."""
+    docstring). ``scores``: cell -> {replicate key -> score}; a NaN score is a failed or
+    diverged replicate. ``paired``: equal keys in two cells were trained with the same seed
+    (set it false when they were not: the comparisons are then Welch or pooled)."""
     if min_effect < 0:
         raise ValueError(f"min_effect must be >= 0, got {min_effect}")
     sign = 1.0 if higher_is_better else -1.0
@@ -169,7 +193,7 @@ def judge(scores: Mapping[str, Mapping[int, float]], *, min_effect: float,
             diffs[c] = _Diff(0.0, 0.0, 0.0, "best")
         else:
             diffs[c] = difference(oriented[c], oriented[best], confidence=confidence,
-                                  pooled=pooled)
+                                  pooled=pooled, paired=paired)
 
     def order(c: str) -> tuple:
         if c not in means:
@@ -222,12 +246,13 @@ def prob_best(scores: Mapping[str, Mapping[int, float]], *, higher_is_better: bo
     """Posterior probability that each cell has the best true mean, among the cells that can
     be best (>= 2 finished replicates); NaN for the others.
 
-    Each cell's mean is drawn from its posterior under the reference (Jeffreys) prior for a
-    normal sample with unknown variance: mean + sd / sqrt(n) * Student-t(n - 1), which is what
-    keeps it honest at n = 2 or 3 (heavy tails), where resampling the replicates is not. A cell
-    with one finished replicate has no spread of its own, so a number for it would rest only
-    on assuming it varies like the others: it gets none. Draws are independent across cells,
-    which ignores the positive correlation shared seeds induce (conservative: less extreme).
+    Each cell's mean is drawn from a Student-t posterior, mean + s / sqrt(n) * t(df), where s
+    and df are the cell's variance and degrees of freedom moderated toward the sweep's common
+    variance (:mod:`pipeline.report.variances`, empirical Bayes): at n = 2 or 3 a cell's own
+    variance alone gives tails so heavy that P(best) is too timid, and resampling the
+    replicates gives tails far too light. A cell with one finished replicate gets no number:
+    it would rest only on assuming it varies like the others. Draws are independent across
+    cells, which ignores the positive correlation shared seeds induce (less extreme).
     """
     sign = 1.0 if higher_is_better else -1.0
     samples = {str(c): np.array([sign * v for v in _finite(r).values()]) for c, r in
@@ -237,9 +262,15 @@ def prob_best(scores: Mapping[str, Mapping[int, float]], *, higher_is_better: bo
     if not live:
         return out
     rng = np.random.default_rng(seed)
+    own = {c: (float(samples[c].var(ddof=1)), samples[c].size - 1.0) for c in live}
+    common = variances.prior([v for v, _ in own.values()], [d for _, d in own.values()])
+    mod = [variances.moderated(*own[c], common) for c in live]
+    centre = np.array([samples[c].mean() for c in live])
+    err_sq = np.array([v / samples[c].size for c, (v, _) in zip(live, mod, strict=True)])
+    post, keep = variances.shrink(centre, err_sq)
     means = np.column_stack([
-        samples[c].mean() + samples[c].std(ddof=1) / math.sqrt(samples[c].size)
-        * rng.standard_t(samples[c].size - 1, draws) for c in live])
+        post[i] + math.sqrt(keep[i] * err_sq[i]) * rng.standard_t(df, draws)
+        for i, (_, df) in enumerate(mod)])
     wins = np.isclose(means, means.max(axis=1, keepdims=True), rtol=1e-12, atol=1e-15)
     share = (wins / wins.sum(axis=1, keepdims=True)).mean(axis=0)
     out.update({c: float(p) for c, p in zip(live, share, strict=True)})

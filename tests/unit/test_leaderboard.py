@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.report import leaderboard
-from pipeline.report.frame import varying_params
+from pipeline.report import answer, build, leaderboard
+from pipeline.report.frame import SweepRuns, varying_params
 
 
 def _runs() -> pd.DataFrame:
@@ -72,3 +72,43 @@ def test_factors_are_the_keys_that_vary_between_cells_never_the_seed():
         "hidden_activation": "model.hidden_activation", "learning_rate":
             "optimizer.learning_rate", "model.name": "model.name",
         "optimizer.name": "optimizer.name"}
+
+
+def _sweep(runs: pd.DataFrame, task: str = "multiclass") -> SweepRuns:
+    return SweepRuns("e", "0", "p", runs, ["hidden_activation"], {}, [], task)
+
+
+def test_cells_are_ranked_on_validation_and_test_is_quoted_for_the_chosen_cells_only():
+    runs = _runs()
+    # Validation says tanh; test would have said relu: the choice must follow validation.
+    runs["final_val_accuracy"] = runs["hidden_activation"].map(
+        {"relu": 0.95, "tanh": 0.96, "sigmoid": 0.90, "elu": np.nan}) + runs["replicate"] * 1e-4
+    ranked, test = build.ranking_metrics(_sweep(runs), None)
+    assert (ranked, test) == ("final_val_accuracy", "test_accuracy")
+    board = leaderboard.cell_board(runs, ["hidden_activation"], ranked)
+    assert board.iloc[0]["cell"] == "tanh" and board.iloc[0]["verdict"] == "best"
+    line = answer.test_line(board, ["hidden_activation"], test)
+    tanh_test = runs[runs["cell"] == "tanh"]["test_accuracy"].mean()
+    assert f"tanh {tanh_test:.4f}" in line and "relu" not in line
+    champion = leaderboard.best_replicate(runs, "tanh", ranked)
+    assert champion["replicate"] == 2  # the best validation replicate, whatever its test score
+    assert build.ranking_metrics(_sweep(runs), "test_loss") == ("test_loss", None)
+
+
+def test_without_a_validation_metric_the_test_metric_ranks():
+    assert build.ranking_metrics(_sweep(_runs()), None) == ("test_accuracy", None)
+    regression = _runs().assign(final_val_mae=0.1)
+    assert build.ranking_metrics(_sweep(regression, "regression"), None) == (
+        "final_val_mae", "test_rmse")
+
+
+def test_the_board_carries_its_min_effect_and_verdicts():
+    board = leaderboard.cell_board(_runs(), ["hidden_activation"], "test_accuracy",
+                                   min_effect=0.05)
+    assert board.attrs["min_effect"] == 0.05
+    verdict = board.set_index("cell")["verdict"]
+    # tanh is 0.02 below relu: worse at min_effect 0.001, but tied or undecided at 0.05.
+    assert verdict["relu"] == "best" and verdict["tanh"] in ("tied", "undecided")
+    assert verdict["sigmoid"] == "worse" and verdict["elu"] == "worse"
+    assert leaderboard.cell_board(_runs(), ["hidden_activation"], "test_accuracy").set_index(
+        "cell").loc["tanh", "verdict"] == "worse"

@@ -1,4 +1,5 @@
-"""Replicate statistics: intervals, P(best), the tie rule, factor effects and interactions."""
+"""Replicate statistics: intervals, verdicts against the best, P(best), factor effects and
+interactions."""
 
 from __future__ import annotations
 
@@ -11,16 +12,21 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.stats.anova import anova_lm
-from statsmodels.stats.multitest import multipletests
 
-from pipeline.report.effects import factor_effects, interaction_tables
+from pipeline.report import answer, verdicts
+from pipeline.report.effects import (
+    BLOCK,
+    MIXED,
+    NOISE,
+    factor_effects,
+    influence_sentence,
+    interaction_tables,
+)
 from pipeline.report.statistics import (
     FAILED_REPLICATE_POLICY,
-    TIE_RULE,
+    INTERVAL_METHOD,
     cell_summary,
     prob_best,
-    summary_sentence,
-    tie_set,
 )
 
 FACTORS = ["act", "loss"]
@@ -40,36 +46,30 @@ def summary(runs: pd.DataFrame, higher_is_better: bool = True, **kwargs) -> pd.D
     return cell_summary(runs, FACTORS, "acc", higher_is_better, **kwargs).set_index("cell")
 
 
+def lines(s: pd.DataFrame) -> list[str]:
+    return answer.verdict_lines(s.reset_index(), FACTORS)
+
+
 @pytest.mark.parametrize("confidence", [0.95, 0.8])
-def test_interval_is_scipy_bca_bootstrap_of_the_finished_replicates(confidence):
+def test_interval_is_the_student_t_interval_of_the_finished_replicates(confidence):
     x = np.array([0.91, 0.93, 0.90, 0.95, 0.92, 0.94])
     runs = frame(rows("relu", "mse", x), rows("tanh", "mse", [0.80, 0.82, 0.81]))
-    row = summary(runs, n_resamples=2000, seed=7, confidence=confidence).loc["relu|mse"]
-    expected = stats.bootstrap((x,), np.mean, n_resamples=2000, confidence_level=confidence,
-                               method="BCa", rng=np.random.default_rng(7)).confidence_interval
-    assert row["ci_method"] == "BCa"
-    assert row["ci_low"] == pytest.approx(expected.low, rel=1e-12)
-    assert row["ci_high"] == pytest.approx(expected.high, rel=1e-12)
+    row = summary(runs, confidence=confidence).loc["relu|mse"]
+    expected = stats.t.interval(confidence, x.size - 1, loc=x.mean(), scale=stats.sem(x))
+    assert row["ci_method"] == "t"
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(expected, rel=1e-12)
     assert row["mean"] == pytest.approx(np.mean(x))
     assert row["std"] == pytest.approx(np.std(x, ddof=1))
     assert row["ci_low"] < row["mean"] < row["ci_high"]
+    assert "scipy.stats.t.interval" in INTERVAL_METHOD
 
 
-def test_when_bca_fails_the_interval_is_the_percentile_bootstrap(monkeypatch):
-    x = np.array([0.91, 0.93, 0.90, 0.95, 0.92])
-    real = stats.bootstrap
-
-    def no_bca(*args, method: str, **kwargs):
-        if method == "BCa":
-            raise ValueError("BCa unavailable")
-        return real(*args, method=method, **kwargs)
-
-    monkeypatch.setattr(stats, "bootstrap", no_bca)
-    row = summary(frame(rows("relu", "mse", x)), n_resamples=1000, seed=3).loc["relu|mse"]
-    expected = real((x,), np.mean, n_resamples=1000, method="percentile",
-                    rng=np.random.default_rng(3)).confidence_interval
-    assert row["ci_method"] == "percentile"
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((expected.low, expected.high))
+def test_at_three_replicates_the_interval_is_wider_than_their_range():
+    # A bootstrap interval of 3 values can never leave their range; the t interval does, which
+    # is what its 95% coverage at n = 3 takes.
+    x = [0.970, 0.975, 0.972]
+    row = summary(frame(rows("relu", "mse", x), rows("tanh", "mse", [0.5, 0.6]))).loc["relu|mse"]
+    assert row["ci_low"] < min(x) - 0.003 and row["ci_high"] > max(x) + 0.003
 
 
 def test_identical_replicates_give_a_zero_width_interval_and_exact_ties():
@@ -78,9 +78,13 @@ def test_identical_replicates_give_a_zero_width_interval_and_exact_ties():
     s = summary(runs)
     assert (s.loc["relu|mse", "ci_low"], s.loc["relu|mse", "ci_high"]) == (0.8, 0.8)
     assert s.loc["elu|mse", ["ci_low", "ci_high"]].tolist() == [0.7, 0.7]
-    assert s.loc["tanh|mse", "tied_with_best"]
-    assert not s.loc["elu|mse", "tied_with_best"]
-    # Every resample ties the two constant cells at 0.8: each win is split in half.
+    # Both constant at 0.8: one is best (means equal to the last bit or not), the other tied.
+    assert set(s.loc[["relu|mse", "tanh|mse"], "verdict"]) == {"best", "tied"}
+    assert s.loc[["relu|mse", "tanh|mse"], "diff"].tolist() == pytest.approx([0.0, 0.0])
+    assert not s.loc["elu|mse", "tied_with_best"] and s.loc["elu|mse", "verdict"] == "worse"
+    assert (s.loc["elu|mse", "diff_low"], s.loc["elu|mse", "diff_high"]) == pytest.approx(
+        (-0.1, -0.1))
+    # Every posterior draw ties the two constant cells at 0.8: each win is split in half.
     assert s.loc["relu|mse", "p_best"] == s.loc["tanh|mse", "p_best"] == 0.5
 
 
@@ -88,15 +92,17 @@ def test_identical_configurations_are_tied_and_split_p_best():
     values = [0.90, 0.92, 0.91, 0.93, 0.89]
     runs = frame(rows("relu", "mse", values), rows("gelu", "mse", values),
                  rows("tanh", "mse", [v - 0.3 for v in values]))
-    s = summary(runs, n_resamples=4000, seed=1)
-    assert s.loc["relu|mse", "tied_with_best"] and s.loc["gelu|mse", "tied_with_best"]
+    s = summary(runs, draws=4000, seed=1)
+    assert s["is_best"].sum() == 1
+    assert set(s.loc[["relu|mse", "gelu|mse"], "verdict"]) == {"best", "tied"}
     assert s.loc["relu|mse", "p_best"] == pytest.approx(0.5, abs=0.05)
     assert s.loc["gelu|mse", "p_best"] == pytest.approx(0.5, abs=0.05)
     assert s["p_best"].sum() == pytest.approx(1.0)
-    assert not s.loc["tanh|mse", "tied_with_best"]
-    sentence = summary_sentence(s.reset_index(), FACTORS)
-    assert "tied with 1 other cell: " in sentence
-    assert "gelu + mse" in sentence and "relu + mse" in sentence
+    assert s.loc["tanh|mse", "verdict"] == "worse"
+    text = lines(s)
+    assert text[0].startswith("Best: ") and text[1].startswith("Tied with the best within ±0.001")
+    assert "gelu + mse" in " ".join(text[:2]) and "relu + mse" in " ".join(text[:2])
+    assert text[2].startswith("Worse than the best by more than 0.001: tanh + mse (-0.3000, ")
 
 
 def test_a_clearly_worse_cell_is_not_tied_and_almost_never_best():
@@ -105,31 +111,47 @@ def test_a_clearly_worse_cell_is_not_tied_and_almost_never_best():
                  rows("tanh", "mse", 0.5 + rng.normal(0, 0.01, 5)))
     s = summary(runs)
     assert s.loc["relu|mse", "is_best"] and s.loc["relu|mse", "rank"] == 1
-    assert not s.loc["tanh|mse", "tied_with_best"]
-    assert s.loc["tanh|mse", "p_tie"] < 0.05
+    assert not s.loc["tanh|mse", "tied_with_best"] and s.loc["tanh|mse", "verdict"] == "worse"
+    assert s.loc["tanh|mse", "diff_high"] < -0.3
     assert s.loc["tanh|mse", "p_best"] < 1e-3
-    sentence = summary_sentence(s.reset_index(), FACTORS)
-    assert sentence.startswith("Best: relu + mse (") and "decisively" in sentence
+    assert lines(s)[0].startswith("Best: relu + mse (")
+    assert answer.decision(s.reset_index(), FACTORS).startswith("Decisive")
 
 
-def test_tie_rule_is_welch_against_the_best_with_holm_correction():
+def test_verdicts_are_paired_t_intervals_of_the_difference_against_plus_minus_min_effect():
+    # Replicate r of every cell shares its seed: a seed effect common to all cells, which the
+    # paired differences cancel. Verdicts follow the intervals against +-min_effect.
     rng = np.random.default_rng(5)
-    means = {"a": 0.90, "b": 0.895, "c": 0.88, "d": 0.86, "e": 0.80}
-    groups = {name: mu + rng.normal(0, 0.01, 4) for name, mu in means.items()}
+    seed_effect = rng.normal(0, 0.01, 4)
+    means = {"a": 0.90, "b": 0.8996, "c": 0.899, "d": 0.85}
+    groups = {name: mu + seed_effect + rng.normal(0, 0.0003, 4) for name, mu in means.items()}
     runs = frame(*(rows(name, "mse", v) for name, v in groups.items()))
-    s = summary(runs)
-    best = s.index[s["is_best"]].item().split("|")[0]
-    others = [c for c in groups if c != best]
-    raw = [stats.ttest_ind(groups[c], groups[best], equal_var=False).pvalue for c in others]
-    reject, corrected, *_ = multipletests(raw, alpha=0.05, method="holm")
-    assert not np.allclose(corrected, raw)  # the correction is not a no-op here
-    assert reject.any() and not reject.all()  # both outcomes are exercised
-    for cell, p, rejected in zip(others, corrected, reject, strict=True):
-        assert s.loc[f"{cell}|mse", "p_tie"] == pytest.approx(p)
-        assert s.loc[f"{cell}|mse", "tied_with_best"] == (not rejected)
-    ties = tie_set(runs, "acc", True)
-    assert ties.tied == frozenset(s.index[s["tied_with_best"]])
-    assert "Welch" in TIE_RULE and "Holm" in TIE_RULE
+    s = summary(runs, min_effect=0.001)
+    assert s.index[0] == "a|mse" and s.loc["a|mse", "verdict"] == "best"
+    for cell in ("b", "c", "d"):
+        d = groups[cell] - groups["a"]
+        expected = stats.t.interval(0.95, 3, loc=d.mean(), scale=stats.sem(d))
+        row = s.loc[f"{cell}|mse"]
+        assert row["diff_method"] == "paired t"
+        assert (row["diff_low"], row["diff_high"]) == pytest.approx(expected)
+        inside = expected[0] >= -0.001 and expected[1] <= 0.001
+        word = "tied" if inside else "worse" if expected[1] < -0.001 else "undecided"
+        assert row["verdict"] == word
+    assert set(s["verdict"]) == {"best", "tied", "undecided", "worse"}  # all four exercised
+    # Unpaired, the seed effect would swamp every difference but d's.
+    welch = verdicts.difference(dict(enumerate(groups["b"])), dict(enumerate(groups["a"])),
+                                paired=False)
+    assert welch.high - welch.low > 10 * (s.loc["b|mse", "diff_high"] - s.loc["b|mse", "diff_low"])
+
+
+def test_seeds_pair_replicates_and_unshared_seeds_fall_back_to_welch():
+    paired = frame(rows("a", "mse", [0.90, 0.92, 0.94]), rows("b", "mse", [0.89, 0.91, 0.93]))
+    assert summary(paired).loc["b|mse", "diff_method"] == "paired t"
+    assert summary(paired).attrs["paired"]
+    # Seeds logged per run and different in every cell (a grid over training.seed): unpaired.
+    unshared = paired.assign(**{"params.training.seed": [str(i) for i in range(6)]})
+    s = summary(unshared)
+    assert s.loc["b|mse", "diff_method"] == "Welch t" and not s.attrs["paired"]
 
 
 def test_lower_is_better_flips_the_ranking():
@@ -139,8 +161,9 @@ def test_lower_is_better_flips_the_ranking():
     high = cell_summary(runs, FACTORS, "acc", higher_is_better=True)
     assert low["cell"].tolist() == ["a|mse", "c|mse", "b|mse"]
     assert high["cell"].tolist() == low["cell"].tolist()[::-1]
-    assert low.set_index("cell").loc["a|mse", "p_best"] > 0.99
-    assert high.set_index("cell").loc["b|mse", "p_best"] > 0.99
+    assert low.set_index("cell").loc["a|mse", "p_best"] > 0.95
+    assert high.set_index("cell").loc["b|mse", "p_best"] > 0.95
+    assert low.set_index("cell").loc["b|mse", "diff"] == pytest.approx(-0.1)  # oriented
 
 
 def test_non_finished_replicates_are_counted_not_averaged():
@@ -154,6 +177,12 @@ def test_non_finished_replicates_are_counted_not_averaged():
     s = summary(runs)
     relu, tanh, elu = s.loc["relu|mse"], s.loc["tanh|mse"], s.loc["elu|mse"]
     assert (relu["n_finished"], relu["n_diverged"], relu["n_failed"]) == (4, 1, 1)
+    # Diverged and failed replicates count against the cell; pruned ones do not.
+    ci = stats.binomtest(2, 6).proportion_ci(0.95, method="exact")
+    assert relu["fail_rate"] == pytest.approx(2 / 6)
+    assert (relu["fail_low"], relu["fail_high"]) == pytest.approx((ci.low, ci.high))
+    assert elu["fail_rate"] == pytest.approx(1 / 4)
+    assert "2 of 6 replicates failed" in relu["reason"]
     assert relu["flagged"] and not elu["flagged"]
     assert relu["mean"] == pytest.approx(np.mean([0.90, 0.91, 0.92, 0.93]))
     assert (elu["n_finished"], elu["n_pruned"], elu["n_failed"]) == (3, 1, 1)
@@ -161,12 +190,25 @@ def test_non_finished_replicates_are_counted_not_averaged():
     assert (tanh["n_finished"], tanh["n_failed"]) == (0, 3)
     assert tanh[["mean", "std", "ci_low", "ci_high", "p_best"]].isna().all()
     assert not tanh["tied_with_best"] and not tanh["is_best"] and pd.isna(tanh["rank"])
+    assert tanh["verdict"] == "worse" and tanh["fail_rate"] == 1.0
     assert s.index[-1] == "tanh|mse"  # kept, last
     assert s["p_best"].sum() == pytest.approx(1.0)
     pd.testing.assert_series_equal(prob_best(runs, "acc", True).sort_index(),
                                    s["p_best"].sort_index(), check_names=False)
-    assert "1 of 6 replicates diverged" in summary_sentence(s.reset_index(), FACTORS)
-    assert "finished replicates only" in FAILED_REPLICATE_POLICY
+    assert "2 of 6 replicates failed or diverged (95% CI" in lines(s)[0]
+    assert "count against" in FAILED_REPLICATE_POLICY
+
+
+def test_a_cell_that_diverged_twice_with_one_lucky_replicate_is_never_best():
+    # The issue's survivorship case: 1 finished replicate at 0.980 and 2 diverged.
+    runs = frame(rows("sigmoid", "mae", [0.980]), rows("sigmoid", "mae", [np.nan] * 2,
+                                                        "diverged", first=1),
+                 rows("relu", "ce", [0.975, 0.976, 0.974]))
+    s = summary(runs)
+    assert s.loc["relu|ce", "is_best"] and not s.loc["sigmoid|mae", "is_best"]
+    assert s.loc["sigmoid|mae", "verdict"] == "undecided"
+    assert np.isnan(s.loc["sigmoid|mae", "p_best"])
+    assert s.loc["sigmoid|mae", "fail_rate"] == pytest.approx(2 / 3)
 
 
 def test_one_replicate_per_cell_gives_no_intervals_and_main_effects_only():
@@ -176,7 +218,10 @@ def test_one_replicate_per_cell_gives_no_intervals_and_main_effects_only():
     s = summary(runs)
     assert s[["ci_low", "ci_high"]].isna().all().all()
     assert set(s["ci_method"]) == {"none"}
-    assert s.index[s["tied_with_best"]].tolist() == ["relu|mse"]
+    # No cell has 2 finished replicates: none is best (nor champion), all are undecided.
+    assert not s["is_best"].any() and set(s["verdict"]) == {"undecided"}
+    assert lines(s) == ["No cell has 2 finished replicates, so no cell is best and none is "
+                        "champion."]
     effects = factor_effects(runs, FACTORS, "acc", n_boot=20).set_index("term")
     assert np.isnan(effects.loc["act:loss", "sum_sq"])
     assert "not estimable" in effects.loc["act:loss", "note"]
@@ -194,8 +239,11 @@ def test_a_level_pair_with_no_finished_replicate_drops_only_the_interaction():
     effects = factor_effects(runs, FACTORS, "acc", n_boot=20).set_index("term")
     assert "no finished replicate" in effects.loc["act:loss", "note"]
     done = runs[runs["status"] == "finished"]
-    direct = anova_lm(smf.ols("acc ~ C(act) + C(loss)", data=done).fit(), typ=2)
-    np.testing.assert_allclose(effects.loc[["act", "loss", "residual"], "sum_sq"], direct["sum_sq"])
+    # The seed (replicate) block is fitted, then the main effects.
+    direct = anova_lm(smf.ols("acc ~ C(replicate) + C(act) + C(loss)", data=done).fit(), typ=2)
+    np.testing.assert_allclose(effects.loc[[BLOCK, "act", "loss", "residual"], "sum_sq"],
+                               direct["sum_sq"])
+    assert not effects.attrs["balanced"] and effects.attrs["residual"] == MIXED
 
 
 ACTS = {"relu": 0.0, "tanh": -0.01, "elu": 0.01}
@@ -236,6 +284,16 @@ def test_a_known_interaction_is_recovered():
     assert interaction["share"] > 0.2 and interaction["p_value"] < 1e-6
     assert interaction["share_ci_low"] <= expected_share + 0.02
     assert interaction["share_ci_high"] >= expected_share - 0.02
+    # Balanced (every pair, 4 replicates, each seed in every cell): shares are a partition.
+    table = effects.reset_index()
+    assert table.attrs["balanced"] and table.attrs["residual"] == NOISE
+    assert table["share"].sum() == pytest.approx(1.0)
+    top = table.iloc[table["share"].iloc[1:-1].idxmax()]
+    assert answer.top_term(table, FACTORS).startswith(
+        f"{top['term']} explains {100 * top['share']:.0f}% of the variance (95% CI ")
+    # One cell makes the whole pattern: the leave-one-cell-out check says so and names it.
+    assert "one cell, act=tanh with loss=ce, makes" in influence_sentence(tables.means, "act",
+                                                                          "loss")
 
 
 def test_without_an_interaction_its_share_is_small_and_rarely_significant():
@@ -258,27 +316,30 @@ def test_factor_effects_match_statsmodels_with_awkward_names_and_values():
     names = ["hidden activation", "loss(fn)"]
     effects = factor_effects(runs.rename(columns=dict(zip(FACTORS, names, strict=True))),
                              names, "acc", n_boot=50)
-    assert effects["term"].tolist() == [*names, "hidden activation:loss(fn)", "residual"]
-    direct = anova_lm(smf.ols("acc ~ C(act) * C(loss)", data=runs).fit(), typ=2)
+    assert effects["term"].tolist() == [BLOCK, *names, "hidden activation:loss(fn)", "residual"]
+    direct = anova_lm(smf.ols("acc ~ C(replicate) + C(act) * C(loss)", data=runs).fit(), typ=2)
     np.testing.assert_allclose(effects["sum_sq"], direct["sum_sq"])
     np.testing.assert_allclose(effects["df"], direct["df"])
     np.testing.assert_allclose(effects["p_value"], direct["PR(>F)"], equal_nan=True)
     total = ((runs["acc"] - runs["acc"].mean()) ** 2).sum()
     np.testing.assert_allclose(effects["share"], direct["sum_sq"] / total)
-    sequential = anova_lm(smf.ols("acc ~ C(act) * C(loss)", data=runs).fit(), typ=1)
+    sequential = anova_lm(smf.ols("acc ~ C(replicate) + C(act) * C(loss)", data=runs).fit(),
+                          typ=1)
     assert not np.allclose(effects["sum_sq"], sequential["sum_sq"])
     assert not np.isclose(effects["share"].sum(), 1.0)
     assert (effects["share_ci_low"] <= effects["share_ci_high"]).all()
     assert effects.attrs["anova_type"] == 2
-    named = runs.rename(columns=dict(zip(FACTORS, names, strict=True)))
-    sentence = summary_sentence(cell_summary(named, names, "acc", True), names, effects)
-    top = effects.iloc[effects["share"].iloc[:-1].idxmax()]
-    assert f"{top['term']} explains {100 * top['share']:.0f}% of the variance (95% CI " in sentence
+    # Unbalanced: the largest term is named by its F, never as a share that "explains" X%.
+    assert not effects.attrs["balanced"] and effects.attrs["residual"] == NOISE
+    sentence = answer.top_term(effects, names)
+    top = effects.iloc[effects["F"].iloc[1:-1].idxmax()]
+    assert f" is the largest term (F = {top['F']:.3g}" in sentence and "explains" not in sentence
 
 
-def test_share_intervals_resample_replicates_within_cells():
-    # Cells differ a lot, replicates hardly at all: resampling within cells barely moves the
-    # shares, whereas resampling the whole table would change the design and the shares.
+def test_share_intervals_resample_whole_seeds():
+    # Cells differ a lot, replicates hardly at all (a tiny shared seed effect): resampling whole
+    # seeds barely moves the shares, whereas resampling replicates within cells would break the
+    # seed blocks apart and let the block absorb part of the factors.
     runs = synthetic(("tanh", "ce"))
     runs["acc"] = runs.groupby("cell")["acc"].transform("mean") + runs["replicate"] * 1e-7
     effects = factor_effects(runs, FACTORS, "acc", n_boot=50).set_index("term")
@@ -291,9 +352,59 @@ def test_share_intervals_resample_replicates_within_cells():
 def test_results_are_seeded_and_independent_of_row_order():
     runs = synthetic(("tanh", "ce"), seed=2)
     shuffled = runs.sample(frac=1.0, random_state=0)
-    pd.testing.assert_frame_equal(cell_summary(runs, FACTORS, "acc", True, n_resamples=500),
-                                  cell_summary(shuffled, FACTORS, "acc", True, n_resamples=500))
+    pd.testing.assert_frame_equal(cell_summary(runs, FACTORS, "acc", True, draws=500),
+                                  cell_summary(shuffled, FACTORS, "acc", True, draws=500))
     first = factor_effects(runs, FACTORS, "acc", seed=4, n_boot=30)
     pd.testing.assert_frame_equal(first, factor_effects(runs, FACTORS, "acc", seed=4, n_boot=30))
     other = factor_effects(runs, FACTORS, "acc", seed=5, n_boot=30)
     assert not np.allclose(first["share_ci_low"], other["share_ci_low"])
+
+
+def test_an_interaction_spread_over_cells_is_not_blamed_on_one():
+    runs = synthetic(None)
+    # A crossing pattern: tanh gains on ce and loses on mse, elu the reverse.
+    swing = {("tanh", "ce"): 0.02, ("tanh", "mse"): -0.02, ("elu", "ce"): -0.02,
+             ("elu", "mse"): 0.02}
+    runs["acc"] += [swing.get((a, b), 0.0) for a, b in zip(runs["act"], runs["loss"],
+                                                           strict=True)]
+    means = interaction_tables(runs, "act", "loss", "acc").means
+    assert influence_sentence(means, "act", "loss").startswith(
+        "Leave-one-cell-out: no single cell makes the interaction pattern")
+
+
+def _three_way(replicates: int, seed_sd: float = 0.0) -> pd.DataFrame:
+    """A 2 x 2 x 2 grid whose only effect is a pure three-way interaction (+-0.01)."""
+    rng = np.random.default_rng(3)
+    seeds = rng.normal(0, seed_sd, replicates)
+    out = []
+    for a, b, c in product((0, 1), repeat=3):
+        sign = 1 if (a + b + c) % 2 else -1
+        y = 0.9 + 0.01 * sign + seeds + rng.normal(0, 0.001, replicates)
+        out += [{"cell": f"{a}{b}{c}", "a": f"a{a}", "b": f"b{b}", "c": f"c{c}",
+                 "replicate": r, "status": "finished", "acc": v} for r, v in enumerate(y)]
+    return pd.DataFrame(out)
+
+
+def test_a_three_way_interaction_is_fitted_when_replicates_allow():
+    effects = factor_effects(_three_way(3), ["a", "b", "c"], "acc", n_boot=0).set_index("term")
+    assert effects.loc["a:b:c", "share"] > 0.9 and effects.loc["a:b:c", "p_value"] < 1e-6
+    assert effects.loc["residual", "share"] < 0.05
+    assert effects.attrs["residual"] == NOISE and effects.attrs["balanced"]
+
+
+def test_without_replicates_the_residual_is_labelled_as_holding_interactions():
+    effects = factor_effects(_three_way(1), ["a", "b", "c"], "acc", n_boot=0).set_index("term")
+    assert np.isnan(effects.loc["a:b:c", "sum_sq"])
+    assert effects.attrs["residual"] == MIXED
+    assert effects.loc["residual", "note"].startswith("higher-order interactions + noise")
+
+
+def test_the_seed_block_takes_the_shared_seed_effect_out_of_the_residual():
+    runs = _three_way(4, seed_sd=0.01)
+    blocked = factor_effects(runs, ["a", "b", "c"], "acc", n_boot=0).set_index("term")
+    assert blocked.loc[BLOCK, "p_value"] < 1e-6
+    direct = anova_lm(smf.ols("acc ~ C(replicate) + C(a) * C(b) * C(c)", data=runs).fit(), typ=2)
+    assert blocked.loc["residual", "sum_sq"] == pytest.approx(direct.loc["Residual", "sum_sq"])
+    # Without the block the seed effect would sit in the residual: far larger.
+    unblocked = anova_lm(smf.ols("acc ~ C(a) * C(b) * C(c)", data=runs).fit(), typ=2)
+    assert unblocked.loc["Residual", "sum_sq"] > 20 * blocked.loc["residual", "sum_sq"]
