@@ -8,6 +8,7 @@ atomic rename). No TensorFlow here: the driver reads states too.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,16 @@ def read_state(folder: Path) -> dict | None:
     if not Path(f"{state.get('prefix', '')}.index").is_file():
         return None
     return state
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's contents, or a folder's entries, to the disk: without it a host crash can
+    keep a ``latest.json`` that names checkpoint files the disk never received."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def clear(folder: Path) -> None:

@@ -17,14 +17,18 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from pipeline.storage import disk_problem
 from pipeline.tracking.recorder import Recorder
+from pipeline.tracking.spool import first_line
 from pipeline.tracking.vocab import TAG_CHECKPOINT_WARNING
-from pipeline.train.checkpoints import STATE, read_state
+from pipeline.train.checkpoints import STATE, fsync_path, read_state
+from pipeline.train.rank import distributed
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,39 @@ log = logging.getLogger(__name__)
 def restore(ckpt: tf.train.Checkpoint, state: dict) -> None:
     # expect_partial: optimizer slots are created lazily and restored when they appear.
     ckpt.read(state["prefix"]).expect_partial()
+
+
+def restored_everywhere(ckpt: tf.train.Checkpoint, state: dict, recorder: Recorder,
+                        say: Callable[[str], None]) -> bool:
+    """Restore ``state`` into ``ckpt`` on every rank or on none; True when every rank could.
+
+    A host crash can leave ``latest.json`` naming files that never reached the disk, and a
+    disk can damage them: failing here would fail every relaunch the same way. The
+    configuration starts afresh instead, with a warning and a tag on its run; the caller
+    builds a fresh model, since a read that failed half-way may have assigned some variables.
+    """
+    why = _read_problem(ckpt, state)
+    # [hvd] allreduce: ranks resume together or start afresh together
+    failed = distributed.allreduce_sum(np.array([1.0 if why else 0.0]),
+                                       name=f"restore.{Path(state['prefix']).parent.name}")
+    if not failed[0]:
+        return True
+    message = (f"checkpoint {state['prefix']} (epoch {state['epoch']}) could not be restored "
+               f"({why or 'on another rank'}); starting afresh from epoch 0")
+    say(f"    WARNING: {message}")
+    recorder.set_tag(TAG_CHECKPOINT_WARNING, message)
+    return False
+
+
+def _read_problem(ckpt: tf.train.Checkpoint, state: dict) -> str:
+    """Why the checkpoint could not be read ('' when it was)."""
+    try:
+        restore(ckpt, state)
+    # Damaged files surface as whatever the reader tripped on (OpError, IndexError, ...);
+    # every one of them means the same here: this checkpoint cannot be resumed from.
+    except Exception as exc:
+        return f"{type(exc).__name__}: {first_line(exc)}"
+    return ""
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
@@ -58,13 +95,21 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
     def _commit(self, prefix: Path, epoch: int, logs: dict | None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.ckpt.write(str(prefix))
+        # On the disk before latest.json may name them: files, then their folder entries.
+        for written in self.folder.glob(f"{prefix.name}.*"):
+            fsync_path(written)
+        fsync_path(self.folder)
         tmp = self.folder / f".{STATE}.tmp"
         # The epoch's (rank-averaged) logs travel with the checkpoint: if the process dies
         # between this commit and MLflow logging, the resumed run logs them from here.
-        tmp.write_text(json.dumps({"epoch": epoch + 1, "prefix": str(prefix),
-                                   "run_id": self.recorder.run_id,
-                                   "logs": {k: float(v) for k, v in (logs or {}).items()}}))
+        with tmp.open("w") as f:
+            f.write(json.dumps({"epoch": epoch + 1, "prefix": str(prefix),
+                                "run_id": self.recorder.run_id,
+                                "logs": {k: float(v) for k, v in (logs or {}).items()}}))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, self.folder / STATE)
+        fsync_path(self.folder)  # the rename itself
         for old in self.folder.glob("epoch-*"):
             if not old.name.startswith(prefix.name):
                 old.unlink(missing_ok=True)

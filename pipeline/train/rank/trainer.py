@@ -17,7 +17,6 @@ from pipeline.tracking.vocab import DIVERGED, FAILED, FINISHED, PAUSED, TAG_ERRO
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
 from pipeline.train.rank import distributed
-from pipeline.train.rank.claiming import Start
 from pipeline.train.rank.data import RankData, datasets
 from pipeline.train.rank.evaluation import TestResult, evaluate_test
 from pipeline.train.rank.results import record_results
@@ -55,8 +54,9 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
         held.push(beat)
     held.callback(recorder.close)
     try:
-        outcome, test = _fit_and_test(job, trial, manifest, data, built, start, recorder, role,
-                                      began)
+        built, ckpt, state = _restored(trial, manifest, built, start.state, recorder, role)
+        outcome, test = _fit_and_test(job, trial, manifest, data, built, ckpt, state, recorder,
+                                      role, began)
     except BaseException:
         held.close()
         raise
@@ -89,21 +89,35 @@ def _fresh_model(trial: Trial, manifest: Manifest) -> BuiltModel:
     return build_for(trial.config, manifest.problem())
 
 
+def _restored(trial: Trial, manifest: Manifest, built: BuiltModel, state: dict | None,
+              recorder: Recorder, role: Role
+              ) -> tuple[BuiltModel, tf.train.Checkpoint, dict | None]:
+    """The compiled model and its checkpoint object, restored from ``state`` when every rank
+    could read it; otherwise a fresh model and no state (the configuration starts afresh)."""
+    from pipeline.train.rank import checkpoint
+
+    ckpt = _compiled(trial, built)
+    if not state or checkpoint.restored_everywhere(ckpt, state, recorder, role.say):
+        return built, ckpt, state
+    built = _fresh_model(trial, manifest)
+    return built, _compiled(trial, built), None
+
+
+def _compiled(trial: Trial, built: BuiltModel) -> tf.train.Checkpoint:
+    import tensorflow as tf
+
+    opt = _optimizer(trial)
+    built.train.compile(optimizer=opt, loss=built.loss, metrics=[built.metric])
+    return tf.train.Checkpoint(model=built.train, optimizer=opt)
+
+
 def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData,
-                  built: BuiltModel, start: Start, recorder: Recorder, role: Role,
+                  built: BuiltModel, ckpt: tf.train.Checkpoint, state: dict | None,
+                  recorder: Recorder, role: Role,
                   began: float) -> tuple[TrialOutcome, TestResult | None]:
     """Every rank: fit and test (no test when paused at a rung's budget). ``began``: when
     this configuration's set-up started."""
-    import tensorflow as tf
-
-    from pipeline.train.rank import checkpoint
-
-    cfg, plan, state = trial.config, trial.batches, start.state
-    opt = _optimizer(trial)
-    built.train.compile(optimizer=opt, loss=built.loss, metrics=[built.metric])
-    ckpt = tf.train.Checkpoint(model=built.train, optimizer=opt)
-    if state:
-        checkpoint.restore(ckpt, state)
+    cfg, plan = trial.config, trial.batches
     # [hvd] identical starting weights on every rank (rank 0's initialisation or checkpoint).
     distributed.broadcast_variables(built.train.variables)
     initial_epoch = state["epoch"] if state else 0
