@@ -27,6 +27,14 @@ RANKS_PER_TRIAL ?=
 # HALVING=1: successive halving (the sweep's halving settings); HALVING=0 turns it off.
 HALVING ?=
 MLFLOW_PORT ?= 5000
+# Test workers (pytest-xdist): the integration tests wait on JVMs, launches and servers more
+# than they compute, so more workers than cores pays (BENCHMARKS.md, "Test suite").
+TEST_WORKERS ?= 4
+PYTEST = $(VENV_PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
+# test-fast's integration tests: each under ~20 s, together the pipeline's main paths.
+FAST_INTEGRATION ?= tests/integration/test_prepare_sources.py \
+	tests/integration/test_dataset_integrity.py tests/integration/test_diagnostics_ranks.py \
+	tests/integration/test_stale_checkpoint.py tests/integration/test_driver_status.py
 # Spark settings for every spark-submit, passed as its properties file so that settings read
 # before the driver's JVM starts (driver memory, extra Java options, packages) take effect;
 # the jobs read the same file (PIPELINE_SPARK_CONF). conf/spark/cluster.conf or gpu.conf on
@@ -56,7 +64,7 @@ SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $
 	$(if $(filter 1,$(HALVING)),--halving) $(if $(filter 0,$(HALVING)),--no-halving)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser data augment sweep outlier-study report ui test test-unit \
+.PHONY: help setup browser data augment sweep outlier-study report ui test test-fast test-unit \
 	test-integration lint bench bench-scale \
 	cluster-up cluster-down cluster-sweep local-cluster-up local-cluster-down clean lock pack \
 	setup-plan
@@ -104,17 +112,20 @@ ui: $(SETUP_STAMP) ## MLflow UI on 127.0.0.1 (MLFLOW_PORT, default 5000); prints
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
 		--backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}
 
-test: $(SETUP_STAMP) browser ## Run the whole test suite (unit + integration)
-	$(VENV_PYTHON) -m pytest tests
+test: $(SETUP_STAMP) browser ## Run the whole test suite (unit + integration) on TEST_WORKERS workers
+	$(PYTEST) tests
+
+test-fast: $(SETUP_STAMP) ## The inner loop: unit tests and the quickest integration tests (< 5 min)
+	$(PYTEST) tests/unit $(FAST_INTEGRATION)
 
 test-unit: $(SETUP_STAMP) ## Fast tests only
-	$(VENV_PYTHON) -m pytest tests -m "not integration"
+	$(PYTEST) tests -m "not integration"
 
 browser: ## Install headless Chromium + ChromeDriver for the report page test (Debian, root)
 	bash scripts/setup-browser.sh
 
 test-integration: $(SETUP_STAMP) browser ## Real Spark, Horovod (2 ranks) and MLflow
-	$(VENV_PYTHON) -m pytest tests -m integration
+	$(PYTEST) tests -m integration
 
 lint: $(SETUP_STAMP) ## ruff
 	$(VENV)/bin/ruff check pipeline jobs tests bench scripts

@@ -35,6 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow(reason): a test allowed past slow_test_seconds; "
                                        "the reason says why it cannot be smaller")
+    # pytest-xdist registers it too; a run with -p no:xdist must still accept the groups.
+    config.addinivalue_line("markers", "xdist_group(name): tests that share one xdist worker")
 
 
 def _module(item: pytest.Item) -> str:

@@ -10,9 +10,10 @@ from tests.helpers import load_job, write_data_config, write_npz
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """A prepared 28x28, 10-class dataset and a x2 augmented copy of it."""
+    """A prepared 28x28, 10-class dataset and a x2 augmented copy of it (once per worker: the
+    sections' tests run on whichever workers are free)."""
     folder = tmp_path_factory.mktemp("bench")
     source = write_npz(folder / "d.npz", n_train=800, n_test=80, side=28, num_classes=10)
     assert load_job("prepare_data").main(["--config", str(write_data_config(folder, source))]) == 0
@@ -22,39 +23,56 @@ def tiny(tmp_path_factory):
     return folder, aug
 
 
-def test_bench_quick_runs_every_training_section(tiny, spark):
+def _quick(tiny, spark, tmp_path, sections: str) -> tuple[dict, str]:
+    """``bench/run.py --quick`` on ``sections``: its results and its markdown."""
     folder, aug = tiny
-    assert load_job("augment").main(["--config", str(aug)]) == 0
+    if "scale" in sections and not (folder / "processed" / "tiny_x2").exists():
+        assert load_job("augment").main(["--config", str(aug)]) == 0
     from bench import run
 
-    out, md = folder / "results", folder / "BENCH.md"
-    code = run.main(["--quick", "--repeats", "1",
-                     "--sections", "throughput,feed,sweeps,scale,scheduling",
+    out, md = tmp_path / "results", tmp_path / "BENCH.md"
+    code = run.main(["--quick", "--repeats", "1", "--sections", sections,
                      "--data", str(folder / "processed" / "tiny"),
                      "--x10", str(folder / "processed" / "tiny_x2"),
                      "--out", str(out), "--markdown", str(md)])
     assert code == 0
-    r = json.loads((out / "latest.json").read_text())
+    return json.loads((out / "latest.json").read_text()), md.read_text()
+
+
+def test_bench_quick_throughput_and_feed(tiny, spark, tmp_path):
+    r, text = _quick(tiny, spark, tmp_path, "throughput,feed")
     t = r["throughput"]["mlp"]
     assert len(t["plain"]) == len(t["horovod"]) == 1 and min(t["plain"] + t["horovod"]) > 0
     assert t["ratio"] == pytest.approx(t["horovod_median"] / t["plain_median"])
     assert r["feed"]["ratio_train"] > 0 and r["feed"]["medians"]["stream_rows_per_sec"] > 0
+    assert "Training throughput" in text and "Input feed" in text
+
+
+def test_bench_quick_sweeps(tiny, spark, tmp_path):
+    r, text = _quick(tiny, spark, tmp_path, "sweeps")
     o = r["sweeps"]["overhead"]
     assert o["configurations"] == 2 and 0 < o["train_seconds"] < o["wall_seconds"]
     acc = r["sweeps"]["mlp_accuracy"]
     assert len(acc["all"]) == 2 and acc["epochs"] == 1
     assert acc["best_test_accuracy"] == max(acc["all"].values()) > 0
+    assert "overhead per configuration" in text
+
+
+def test_bench_quick_scale(tiny, spark, tmp_path):
+    r, text = _quick(tiny, spark, tmp_path, "scale")
     assert r["scale"]["stream_base"]["peak_rss_mib"] > 0 and r["scale"]["stream_ratio"] > 0
+    assert "Scale: peak resident memory" in text
+
+
+def test_bench_quick_scheduling(tiny, spark, tmp_path):
+    r, text = _quick(tiny, spark, tmp_path, "scheduling")
     sched = r["scheduling"]
     for key in ("plain", "sequential", "concurrent", "halving"):
         assert sched[key]["runs_finished"] == 2 and sched[key]["wall_seconds"] > 0, key
     q = sched["ratios"]
     assert q["concurrent_configs_per_hour_gain"] == pytest.approx(
         sched["sequential"]["wall_seconds"] / sched["concurrent"]["wall_seconds"])
-    text = md.read_text()
-    for heading in ("Training throughput", "Input feed", "overhead per configuration",
-                    "Scale: peak resident memory", "Scheduling: the whole default sweep"):
-        assert heading in text
+    assert "Scheduling: the whole default sweep" in text
 
 
 def test_bench_x10_data_preparation_runs_on_an_augmented_set(tiny, tmp_path):

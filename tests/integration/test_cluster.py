@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -25,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.tracking import store as tracking
 from scripts import local_cluster
 from tests.helpers import ROOT, SPARK_SUBMIT, submit_env, write_data_config, write_npz
+from tests.helpers.pack import packed_env
 
 pytestmark = pytest.mark.integration
 
@@ -39,32 +41,21 @@ grid:
 """
 
 
-PACKED_FROM = ("pipeline", "jobs", "conf", "pyproject.toml", "constraints.txt",
-               "scripts/setup.sh", "scripts/pack.sh")
-
-
-def _newest_source() -> float:
-    paths = [p for name in PACKED_FROM for p in
-             ([ROOT / name] if (ROOT / name).is_file() else (ROOT / name).rglob("*"))]
-    return max(p.stat().st_mtime for p in paths if p.is_file())
+@pytest.fixture(scope="module")
+def packing():
+    """The archive `make pack` makes, for the current sources (built once per digest of its
+    inputs: tests/helpers/pack.py), packed in the background while the cluster starts."""
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(packed_env)
 
 
 @pytest.fixture(scope="module")
-def packed() -> Path:
-    """dist/actloss-env.tar.gz as `make pack` makes it; packed again when older than the
-    sources that go into it (its runtime venv in build/pack-venv is reused)."""
-    out = ROOT / "dist" / "actloss-env.tar.gz"
-    if out.is_file() and out.stat().st_mtime > _newest_source():
-        return out
-    proc = subprocess.run(["bash", "scripts/pack.sh", str(out)], cwd=ROOT, text=True,
-                          capture_output=True, timeout=3000, check=False,
-                          env={**os.environ, "VENV": sys.prefix})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
+def packed(packing) -> Path:
+    return packing.result()
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, packing):
     state = Path(tempfile.mkdtemp(prefix="actloss-cluster-"))
     fake = tmp_path_factory.mktemp("fake-nvidia")
     (fake / "nvidia-smi").write_text("#!/bin/sh\necho 0\n")  # one GPU, index 0, per worker
@@ -121,6 +112,9 @@ def prepared(cluster, packed, tmp_path_factory) -> Path:
     return work / "processed" / "tiny"
 
 
+@pytest.mark.slow(reason="the first test of the packed environment waits for it to be packed "
+                         "(a clean machine installs TensorFlow and Horovod into it: minutes), "
+                         "then prepares and sweeps on the cluster from it")
 def test_jobs_run_on_the_standalone_cluster_from_the_packed_environment(cluster, packed,
                                                                          prepared, tmp_path):
     sweep = tmp_path / "sweep.yaml"

@@ -150,10 +150,16 @@ grid:
 """
 
 
-def test_halving_prunes_by_the_replicates_mean_and_promoted_runs_resume_exactly(
-        tmp_path, spark, data, monkeypatch):
-    halved, client, said = _sweep(tmp_path / "halved", HALVING, spark, data, num_proc=2,
-                                  ranks_per_trial=1)
+@pytest.fixture(scope="module")
+def halving(tmp_path_factory, spark, data):
+    """The halving sweep, once for the two tests below: its folder, result, store, output."""
+    folder = tmp_path_factory.mktemp("halving")
+    return (folder, *_sweep(folder / "halved", HALVING, spark, data, num_proc=2,
+                            ranks_per_trial=1))
+
+
+def test_halving_prunes_by_the_replicates_mean(halving, monkeypatch):
+    folder, halved, client, said = halving
     assert not halved.failed
     assert [r.epoch for r in halved.rungs] == [1, 2]  # rungs at 1, 2, then 4 for the last
     assert [len(r.kept) for r in halved.rungs] == [2, 1]
@@ -179,14 +185,19 @@ def test_halving_prunes_by_the_replicates_mean_and_promoted_runs_resume_exactly(
             assert "test_accuracy" in run.data.metrics
     assert any("halving: rung 1/3: 4 configurations (8 runs) to epoch 1" in s for s in said)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)  # what the report reads
-    _report_keeps_pruned_cells_apart(tmp_path / "report")
+    _report_keeps_pruned_cells_apart(folder / "report")
 
+
+def test_promoted_runs_resume_exactly(halving, spark, data):
+    """Runs after the prune test (same module, same worker, file order): it reads the halved
+    store before this test promotes its pruned runs."""
+    folder, halved, client, _ = halving
     # The same grid without halving, from scratch, in another store ...
-    full, full_client, _ = _sweep(tmp_path / "full", HALVING.replace("enabled: true",
-                                                                     "enabled: false"),
+    full, full_client, _ = _sweep(folder / "full", HALVING.replace("enabled: true",
+                                                                   "enabled: false"),
                                   spark, data, num_proc=2, ranks_per_trial=1)
     # ... and the halved store taken to the end: the pruned runs are promoted, resuming.
-    promoted, _, _ = _sweep(tmp_path / "halved", HALVING, spark, data, num_proc=2,
+    promoted, _, _ = _sweep(folder / "halved", HALVING, spark, data, num_proc=2,
                             ranks_per_trial=1, halving=False)
     assert not full.failed and not promoted.failed and promoted.skipped == 2
     got = _histories(client, halved.experiment_id)
