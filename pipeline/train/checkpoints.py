@@ -1,6 +1,9 @@
 """Per-epoch checkpoint folders on disk: the layout the driver and the ranks share.
 
-Layout: ``<checkpoint_dir>/<config_hash>/epoch-NNNN.{index,data-*}`` plus ``latest.json``.
+Layout: ``<checkpoint_dir>/<experiment_id>/<config_hash>/epoch-NNNN.{index,data-*}`` plus
+``latest.json``. The experiment is part of the key: experiments sharing a ``--checkpoint-dir``
+train the same configuration in runs of their own, and one's checkpoints and clean-up must
+never touch the other's; a relaunch of the same experiment finds its folder again.
 A checkpoint is complete exactly when ``latest.json`` names it (rank 0 writes it last, by
 atomic rename). No TensorFlow here: the driver reads states too.
 """
@@ -18,11 +21,19 @@ from pipeline.tracking.vocab import TAG_HASH
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
+    from pipeline.train.contract import RankJob
+
 STATE = "latest.json"
 
 
-def trial_dir(root: str | Path, config_hash: str) -> Path:
-    return Path(root) / config_hash
+def trial_dir(root: str | Path, experiment_id: str, config_hash: str) -> Path:
+    """The checkpoint folder of one configuration in one MLflow experiment."""
+    return Path(root) / experiment_id / config_hash
+
+
+def job_dir(job: RankJob, config_hash: str) -> Path:
+    """The checkpoint folder of ``config_hash`` in ``job``'s experiment."""
+    return trial_dir(job.checkpoint_dir, job.experiment_id, config_hash)
 
 
 def read_state(folder: Path) -> dict | None:

@@ -85,7 +85,7 @@ def test_unwritable_checkpoints_warn_and_training_still_finishes(swept):
     assert run.data.tags["status"] == "finished"
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 2
     warning = run.data.tags["checkpoint_warning"]
-    folder = swept["disk"] / "ckpt" / run.data.tags["config_hash"]
+    folder = swept["disk"] / "ckpt" / exp.experiment_id / run.data.tags["config_hash"]
     assert warning.startswith(f"checkpoint of epoch 1 not written to {folder}: no space left")
     assert "resumes from the start" in warning
     # Nothing half-written was left behind to be mistaken for a checkpoint.

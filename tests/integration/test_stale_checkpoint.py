@@ -14,6 +14,7 @@ from pipeline.config import load_sweep_config
 from pipeline.data.manifest import load_manifest
 from pipeline.tracking import store as tracking
 from pipeline.tracking.vocab import TAG_LEASE, TAG_RESUMED_FROM
+from pipeline.train import checkpoints
 from pipeline.train.driver.plan import plan_trials
 from tests.helpers import load_job, prepare_tiny
 
@@ -35,7 +36,8 @@ def test_a_checkpoint_from_another_store_does_not_block_its_configuration(tmp_pa
     (tmp_path / "sweep.yaml").write_text(SWEEP)
     [trial] = plan_trials(load_sweep_config(tmp_path / "sweep.yaml"), load_manifest(data), 1,
                           None)
-    folder = tmp_path / "ckpt" / trial.config_hash  # as an earlier store's sweep left it
+    # as an earlier store's sweep of the same name left it (its first experiment, id 1)
+    folder = checkpoints.trial_dir(tmp_path / "ckpt", "1", trial.config_hash)
     folder.mkdir(parents=True)
     Path(folder / "epoch-0001.index").write_bytes(b"")
     (folder / "latest.json").write_text(json.dumps({

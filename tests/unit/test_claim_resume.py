@@ -62,7 +62,7 @@ def _interrupted_run(client: MlflowClient, exp_id: str, epochs_logged: int) -> s
 
 def _checkpoint(job: RankJob, run_id: str, epoch: int) -> Path:
     """A complete checkpoint as EpochCheckpoint commits it (latest.json last)."""
-    folder = checkpoints.trial_dir(job.checkpoint_dir, HASH)
+    folder = checkpoints.job_dir(job, HASH)
     folder.mkdir(parents=True)
     prefix = folder / f"epoch-{epoch:04d}"
     Path(f"{prefix}.index").write_bytes(b"")

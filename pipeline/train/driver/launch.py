@@ -110,7 +110,7 @@ class Launches:
         self._hold_spooled()
 
     def _trained_something(self, run: Run) -> bool:
-        folder = checkpoints.trial_dir(self.job.checkpoint_dir, run.data.tags.get(TAG_HASH, ""))
+        folder = checkpoints.job_dir(self.job, run.data.tags.get(TAG_HASH, ""))
         return (bool(run.data.metrics) or checkpoints.read_state(folder) is not None
                 or spool_file.waiting(self.job.spool_dir, run.info.run_id) is not None)
 

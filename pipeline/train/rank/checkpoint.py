@@ -1,6 +1,7 @@
 """Per-epoch checkpoints of a configuration, so an interrupted one resumes where it stopped.
 
-Layout: ``<checkpoint_dir>/<config_hash>/epoch-NNNN.{index,data-*}`` plus ``latest.json``.
+Layout: ``<checkpoint_dir>/<experiment_id>/<config_hash>/epoch-NNNN.{index,data-*}`` plus
+``latest.json`` (see pipeline.train.checkpoints).
 Rank 0 writes the TensorFlow checkpoint first and ``latest.json`` last, by atomic rename:
 a checkpoint is complete exactly when ``latest.json`` names it, so a crash mid-write leaves
 the previous epoch's state in force. The folder must be on storage every rank can read.

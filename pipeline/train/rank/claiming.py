@@ -164,7 +164,7 @@ def _resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
     gone starts afresh and its stale checkpoint is cleared; another experiment's run, or a
     run of another configuration, is left alone and this configuration starts afresh.
     """
-    folder = checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash)
+    folder = checkpoints.job_dir(job, trial.config_hash)
     state = checkpoints.read_state(folder)
     if not state:
         return None

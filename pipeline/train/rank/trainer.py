@@ -68,7 +68,7 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
                 recorder.end(PAUSED, {TAG_RUNG_EPOCH: str(outcome.epochs_run)})
             else:
                 record_results(job, trial, recorder, built, data, manifest, test, outcome)
-                checkpoints.clear(checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash))
+                checkpoints.clear(checkpoints.job_dir(job, trial.config_hash))
         outcome.record_seconds = time.perf_counter() - recording
         if recorder.offline:
             outcome.spool = str(recorder.path)
@@ -121,7 +121,7 @@ def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData
     # [hvd] identical starting weights on every rank (rank 0's initialisation or checkpoint).
     distributed.broadcast_variables(built.train.variables)
     initial_epoch = state["epoch"] if state else 0
-    folder = checkpoints.trial_dir(job.checkpoint_dir, trial.config_hash)
+    folder = checkpoints.job_dir(job, trial.config_hash)
     callbacks, diverge, clock = _callbacks(trial, recorder, role, role.checkpointer(
         folder, ckpt, recorder))
     callbacks += _diagnostics(built, data, manifest, trial, recorder, initial_epoch)
