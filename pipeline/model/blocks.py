@@ -84,6 +84,11 @@ for _name, _cls in {
     "random_uniform": keras.initializers.RandomUniform,
 }.items():
     INITIALIZERS.register(_name, lambda seed, _cls=_cls: _cls(seed=seed))
+# Glorot & Bengio's "standard" U[-1/sqrt(n), 1/sqrt(n)], n = fan-in: variance scaling draws
+# uniformly within sqrt(3 * scale / n), so scale 1/3 gives exactly 1/sqrt(n), and the
+# model saves and loads with a built-in Keras class.
+INITIALIZERS.register("standard", lambda seed: keras.initializers.VarianceScaling(
+    scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed))
 
 
 def initializer(name: str, seed: int) -> keras.initializers.Initializer:

@@ -84,9 +84,14 @@ LOSSES: dict[str, LossInfo] = {
     "categorical_hinge": LossInfo("onehot", "margin", None, _SCORES),
 }
 
+# "standard": U[-1/sqrt(fan_in), 1/sqrt(fan_in)], the "commonly used heuristic" Glorot & Bengio
+# (2010, eq. 1) compare their normalized initialization (glorot_uniform) against.
 INITIALIZERS: tuple[str, ...] = (
     "zeros", "ones", "constant", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
-    "lecun_normal", "lecun_uniform", "random_normal", "random_uniform")
+    "lecun_normal", "lecun_uniform", "random_normal", "random_uniform", "standard")
+# Initializer families, for the pairing rules: which activations each was derived for.
+GLOROT_INITS = ("glorot_normal", "glorot_uniform")
+HE_INITS = ("he_normal", "he_uniform")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "rmsprop", "adagrad")
 SCHEDULES: tuple[str, ...] = ("constant", "exponential", "inverse_time", "per_epoch")
 ARCHITECTURES: tuple[str, ...] = ("logreg", "mlp", "cnn")

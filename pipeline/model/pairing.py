@@ -45,6 +45,26 @@ def _selu_init(cfg: RunConfig) -> str | None:
     return None
 
 
+_RELU_LIKE = ("relu", "leaky_relu", "elu")
+
+
+def _relu_init(cfg: RunConfig) -> str | None:
+    init = cfg.model.kernel_initializer
+    if (cfg.model.hidden_activation in _RELU_LIKE and len(cfg.model.hidden_layers) >= 3
+            and init in (*names.GLOROT_INITS, "standard", "lecun_normal", "lecun_uniform")):
+        return (f"{cfg.model.hidden_activation} zeroes half its inputs, so {init} kernels halve "
+                "the activations' variance at every layer; he_normal keeps it (He et al. 2015)")
+    return None
+
+
+def _saturating_he_init(cfg: RunConfig) -> str | None:
+    init = cfg.model.kernel_initializer
+    if cfg.model.hidden_activation in _SATURATING and _has_hidden(cfg) and init in names.HE_INITS:
+        return (f"{init} kernels double the variance Glorot's derivation asks for, driving "
+                f"{cfg.model.hidden_activation} units into saturation; use glorot_uniform")
+    return None
+
+
 def _regression_loss_on_probabilities(cfg: RunConfig) -> str | None:
     info = names.loss_info(cfg.loss)
     if cfg.model.output_activation == "softmax" and info and info.kind in ("regression",
@@ -84,6 +104,8 @@ def _deep_saturating(cfg: RunConfig) -> str | None:
 RULES: dict[str, Callable[[RunConfig], str | None]] = {
     "symmetric-init": _symmetric_init,
     "selu-init": _selu_init,
+    "relu-init": _relu_init,
+    "saturating-he-init": _saturating_he_init,
     "regression-loss-on-softmax": _regression_loss_on_probabilities,
     "cross-entropy-on-unnormalized": _cross_entropy_on_unnormalized,
     "margin-loss-on-bounded-output": _margin_loss_on_bounded,

@@ -21,6 +21,8 @@ def _cfg(loss: str = "categorical_crossentropy", **model: object) -> RunConfig:
     (_cfg(output_activation="relu"), "cross-entropy-on-unnormalized"),
     (_cfg("hinge", output_activation="sigmoid"), "margin-loss-on-bounded-output"),
     (_cfg(hidden_activation="sigmoid", hidden_layers=(64, 64, 64)), "deep-saturating"),
+    (_cfg(hidden_layers=(64, 64, 64), kernel_initializer="standard"), "relu-init"),
+    (_cfg(hidden_activation="tanh", kernel_initializer="he_normal"), "saturating-he-init"),
 ])
 def test_each_rule_names_its_case_with_a_reason(cfg, rule):
     found = {f.rule: f.reason for f in pairing.check(cfg)}
@@ -33,6 +35,8 @@ def test_each_rule_names_its_case_with_a_reason(cfg, rule):
     _cfg(architecture="logreg", kernel_initializer="zeros"),  # no hidden units to be symmetric
     _cfg(hidden_activation="selu", kernel_initializer="lecun_normal"),
     _cfg("mse", output_activation="tanh", architecture="logreg"),
+    _cfg(hidden_layers=(64, 64, 64), kernel_initializer="he_normal"),
+    _cfg(hidden_layers=(64,), kernel_initializer="standard"),  # one layer: no compounding
 ])
 def test_sound_pairings_pass_quietly(cfg):
     assert pairing.check(cfg) == []
@@ -52,3 +56,15 @@ def test_the_tensorflow_registries_hold_exactly_the_driver_side_names():
     assert sorted(blocks.INITIALIZERS.names()) == sorted(names.INITIALIZERS)
     assert sorted(blocks.OPTIMIZERS.names()) == sorted(names.OPTIMIZERS)
     assert sorted(blocks.SCHEDULES.names()) == sorted(names.SCHEDULES)
+
+
+def test_standard_initializer_draws_within_one_over_sqrt_fan_in():
+    """Glorot & Bengio's "standard" heuristic: U[-1/sqrt(n), 1/sqrt(n)], n the fan-in."""
+    import numpy as np
+
+    from pipeline.model import blocks
+
+    w = np.asarray(blocks.initializer("standard", seed=1)((400, 50)))
+    bound = 1 / np.sqrt(400)
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.98 * bound
+    assert w.std() == pytest.approx(bound / np.sqrt(3), rel=0.05)  # uniform's sd: bound/sqrt(3)
