@@ -6,10 +6,28 @@ checking every key and type.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline.errors import ConfigError
+
+# Upper bounds of the sweep's own numbers. The lower bounds are checked in pipeline.config.load;
+# these stop a typo from backing one MLflow call off for ages (retries doubles the wait each
+# time), a crashed sweep from holding its configurations for days (its lease), or a sweep from
+# planning a million runs.
+MAX_RETRIES = 10
+MAX_WAIT_SECONDS = 60           # backoff_seconds and claim_settle_seconds
+MAX_LEASE_SECONDS = 3600
+MAX_REPEATS = 100
+MAX_GRID_POINTS = 10_000
+
+
+def check_at_most(key: str, value: float, allowed: str, high: float) -> None:
+    """ConfigError naming ``key`` and its range ``[allowed, high]`` when ``value`` is above it
+    (NaN and values below are left to the lower-bound checks, with their own messages)."""
+    if value > high:
+        raise ConfigError(f"{key}: must be in [{allowed}, {high}], got {value}")
 
 # ---------------------------------------------------------------------------
 # Data preparation
@@ -191,6 +209,14 @@ class TrackingConfig:
     # same configuration at once both see both claims and agree on the winner.
     claim_settle_seconds: float = 1.0
 
+    def __post_init__(self) -> None:
+        check_at_most("tracking.retries", self.retries, "0", MAX_RETRIES)
+        check_at_most("tracking.backoff_seconds", self.backoff_seconds, "0", MAX_WAIT_SECONDS)
+        check_at_most("tracking.claim_settle_seconds", self.claim_settle_seconds, "0",
+                      MAX_WAIT_SECONDS)
+        check_at_most("tracking.lease_seconds", self.lease_seconds,
+                      "4 x claim_settle_seconds", MAX_LEASE_SECONDS)
+
 
 @dataclass(frozen=True)
 class HalvingConfig:
@@ -249,6 +275,14 @@ class SweepConfig:
     diagnostics_probe_rows: int = 256
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+
+    def __post_init__(self) -> None:
+        check_at_most("repeats", self.repeats, "1", MAX_REPEATS)
+        # Counted before expand_grid builds a configuration for every point.
+        points = math.prod(len(v) if isinstance(v, list) else 1 for v in self.grid.values())
+        if points > MAX_GRID_POINTS:
+            raise ConfigError(f"grid: {points:,} points (the product of the axes' lengths), "
+                              f"must be in [1, {MAX_GRID_POINTS:,}]")
 
 
 @dataclass(frozen=True)

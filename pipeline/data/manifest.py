@@ -160,8 +160,22 @@ def _check(m: Manifest) -> None:
             and int(np.prod(shape)) <= MAX_IMAGE_PIXELS):
         raise ValueError(f"image_shape must be [height, width, channels] of positive integers "
                          f"with at most {MAX_IMAGE_PIXELS} pixels, got {shape!r}")
+    if m.target is not None:
+        _check_target_names(m.target.names, m.num_classes, m.task)
     for split, info in m.splits.items():
         _check_split(split, info, m.num_classes)
+
+
+def _check_target_names(names: object, num_classes: int, task: str) -> None:
+    """The names set the head's width (one unit per name): bounded like the class count, and
+    for classification the class count itself."""
+    if not (isinstance(names, list) and 1 <= len(names) <= MAX_CLASSES
+            and all(isinstance(n, str) for n in names)):
+        count = len(names) if isinstance(names, list) else type(names).__name__
+        raise ValueError(f"target.names must hold between 1 and {MAX_CLASSES} names (strings), "
+                         f"got {count}")
+    if task != "regression" and len(names) != num_classes:
+        raise ValueError(f"target.names: {len(names)} names for num_classes {num_classes}")
 
 
 def _check_split(split: str, info: SplitInfo, num_classes: int) -> None:

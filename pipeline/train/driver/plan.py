@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline.config import RunConfig, SweepConfig, apply_overrides, config_hash, expand_grid
 from pipeline.config.known import check_heads
+from pipeline.config.schema import MAX_REPEATS, check_at_most
 from pipeline.data.manifest import MANIFEST_NAME, Manifest, load_manifest
 from pipeline.errors import ConfigError, DataError
 from pipeline.model import names
@@ -29,6 +30,8 @@ def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
     manifest.shard_files(Path("."), "train", 0, num_proc)  # raises if too few shards
     if repeats is not None and repeats < 1:
         raise ConfigError(f"--repeats: must be at least 1, got {repeats}")
+    if repeats is not None:
+        check_at_most("--repeats", repeats, "1", MAX_REPEATS)
     spec = task_spec(manifest.task)
     log(f"sweep {sweep.name}: {manifest.dataset} is a {manifest.task} dataset: {spec.head}, "
         f"ranked by {spec.primary_metric} ({'higher' if spec.higher_is_better else 'lower'} "
@@ -62,10 +65,10 @@ def check_heads_before_session(sweep: SweepConfig, source: str | Path, data_dir:
     if not (data_dir / MANIFEST_NAME).is_file():
         return
     try:
-        task = load_manifest(data_dir).task
+        manifest = load_manifest(data_dir)
     except DataError:
         return
-    check_heads(sweep, task, source)
+    check_heads(sweep, manifest.task, source, images=manifest.input_kind == "image")
 
 
 def check_task(name: str, cfg: RunConfig, manifest: Manifest) -> list[str]:
