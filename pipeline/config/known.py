@@ -85,12 +85,18 @@ def _custom(value: str) -> bool:
     return bool(module and attr)
 
 
-def check_heads(sweep: SweepConfig, task: str, source: str | Path) -> None:
+def check_heads(sweep: SweepConfig, task: str, source: str | Path, images: bool = True) -> None:
     """Every grid point's loss and output activation against what ``task`` refuses
-    (``names.check_head``), naming the key that set the offending value."""
+    (``names.check_head``), and a cnn against a dataset of tabular features (``images``
+    False), naming the key that set the offending value."""
     for overrides, origins in _points(sweep):
         loss = overrides.get("loss", sweep.base.loss)
         output = overrides.get("model.output_activation", sweep.base.model.output_activation)
+        architecture = overrides.get("model.architecture", sweep.base.model.architecture)
+        if architecture == "cnn" and not images:
+            where = origins.get("model.architecture", "base.model.architecture")
+            raise ConfigError(f"{source}: {where}: architecture cnn needs images; the dataset "
+                              "has tabular features (use mlp or logreg)")
         if not isinstance(loss, str) or not isinstance(output, str):
             continue  # parse has refused a wrong type already
         errors = names.check_head(task, loss, output).errors

@@ -113,3 +113,12 @@ def test_heads_are_checked_from_the_manifest_on_disk(tmp_path):
         check_heads_before_session(load_sweep_config(path), path, data)
     # No manifest yet (or one a killed prepare left aside): the sweep checks it later.
     check_heads_before_session(load_sweep_config(path), path, tmp_path / "absent")
+
+
+def test_a_cnn_on_tabular_features_names_the_key_that_asked_for_it(tmp_path):
+    path = _write(tmp_path, grid={"model.architecture": ["mlp", "cnn"]})
+    sweep = load_sweep_config(path)
+    with pytest.raises(ConfigError, match=r"grid\.model\.architecture\[1\]: architecture cnn "
+                                          "needs images"):
+        check_heads(sweep, "multiclass", path, images=False)
+    check_heads(sweep, "multiclass", path, images=True)
