@@ -178,8 +178,11 @@ def log_dataset_input(client: MlflowClient, run_id: str, name: str, digest: str,
 
 
 def experiment_link(ui: str, experiment_id: str) -> str:
-    """The MLflow UI's page listing the experiment's training runs (not its GenAI overview)."""
-    return f"{ui}/#/experiments/{experiment_id}/runs"
+    """The MLflow UI's page listing the experiment's training runs (not its GenAI overview).
+
+    MLflow 3.17's UI takes an experiment's kind from its GenAI / Model training switch, not
+    from the experiment's tag, and the switch starts on GenAI: the link sets it."""
+    return f"{ui}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def log_config_params(client: MlflowClient, run_id: str, cfg: RunConfig) -> None:

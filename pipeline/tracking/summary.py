@@ -48,10 +48,12 @@ class Summary:
     verdict: str = ""
     ranked_by: str | None = None
     quoted: dict[str, float] = field(default_factory=dict)  # the best cell's other means
+    verdicts: dict[str, int] = field(default_factory=dict)  # cells per verdict, if any
 
     def metrics(self) -> dict[str, float]:
         """Parent-run metrics; the best cell's figures only when there is a best cell."""
-        out = {"cells": float(self.cells), "runs": float(self.runs), "tied_with_best": self.tied}
+        out = {"cells": float(self.cells), "runs": float(self.runs), "tied_with_best": self.tied,
+               **{f"cells_{k}": n for k, n in self.verdicts.items()}}
         if self.best is not None:
             out.update({"best_mean": self.mean, "best_ci_low": self.ci_low,
                         "best_ci_high": self.ci_high})
@@ -72,6 +74,8 @@ def summarize(board: pd.DataFrame, answer: list[str], ranked_by: str | None = No
     summary.quoted = {k.removeprefix("mean_"): _number(best, k) for k in best.index
                       if str(k).startswith("mean_test_")}
     summary.tied = _tied(board)
+    if "verdict" in board:
+        summary.verdicts = {str(k): int(n) for k, n in board["verdict"].value_counts().items()}
     return summary
 
 
@@ -106,7 +110,9 @@ def describe(summary: Summary, answer: list[str], link: str, report: Path) -> st
         parts.append(f"Best configuration: `{summary.best}`, mean {_metric(summary)} "
                      f"{_fmt(summary.mean)} (95% CI {_fmt(summary.ci_low)} to "
                      f"{_fmt(summary.ci_high)}); {summary.tied} other(s) tied with it.")
-    parts += [*answer[1:], f"{summary.cells} configurations, {summary.runs} runs.",
+    counts = f"{summary.cells} configurations, {summary.runs} runs."
+    stated = any(f"{summary.runs} runs" in line for line in answer)  # the report's own count
+    parts += [*answer[1:], "" if stated else counts,
               f"Report: [index.html]({link}) (this run's artifacts, `report/`); "
               f"on disk: `{report.resolve()}`"]
     return "\n\n".join(p for p in parts if p)

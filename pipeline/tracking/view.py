@@ -75,4 +75,4 @@ def save(client: MlflowClient, exp: Experiment) -> str | None:
 def link(ui: str, experiment_id: str, key: str | None) -> str:
     """The runs page, with the view when there is one."""
     page = store.experiment_link(ui, experiment_id)
-    return f"{page}?viewStateShareKey={key}" if key else page
+    return f"{page}&viewStateShareKey={key}" if key else page

@@ -56,6 +56,10 @@ def test_summary_reads_a_verdict_column_when_the_report_has_one_instead():
     board = _board(verdict=["tied", "best", "worse"])  # best need not be the first row
     found = summary.summarize(board, ANSWER)
     assert (found.best, found.mean, found.tied) == ("relu | mse(softmax)", 0.9758, 1)
+    assert {k: v for k, v in found.metrics().items() if k.startswith("cells_")} == {
+        "cells_best": 1, "cells_tied": 1, "cells_worse": 1}
+    # without the report's own count line, the description counts
+    assert "3 configurations, 9 runs." in summary.describe(found, ANSWER[:1], "#", Path("r"))
 
 
 def test_no_best_cell_means_no_best_figures():
@@ -79,7 +83,7 @@ def test_the_parent_carries_the_summary_a_description_and_the_report(client, tmp
         3, 9, 0.9761, 0.9741, 0.9781)
     assert tags[vocab.TAG_BEST] == "relu | ce(softmax)" and tags[vocab.TAG_VERDICT] == ANSWER[0]
     note = tags[vocab.TAG_NOTE]
-    assert ANSWER[0] in note and "3 configurations, 9 runs." in note
+    assert ANSWER[0] in note and ANSWER[1] in note and note.count("9 runs") == 1
     assert "`test_accuracy` 0.9761 (95% CI 0.9741 to 0.9781)" in note
     assert (f"(#/experiments/{exp}/runs/{parent.info.run_id}/artifacts/report/index.html)"
             in note)
@@ -107,10 +111,12 @@ def test_the_runs_view_shows_the_swept_params_and_the_primary_metric_best_first(
     assert state["selectedColumns"] == ["tags.`configuration`", "params.`model.hidden_activation`",
                                         "metrics.`test_accuracy`", "tags.`status`"]
     assert view.link("http://ui", exp_id, key) == (
-        f"http://ui/#/experiments/{exp_id}/runs?viewStateShareKey={key}")
+        f"http://ui/#/experiments/{exp_id}/runs?workflowType=machine_learning"
+        f"&viewStateShareKey={key}")
 
 
 def test_an_experiment_without_a_sweep_gets_the_plain_runs_link(client):
     exp_id = client.create_experiment("e")
     assert view.save(client, client.get_experiment(exp_id)) is None
-    assert view.link("http://ui", exp_id, None) == f"http://ui/#/experiments/{exp_id}/runs"
+    assert view.link("http://ui", exp_id, None) == (
+        f"http://ui/#/experiments/{exp_id}/runs?workflowType=machine_learning")
