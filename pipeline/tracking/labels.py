@@ -36,6 +36,7 @@ FACTOR_SHORT = {
     "hidden_layers": "layers",
     "architecture": "arch",
     "dropout": "drop",
+    "name": "opt",  # optimizer.name, the only key of that leaf
 }
 # Shown in the head of every name, whether the grid varies them or not; the seed is the
 # replicate's suffix.

@@ -73,14 +73,14 @@ def test_two_one_rank_trials_at_once_log_what_one_at_a_time_logs(tmp_path, spark
     assert any("2 trials at once, 1 Horovod rank each" in line for line in said)
     got = _histories(client, together.experiment_id)
     want = _histories(alone_client, alone.experiment_id)
-    assert set(got) == {"hidden_activation=relu", "hidden_activation=tanh"}
+    assert set(got) == {"relu | ce(softmax) | s0", "tanh | ce(softmax) | s0"}
     for name, metrics in want.items():
         for key, points in metrics.items():
             assert [s for s, _ in got[name][key]] == [0, 1, 2], (name, key)  # once each, in order
             assert got[name][key] == points, (name, key)  # same seeds, same maths: same numbers
     runs = tracking.children(client, together.experiment_id)
     for run in runs:  # each run holds its own configuration's records
-        assert run.info.run_name.endswith(run.data.params["model.hidden_activation"])
+        assert run.info.run_name.startswith(run.data.params["model.hidden_activation"] + " |")
     # They did run at the same time: each started before the other ended.
     a, b = runs
     assert a.info.start_time < b.info.end_time and b.info.start_time < a.info.end_time

@@ -150,9 +150,11 @@ def test_run_names_say_activation_loss_output_other_factors_and_replicate():
     assert labels.run_name(only) == "elu | ce(softmax) | s0"
 
 
-def test_a_users_own_loss_is_named_by_its_attribute():
+def test_a_users_own_loss_is_named_by_its_attribute_and_other_factors_compactly():
     cfg = RunConfig(loss="my.losses:focal")
     assert labels.run_name(trial("loss=my.losses:focal", cfg)) == "relu | focal(softmax) | s0"
+    swept = trial("hidden_activation=relu,name=sgd,hidden_layers=[64, 64] #2", RunConfig())
+    assert labels.cell_label(swept) == "relu | ce(softmax) | opt=sgd layers=[64, 64]"
 
 
 def test_a_claimed_run_is_named_and_tagged_with_its_cell(client, tmp_path):
