@@ -7,11 +7,10 @@ tag, so the link ``make ui`` prints opens the runs table with:
 
 * only the replicate runs (the parent collapsed over them shows one row otherwise: MLflow does
   not share which rows are expanded),
+* grouped by cell (the ``configuration`` tag): a row with the replicates' mean, then the
+  replicates, groups open,
 * the swept parameters, the cell label and the primary metric as columns,
-* the best runs first (by the primary metric, in its direction).
-
-Group by cell stays one click away (Group by > tag ``configuration``): grouped rows start
-collapsed, and the expanded groups cannot be named in a view before the runs exist.
+* the best first (by the primary metric, in its direction).
 """
 
 from __future__ import annotations
@@ -48,7 +47,11 @@ def runs_view(params: list[str], metric: str, higher_is_better: bool) -> dict:
                column("metrics", metric), column("tags", TAG_STATUS)]
     return {"searchFilter": f"tags.{TAG_ROLE} = '{ROLE_CONFIG}'",
             "orderByKey": column("metrics", metric), "orderByAsc": not higher_is_better,
-            "selectedColumns": columns}
+            "selectedColumns": columns,
+            # one group per cell, its replicates under it (groups open expanded) and the
+            # group's row showing their mean
+            "groupBy": {"aggregateFunction": "average",
+                        "groupByKeys": [{"mode": "tag", "groupByData": TAG_CONFIGURATION}]}}
 
 
 def swept_params(client: MlflowClient, experiment_id: str, parent_id: str) -> list[str]:

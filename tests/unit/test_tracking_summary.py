@@ -110,6 +110,7 @@ def test_the_runs_view_shows_the_swept_params_and_the_primary_metric_best_first(
     assert state["orderByKey"] == "metrics.`test_accuracy`" and state["orderByAsc"] is False
     assert state["selectedColumns"] == ["tags.`configuration`", "params.`model.hidden_activation`",
                                         "metrics.`test_accuracy`", "tags.`status`"]
+    assert state["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "configuration"}]
     assert view.link("http://ui", exp_id, key) == (
         f"http://ui/#/experiments/{exp_id}/runs?workflowType=machine_learning"
         f"&viewStateShareKey={key}")
