@@ -5,8 +5,8 @@ MLflow 3.17's experiment page reads a view from an experiment tag
 carries ``?viewStateShareKey=<key>``; that is how its "Share" button works. This writes such a
 tag, so the link ``make ui`` prints opens the runs table with:
 
-* only the replicate runs (the parent collapsed over them shows one row otherwise: MLflow does
-  not share which rows are expanded),
+* only the replicate runs, of every sweep of the experiment (the parent collapsed over them
+  shows one row otherwise: MLflow does not share which rows are expanded),
 * grouped by cell (the ``configuration`` tag): a row with the replicates' mean, then the
   replicates, groups open,
 * the swept parameters, the cell label and the primary metric as columns,
@@ -55,9 +55,12 @@ def runs_view(params: list[str], metric: str, higher_is_better: bool) -> dict:
 
 
 def swept_params(client: MlflowClient, experiment_id: str, parent_id: str) -> list[str]:
-    """The parameters whose values differ between the sweep's runs, seed excepted."""
+    """The parameters whose values differ between the sweep's runs, seed excepted (a re-run
+    that found everything done has no runs of its own: then the experiment's)."""
+    runs = (store.children(client, experiment_id, parent_id)
+            or store.children(client, experiment_id))
     values: dict[str, set[str]] = {}
-    for run in store.children(client, experiment_id, parent_id):
+    for run in runs:
         for key, value in run.data.params.items():
             values.setdefault(key, set()).add(value)
     return sorted(k for k, v in values.items() if len(v) > 1 and k != SEED_PARAM)
