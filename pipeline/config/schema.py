@@ -279,7 +279,8 @@ class SweepConfig:
     def __post_init__(self) -> None:
         check_at_most("repeats", self.repeats, "1", MAX_REPEATS)
         # Counted before expand_grid builds a configuration for every point.
-        points = math.prod(len(v) if isinstance(v, list) else 1 for v in self.grid.values())
+        points = math.prod(len(v) if isinstance(v, (list, tuple)) else 1
+                           for v in self.grid.values())
         if points > MAX_GRID_POINTS:
             raise ConfigError(f"grid: {points:,} points (the product of the axes' lengths), "
                               f"must be in [1, {MAX_GRID_POINTS:,}]")
