@@ -119,9 +119,7 @@ def _compact(board: pd.DataFrame, factors: list[str], metric: str,
     """The leaderboard as the page shows it: narrow enough for a laptop screen."""
     out = board[factors].astype(str).copy()
     out.insert(0, "#", board["rank"].astype(str).replace("<NA>", "–"))
-    out[f"mean {metric}"] = board["mean"]
-    out["95% CI"] = [f"{lo:.4f}–{hi:.4f}" if np.isfinite(lo) else "–"
-                     for lo, hi in zip(board["ci_low"], board["ci_high"], strict=True)]
+    out[f"{metric} (95% CI)"] = [_mean_text(r) for _, r in board.iterrows()]
     out["vs best (95% CI)"] = [_diff_text(r) for _, r in board.iterrows()]
     out["verdict"] = board["verdict"]
     out["P(best)"] = board["p_best"].round(2)
@@ -133,6 +131,14 @@ def _compact(board: pd.DataFrame, factors: list[str], metric: str,
     if "mean_train_seconds" in board:
         out["train s"] = board["mean_train_seconds"].round(1)
     return out
+
+
+def _mean_text(row: pd.Series) -> str:
+    if not np.isfinite(row["mean"]):
+        return "–"
+    if not np.isfinite(row["ci_low"]):
+        return f"{row['mean']:.4f}"
+    return f"{row['mean']:.4f} ({row['ci_low']:.4f}–{row['ci_high']:.4f})"
 
 
 def _diff_text(row: pd.Series) -> str:
@@ -149,7 +155,7 @@ def _replicates_text(row: pd.Series) -> str:
         if row[key]:
             text += f", {int(row[key])} {word}"
     if row["n_diverged"] + row["n_failed"]:
-        text += f" (failure rate CI {100 * row['fail_low']:.0f}–{100 * row['fail_high']:.0f}%)"
+        text += f" (rate {100 * row['fail_low']:.0f}–{100 * row['fail_high']:.0f}%)"
     return text
 
 

@@ -20,6 +20,8 @@ def label(row: pd.Series, factors: Sequence[str]) -> str:
 
 
 def _span(row: pd.Series) -> str:
+    if not math.isfinite(row["diff"]):
+        return "no finished replicate"
     if not math.isfinite(row["diff_low"]):
         return f"{row['diff']:+.4f}, no interval yet"
     return f"{row['diff']:+.4f}, {row['diff_low']:+.4f} to {row['diff_high']:+.4f}"
@@ -105,11 +107,13 @@ def top_term(effects: pd.DataFrame | None, factors: Sequence[str]) -> str:
     (then the shares partition it), otherwise by its F statistic."""
     if effects is None:
         return ""
-    terms = effects[~effects["term"].isin([RESIDUAL, BLOCK]) & effects["F"].notna()]
+    balanced = bool(effects.attrs.get("balanced"))
+    by = "share" if balanced else "F"
+    terms = effects[~effects["term"].isin([RESIDUAL, BLOCK]) & effects["F"].notna()
+                    & effects[by].notna()]
     if terms.empty:
         return ""
-    balanced = bool(effects.attrs.get("balanced"))
-    top = terms.loc[terms["share" if balanced else "F"].idxmax()]
+    top = terms.loc[terms[by].idxmax()]
     name = (top["term"] if top["term"] in factors
             else f"The {top['term'].replace(':', ' × ')} interaction")
     residual = f"the residual ({effects.attrs.get('residual', NOISE)})"

@@ -32,6 +32,7 @@ class Report:
     files: list[Path]
     champion: Champion | None
     answer: list[str] = field(default_factory=list)  # the page's first lines
+    metric: str = ""  # what the cells were ranked by
 
     @property
     def index(self) -> Path:
@@ -94,7 +95,7 @@ def write_report(client: MlflowClient, uri: str, experiment: str, output: Path,
     if sweep.parent_id:
         for path in files:
             client.log_artifact(sweep.parent_id, str(path), "report")
-    return Report(found.board, output, files, champion, found.answer)
+    return Report(found.board, output, files, champion, found.answer, found.metric)
 
 
 def _write_files(found: Analysis, folder: Path) -> list[str]:

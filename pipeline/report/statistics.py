@@ -39,8 +39,11 @@ FAILED_REPLICATE_POLICY = (
     "Means and intervals use finished replicates; diverged and failed replicates count against "
     "their cell: its failure rate with an exact Clopper-Pearson interval is part of its verdict, "
     f"and a cell with fewer than {verdicts.MIN_FINISHED_FOR_BEST} finished replicates is never "
-    "best nor champion. Replicates pruned by successive halving are counted apart; no cell is "
-    "dropped from the table."
+    "best nor champion. Cells are ranked on the mean of finished replicates rather than on a "
+    "failure-inclusive score, since a failed run has no value to average and any value given "
+    "to it would be arbitrary; the failure rate stands beside each verdict instead. "
+    "Replicates pruned by successive halving are counted apart; no cell is dropped from the "
+    "table."
 )
 INTERVAL_METHOD = (
     "Each cell's interval is the 95% Student-t interval of the mean of its finished "
