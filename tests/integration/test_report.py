@@ -255,3 +255,60 @@ def test_every_finished_run_logs_its_diagnostics_at_initialization_and_every_epo
             steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
             first = 1 if key.endswith("update_ratio") else 0  # no update before training
             assert sorted(steps) == list(range(first, epochs + 1)), (key, steps)
+
+
+def test_runs_are_named_by_what_the_sweep_compares_and_the_parent_holds_the_answer(sweep):
+    client = sweep["client"]
+    names = {r.info.run_name for r in _runs(client).values()}
+    assert {"relu | ce(softmax) | s0", "sigmoid | ce(softmax) | s1",
+            "explode | ce(softmax) | s0"} <= names
+    assert any(n.startswith("tanh | mse(linear) | opt=sgd lr=") for n in names), names
+    exp_id = client.get_experiment_by_name("report").experiment_id
+    assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == (
+        "custom_model_development")
+    parent = tracking.latest_parent(client, exp_id)
+    metrics, tags = parent.data.metrics, parent.data.tags
+    # 4 configurations x 2 replicates: counted as such, not one as the other
+    assert (metrics["cells"], metrics["runs"]) == (4, 8)
+    assert parent.data.params["planned_runs"] == "8" and "configurations" not in parent.data.params
+    board = pd.read_csv(sweep["out"] / "leaderboard.csv")
+    best = board[board["is_best"]].iloc[0]
+    assert tags["best_configuration"] == best["configuration"]
+    assert metrics["best_mean"] == pytest.approx(best["mean"])
+    assert metrics["best_ci_low"] <= metrics["best_mean"] <= metrics["best_ci_high"]
+    note = tags["mlflow.note.content"]
+    assert tags["verdict"] in note and "/artifacts/report/index.html)" in note
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert "report/index.html" in logged
+
+
+def test_the_printed_link_opens_every_replicate_run_with_the_swept_params_and_metric(
+        sweep, tmp_path, capsys):
+    """``make ui``'s link: the runs table, one row per replicate (not one collapsed parent),
+    with the cell label, the swept parameters and the primary metric as columns."""
+    import time
+
+    server = MlflowServer(sweep["uri"], tmp_path, free_port()).start()
+    try:
+        assert load_job("links").main(["--ui", server.url]) == 0
+        printed = capsys.readouterr().out.splitlines()
+        link = next(line.split(": ", 1)[1] for line in printed if line.startswith("report: "))
+        driver = chromium(tmp_path / "profile")
+        try:
+            driver.get(link)
+            deadline, text = time.monotonic() + 90, ""
+            while time.monotonic() < deadline and not (
+                    "8 matching runs" in text and "relu | ce(softmax) | s0" in text):
+                time.sleep(1)
+                text = driver.execute_script("return document.body.innerText")
+            driver.save_screenshot(str(tmp_path / "runs.png"))
+        finally:
+            driver.quit()
+    finally:
+        server.kill(signal.SIGTERM)
+    assert "8 matching runs" in text and "relu | ce(softmax) | s0" in text, text[-2000:]
+    for column in ("configuration", "model.hidden_activation", "test_accuracy"):
+        assert column in text, column
+    parent = tracking.latest_parent(sweep["client"], sweep["client"].get_experiment_by_name(
+        "report").experiment_id).info.run_name
+    assert parent not in text  # the replicates themselves, not their parent's row
