@@ -175,7 +175,8 @@ def _metric(summary: Summary) -> str:
 def _artifact_link(experiment_id: str, run_id: str) -> str:
     """The UI's page of the report in the parent's artifacts, relative to the UI's root, so it
     works whatever host and port the UI is served on."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/{REPORT_ARTIFACTS}/index.html"
+    return (f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/{REPORT_ARTIFACTS}/"
+            "index.html?workflowType=machine_learning")  # see store.experiment_link
 
 
 def _log_report(client: MlflowClient, run_id: str, report: Path) -> None:

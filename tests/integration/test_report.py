@@ -277,7 +277,7 @@ def test_runs_are_named_by_what_the_sweep_compares_and_the_parent_holds_the_answ
     assert metrics["best_mean"] == pytest.approx(best["mean"])
     assert metrics["best_ci_low"] <= metrics["best_mean"] <= metrics["best_ci_high"]
     note = tags["mlflow.note.content"]
-    assert tags["verdict"] in note and "/artifacts/report/index.html)" in note
+    assert tags["verdict"] in note and "/artifacts/report/index.html?" in note
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert "report/index.html" in logged
 

@@ -85,7 +85,7 @@ def test_the_parent_carries_the_summary_a_description_and_the_report(client, tmp
     note = tags[vocab.TAG_NOTE]
     assert ANSWER[0] in note and ANSWER[1] in note and note.count("9 runs") == 1
     assert "`test_accuracy` 0.9761 (95% CI 0.9741 to 0.9781)" in note
-    assert (f"(#/experiments/{exp}/runs/{parent.info.run_id}/artifacts/report/index.html)"
+    assert (f"(#/experiments/{exp}/runs/{parent.info.run_id}/artifacts/report/index.html?"
             in note)
     logged = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "report")}
     assert logged == {"index.html", "heatmap.png"}
