@@ -2,33 +2,48 @@
 # `make help` lists the targets. Every target installs what it needs first.
 
 SHELL := /bin/bash
+## VENV: the virtual environment every target uses (default .venv)
 VENV ?= .venv
 # The venv's interpreter; PYTHON (the interpreter set-up builds the venv from) is left to the
 # caller: `PYTHON=/path/to/python3.11 make setup`.
+## PYTHON: the Python 3.11 interpreter `make setup` builds the venv from (default python3)
 VENV_PYTHON := $(VENV)/bin/python
 # GPU=1: set-up installs TensorFlow's GPU build and builds Horovod with NCCL (scripts/setup.sh);
 # a venv set up that way stays a GPU one for later targets (`make setup GPU=` goes back).
+## GPU: 1 = TensorFlow's GPU build and Horovod with NCCL (set-up; kept for later targets)
 GPU ?= $(if $(wildcard $(VENV)/.setup-done-gpu),1)
 SETUP_STAMP := $(VENV)/.setup-done-$(if $(GPU),gpu,cpu)
+## SWEEP: the sweep file (default conf/sweep/default.yaml)
 SWEEP ?= conf/sweep/default.yaml
 # The MLflow experiment: the sweep file's own name unless set.
+## EXPERIMENT: the MLflow experiment (default: the sweep file's name)
 EXPERIMENT ?= $(shell sed -n 's/^name: *//p' $(SWEEP) | head -1)
 # The sweep's dataset, prepared from conf/data/<dataset>.yaml when missing.
+## DATASET: the prepared dataset, data/processed/<DATASET> (default: the sweep's)
 DATASET ?= $(shell sed -n 's/^dataset: *//p' $(SWEEP) | head -1)
+## DATA_CONFIG: the data config `make data` prepares (default conf/data/<DATASET>.yaml)
 DATA_CONFIG ?= conf/data/$(DATASET).yaml
 # Regression datasets of the outlier study: 0%, 5% and 20% outlier targets.
 OUTLIER_DATASETS ?= friedman1 friedman1_out05 friedman1_out20
+## NUM_PROC: Horovod ranks (default: every task slot Spark has)
 NUM_PROC ?=
+## COPIES: distorted copies per training image for `make augment` (default 10)
 COPIES ?=
+## EPOCHS: epochs per run, overriding the sweep file's
 EPOCHS ?=
+## REPEATS: replicates (seeds) per configuration, overriding the sweep file's
 REPEATS ?=
 # Concurrent trials: ranks per trial (e.g. RANKS_PER_TRIAL=1: one trial per slot at once).
+## RANKS_PER_TRIAL: ranks per trial; fewer than NUM_PROC trains trials side by side
 RANKS_PER_TRIAL ?=
 # HALVING=1: successive halving (the sweep's halving settings); HALVING=0 turns it off.
+## HALVING: 1 = successive halving on, 0 = off (default: the sweep file says)
 HALVING ?=
+## MLFLOW_PORT: the port of `make ui` (default 5000)
 MLFLOW_PORT ?= 5000
 # Test workers (pytest-xdist): the integration tests wait on JVMs, launches and servers more
 # than they compute, so more workers than cores pays (BENCHMARKS.md, "Test suite").
+## TEST_WORKERS: pytest-xdist workers of the test targets (default 4)
 TEST_WORKERS ?= 4
 PYTEST = $(VENV_PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 # test-fast's integration tests: each under ~20 s, together the pipeline's main paths.
@@ -39,11 +54,15 @@ FAST_INTEGRATION ?= tests/integration/test_prepare_sources.py \
 # before the driver's JVM starts (driver memory, extra Java options, packages) take effect;
 # the jobs read the same file (PIPELINE_SPARK_CONF). conf/spark/cluster.conf or gpu.conf on
 # a cluster, with MASTER=spark://host:7077 (or yarn, k8s://...).
+## SPARK_CONF: Spark properties file of every spark-submit (default conf/spark/local.conf)
 SPARK_CONF ?= $(or $(PIPELINE_SPARK_CONF),conf/spark/local.conf)
+## MASTER: the Spark master, e.g. spark://host:7077 (default: SPARK_CONF's, local[*])
 MASTER ?=
 # PACKED=1: executors run from dist/actloss-env.tar.gz (make pack), unpacked as ./environment
 # in their working folder, instead of a Python installed at the driver's path.
+## PACKED: 1 = executors run from the packed environment PACK (make pack)
 PACKED ?=
+## PACK: the packed environment's archive (default dist/actloss-env.tar.gz)
 PACK ?= dist/actloss-env.tar.gz
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -69,9 +88,12 @@ SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $
 	cluster-up cluster-down cluster-sweep local-cluster-up local-cluster-down clean lock pack \
 	setup-plan
 
-help: ## List the targets
+help: ## List the targets and the variables they read
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+	@echo; echo "Variables (make <target> NAME=value; AUTH=1 for local-cluster-up):"
+	@sed -nE 's/^## ([A-Z_]+): (.*)/\1\t\2/p' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = "\t"}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
 setup: $(SETUP_STAMP) ## Create .venv with the pinned stack and build Horovod (idempotent; GPU=1: CUDA build, NCCL)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 from tests.helpers import ROOT
@@ -32,3 +33,16 @@ def test_a_sweep_file_lands_in_its_own_experiment_unless_one_is_named():
     assert "--experiment mine" in named.stdout
     default = _make("-n", "sweep", f"VENV={ROOT / '.venv'}")
     assert "--experiment default" in default.stdout
+
+
+
+def test_help_lists_the_targets_and_the_variables_with_a_line_each():
+    out = re.sub(r"\x1b\[[0-9;]*m", "", _make("help").stdout)
+    targets, _, variables = out.partition("\nVariables")
+    listed = {ln.split()[0] for ln in targets.splitlines() if ln.strip()}
+    assert {"sweep", "ui", "test", "test-fast", "test-unit", "lint"} <= listed
+    described = dict(ln.strip().split(None, 1) for ln in variables.splitlines()[1:] if ln.strip())
+    for name in ("SWEEP", "EXPERIMENT", "DATASET", "EPOCHS", "REPEATS", "NUM_PROC",
+                 "RANKS_PER_TRIAL", "HALVING", "MLFLOW_PORT", "MASTER", "PACKED", "GPU",
+                 "TEST_WORKERS"):
+        assert len(described.get(name, "")) > 10, f"make help gives {name} no line"
