@@ -1,6 +1,11 @@
 """How the suite runs: in parallel on pytest-xdist workers, long tests first, and a time limit
 per test that only a ``slow`` marker with a reason lifts.
 
+A fixture shared by several tests (module or session scope) is timed on its own, not charged to
+whichever test happens to build it: it is held to the same limit unless its function carries
+``@slow_fixture(reason=...)`` (below ``@pytest.fixture``), and a test's own time is its
+setup without the shared fixtures plus its call.
+
 Loaded as a plugin by tests/conftest.py. ``make test`` runs ``pytest -n N --dist loadgroup``:
 tests of a module whose module-scoped fixtures build something (a prepared dataset, a sweep, a
 cluster) share one worker, so the fixture is built once; every other test goes wherever a
@@ -9,7 +14,13 @@ worker is free.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 import pytest
+
+F = TypeVar("F", bound=Callable)
 
 # Modules whose tests take longest (measured: BENCHMARKS.md, "Test suite"), scheduled first so
 # that no long module starts last and runs alone at the end.
@@ -68,6 +79,40 @@ def limit_seconds(config: pytest.Config) -> float:
     return float(config.getini("slow_test_seconds"))
 
 
+def slow_fixture(reason: str) -> Callable[[F], F]:
+    """Lets a shared fixture take longer than the limit; ``reason`` says why it cannot be
+    smaller. Goes below ``@pytest.fixture``, on the function itself."""
+    def mark(func: F) -> F:
+        func.slow_reason = reason
+        return func
+    return mark
+
+
+def _reason(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("slow")
+    if marker is None:
+        return ""
+    return marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    _building[:] = [item]
+    item.stash[_SHARED] = []
+    yield
+    _building.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest):
+    started = time.perf_counter()
+    yield
+    if fixturedef.scope != "function" and _building:
+        reason = getattr(fixturedef.func, "slow_reason", "")
+        _building[0].stash[_SHARED].append(
+            (fixturedef.argname, started, time.perf_counter(), reason))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
@@ -77,16 +122,42 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     if call.when != "call" or not report.passed:
         return
-    took = item.stash.get(_SETUP_SECONDS, 0.0) + call.duration
     limit = limit_seconds(item.config)
-    marker = item.get_closest_marker("slow")
-    reason = marker and (marker.kwargs.get("reason") or (marker.args[0] if marker.args else ""))
-    if took > limit and not reason:
+    shared = item.stash.get(_SHARED, [])
+    own_setup = item.stash.get(_SETUP_SECONDS, 0.0) - _covered_seconds(shared)
+    took = max(own_setup, 0.0) + call.duration
+    problems = [f"shared fixture {name!r} took {own:.0f} s to build"
+                for name, own, reason in _own_seconds(shared) if own > limit and not reason]
+    if took > limit and not _reason(item):
+        problems.insert(0, f"{item.nodeid} took {took:.0f} s (its setup + call)")
+    if problems:
         report.outcome = "failed"
         report.longrepr = (
-            f"{item.nodeid} took {took:.0f} s (setup + call), over the suite's {limit:g} s "
-            "per test: make it smaller, or mark it @pytest.mark.slow(reason=...) saying why "
-            "it cannot be")
+            f"{'; '.join(problems)}, over the suite's {limit:g} s per test: make it smaller, "
+            "or mark it @pytest.mark.slow(reason=...) (a shared fixture: "
+            "@slow_fixture(reason=...)) saying why it cannot be")
+
+
+def _covered_seconds(shared: list[tuple[str, float, float, str]]) -> float:
+    """The time inside any shared fixture's setup: a fixture built inside another's setup (a
+    dependency) lies within it, so the union of the intervals counts it once."""
+    total, reach = 0.0, float("-inf")
+    for _, start, end, _ in sorted(shared, key=lambda f: f[1]):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def _own_seconds(shared: list[tuple[str, float, float, str]]) -> list[tuple[str, float, str]]:
+    """Each shared fixture's time without the shared fixtures built inside it."""
+    out = []
+    for name, start, end, reason in shared:
+        inner = [f for f in shared if start <= f[1] and f[2] <= end and f[0] != name]
+        out.append((name, end - start - _covered_seconds(inner), reason))
+    return out
 
 
 _SETUP_SECONDS = pytest.StashKey[float]()
+_SHARED = pytest.StashKey[list]()
+_building: list[pytest.Item] = []

@@ -27,6 +27,7 @@ from pipeline.tracking import store as tracking
 from scripts import local_cluster
 from tests.helpers import ROOT, SPARK_SUBMIT, submit_env, write_data_config, write_npz
 from tests.helpers.pack import packed_env
+from tests.helpers.suite import slow_fixture
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +51,8 @@ def packing():
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("packing installs TensorFlow and Horovod into a fresh venv: minutes, once per "
+              "digest of the sources on a machine")
 def packed(packing) -> Path:
     return packing.result()
 
@@ -112,9 +115,6 @@ def prepared(cluster, packed, tmp_path_factory) -> Path:
     return work / "processed" / "tiny"
 
 
-@pytest.mark.slow(reason="the first test of the packed environment waits for it to be packed "
-                         "(a clean machine installs TensorFlow and Horovod into it: minutes), "
-                         "then prepares and sweeps on the cluster from it")
 def test_jobs_run_on_the_standalone_cluster_from_the_packed_environment(cluster, packed,
                                                                          prepared, tmp_path):
     sweep = tmp_path / "sweep.yaml"

@@ -52,8 +52,56 @@ def test_a_test_over_the_limit_fails_unless_marked_slow_with_a_reason(suite):
                         "test_over_the_limit_with_a_reason": "passed",
                         "test_over_the_limit_without_a_reason": "failed",
                         "test_over_the_limit_in_its_setup": "failed"}
-    result.stdout.fnmatch_lines(["*test_over_the_limit took * s (setup + call), over the "
+    result.stdout.fnmatch_lines(["*test_over_the_limit took * s (its setup + call), over the "
                                  "suite's 0.3 s per test*slow(reason=...)*"])
+
+
+SHARED_SUITE = """
+import time
+import pytest
+from tests.helpers.suite import slow_fixture
+
+@pytest.fixture(scope="module")
+def slow_shared():
+    time.sleep(0.6)
+
+@pytest.fixture(scope="module")
+@slow_fixture("packs an environment")
+def slow_shared_with_a_reason():
+    time.sleep(0.6)
+
+@pytest.fixture(scope="module")
+def built_on_the_excused(slow_shared_with_a_reason):
+    time.sleep(0.05)
+
+def test_first_user_of_an_excused_shared_fixture(built_on_the_excused):
+    time.sleep(0.1)
+
+def test_first_user_of_a_slow_shared_fixture(slow_shared):
+    pass
+
+def test_second_user_of_a_slow_shared_fixture(slow_shared):
+    pass
+
+def test_own_time_still_counts(slow_shared_with_a_reason):
+    time.sleep(0.6)
+"""
+
+
+def test_a_shared_fixture_is_timed_on_its_own_not_charged_to_its_first_test(suite):
+    suite.makepyfile(test_shared=SHARED_SUITE)
+    result = suite.runpytest("-p", "no:xdist", "-o", "slow_test_seconds=0.3", "-p",
+                             "no:cacheprovider")
+    outcomes = {r.nodeid.split("::")[1]: r.outcome
+                for r in result.reprec.getreports("pytest_runtest_logreport") if r.when == "call"}
+    # The excused fixture (and the quick one built on it) charge nothing to the test that
+    # built them; the unexcused one fails the test that built it, once; a test's own time counts.
+    assert outcomes == {"test_first_user_of_an_excused_shared_fixture": "passed",
+                        "test_first_user_of_a_slow_shared_fixture": "failed",
+                        "test_second_user_of_a_slow_shared_fixture": "passed",
+                        "test_own_time_still_counts": "failed"}
+    result.stdout.fnmatch_lines(["*shared fixture 'slow_shared' took * s to build, over the "
+                                 "suite's 0.3 s per test*@slow_fixture(reason=...)*"])
 
 
 def test_the_default_limit_is_two_minutes(suite):
