@@ -83,7 +83,7 @@ SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $
 	$(if $(filter 1,$(HALVING)),--halving) $(if $(filter 0,$(HALVING)),--no-halving)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser data augment sweep outlier-study report ui test test-fast test-unit \
+.PHONY: help setup browser data augment sweep check-sweep outlier-study report ui test test-fast test-unit \
 	test-integration lint bench bench-scale \
 	cluster-up cluster-down cluster-sweep local-cluster-up local-cluster-down clean lock pack \
 	setup-plan
@@ -111,12 +111,15 @@ data/processed/$(DATASET)/manifest.json: | $(SETUP_STAMP)
 augment: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Distorted copies of MNIST's train split (COPIES=n) as data/processed/mnist_x10
 	$(SUBMIT) jobs/augment.py --config conf/augment/mnist_x10.yaml $(if $(COPIES),--copies $(COPIES))
 
-sweep: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Run a sweep end to end (SWEEP=conf/sweep/<name>.yaml: default, cnn, binary, multilabel, regression), then the report
+sweep: $(SETUP_STAMP) check-sweep data/processed/$(DATASET)/manifest.json ## Run a sweep end to end (SWEEP=conf/sweep/<name>.yaml: default, cnn, binary, multilabel, regression), then the report
 	$(SUBMIT) jobs/train_sweep.py --config $(SWEEP) --experiment $(EXPERIMENT) $(SWEEP_ARGS)
 	$(SUBMIT) jobs/compare.py --experiment $(EXPERIMENT)
 	@echo
 	@echo "Report:   reports/$(EXPERIMENT)/index.html  (leaderboard.md / .csv beside it)"
 	@echo "Browse:   make ui   then open the link the sweep printed (its training runs)"
+
+check-sweep: $(SETUP_STAMP) ## Check SWEEP's names (activations, losses, ...) in about a second, before any JVM starts (make sweep does it first)
+	$(VENV_PYTHON) jobs/train_sweep.py --check --config $(SWEEP)
 
 outlier-study: $(SETUP_STAMP) ## conf/sweep/regression.yaml on 0%, 5% and 20% outlier targets; prints MSE vs MAE vs Huber
 	for ds in $(OUTLIER_DATASETS); do \

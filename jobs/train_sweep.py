@@ -3,7 +3,7 @@
     spark-submit jobs/train_sweep.py --config conf/sweep/default.yaml [--data DIR]
         [--num-proc N] [--ranks-per-trial N] [--halving] [--epochs N] [--repeats K]
         [--experiment NAME] [--force] [--verbose]
-        [--checkpoint-dir DIR] [--spool-dir DIR] [--replay-spool]
+        [--checkpoint-dir DIR] [--spool-dir DIR] [--replay-spool] [--check]
 
 Exit status: 0 all done; 1 configurations failed; 2 bad input or MLflow unreachable at the
 start; 3 everything trained but some records could not reach MLflow and wait in the spool
@@ -52,6 +52,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--spool-dir", type=Path, default=Path("spool"),
                    help="records MLflow could not take, <dir>/<experiment>/<run_id>.jsonl "
                         "(default spool)")
+    p.add_argument("--check", action="store_true",
+                   help="only check the sweep file's names (and its heads against the dataset's "
+                        "manifest when there is one), then exit: no Spark, MLflow or Horovod")
     p.add_argument("--replay-spool", action="store_true",
                    help="only deliver the spooled records to MLflow, then exit (no training)")
     return p.parse_args(argv)
@@ -65,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replay_only(sweep, args)
     data_dir = Path(args.data or Path("data/processed") / sweep.dataset)
     check_heads_before_session(sweep, args.config, data_dir)
+    if args.check:
+        print(f"{args.config}: every name known", flush=True)
+        return 0
     # Spark, MLflow and Horovod take seconds to import: only once the input is known good,
     # so a typo is refused at once.
     from pipeline.spark import build_session

@@ -123,6 +123,25 @@ def test_sweep_misspelt_loss_is_refused_before_any_jvm(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing written
 
 
+def test_sweep_check_only_reads_the_file(tmp_path):
+    """--check (what make sweep runs first) passes a good file and refuses a typo, writing
+    nothing either way."""
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("name: s\ndataset: tiny\ngrid:\n  loss: [mse, categorical_hinge]\n")
+    bad.write_text("name: s\ndataset: tiny\ngrid:\n  model.hidden_activation: [relu, tahn]\n")
+    env = submit_env(JAVA_HOME=str(tmp_path / "no-java"))
+    run = [sys.executable, str(ROOT / "jobs" / "train_sweep.py"), "--check", "--config"]
+    ok = subprocess.run([*run, str(good)], capture_output=True, text=True, cwd=tmp_path,
+                        env=env, timeout=120, check=False)
+    assert ok.returncode == 0 and ok.stdout == f"{good}: every name known\n", ok.stderr
+    refused = subprocess.run([*run, str(bad)], capture_output=True, text=True, cwd=tmp_path,
+                             env=env, timeout=120, check=False)
+    assert refused.returncode == 2
+    assert "grid.model.hidden_activation[1]: unknown activation 'tahn'; did you mean 'tanh'" \
+        in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "good.yaml"]
+
+
 def test_sweep_refuses_a_dataset_with_a_missing_shard(tmp_path, spark, capsys, mlflow_uri):
     from pipeline.cli import run_job
 

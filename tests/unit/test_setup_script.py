@@ -141,3 +141,12 @@ def test_runtime_plan_installs_the_declared_dependencies_without_the_project(tmp
     [deps] = [c for c in plan if "matplotlib" in c]
     assert deps.endswith(" ".join(declared) + " -c constraints.txt")
     assert not any(" -r " in c or " -e ." in c or ".whl" in c for c in plan)
+
+
+def test_make_sweep_checks_the_names_before_any_jvm():
+    """The name check (a plain Python process) comes before data preparation and the sweep,
+    both spark-submit jobs, so a typo is refused before a JVM starts."""
+    lines = make_dry("sweep", "DATASET=no-such-dataset").splitlines()
+    check = next(k for k, ln in enumerate(lines) if "train_sweep.py --check" in ln)
+    assert "spark-submit" not in lines[check]
+    assert all(k > check for k, ln in enumerate(lines) if "spark-submit" in ln)
