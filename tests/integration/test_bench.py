@@ -39,6 +39,9 @@ def _quick(tiny, spark, tmp_path, sections: str) -> tuple[dict, str]:
     return json.loads((out / "latest.json").read_text()), md.read_text()
 
 
+@pytest.mark.slow(reason=(
+    "each side of the ratios is a real measurement: a plain Keras fit and a Horovod launch of "
+    "2 ranks, then the streamed feed against the in-memory one"))
 def test_bench_quick_throughput_and_feed(tiny, spark, tmp_path):
     r, text = _quick(tiny, spark, tmp_path, "throughput,feed")
     t = r["throughput"]["mlp"]
@@ -58,12 +61,18 @@ def test_bench_quick_sweeps(tiny, spark, tmp_path):
     assert "overhead per configuration" in text
 
 
+@pytest.mark.slow(reason=(
+    "augments the set x2 and streams an epoch from each size in a rank of its own, so that "
+    "the peaks compared are two real processes' memory"))
 def test_bench_quick_scale(tiny, spark, tmp_path):
     r, text = _quick(tiny, spark, tmp_path, "scale")
     assert r["scale"]["stream_base"]["peak_rss_mib"] > 0 and r["scale"]["stream_ratio"] > 0
     assert "Scale: peak resident memory" in text
 
 
+@pytest.mark.slow(reason=(
+    "the section compares four whole sweeps (a plain loop, one trial at a time, concurrent "
+    "trials, halving): four Horovod sweeps are what it measures"))
 def test_bench_quick_scheduling(tiny, spark, tmp_path):
     r, text = _quick(tiny, spark, tmp_path, "scheduling")
     sched = r["scheduling"]
