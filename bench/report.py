@@ -29,6 +29,18 @@ def carry_over(results: dict, out_dir: Path) -> list[str]:
     return kept
 
 
+# BENCHMARKS.md's sections below this line are measured by other means (the test suite, the
+# statistics simulation) and written by hand: a bench run keeps them as they are.
+KEPT_MARK = "<!-- Measured outside make bench: kept as written by every bench run. -->"
+
+
+def kept_tail(markdown: Path) -> list[str]:
+    text = markdown.read_text() if markdown.is_file() else ""
+    if KEPT_MARK not in text:
+        return []
+    return [KEPT_MARK, "", *text.split(KEPT_MARK, 1)[1].strip("\n").split("\n")]
+
+
 def write(results: dict, out_dir: Path, markdown: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -47,7 +59,7 @@ def write(results: dict, out_dir: Path, markdown: Path) -> None:
             if "measured" in results[key]:  # carried over from an earlier run
                 section.insert(1, f"\n_Measured {results[key]['measured']}, in an earlier run._")
             lines += [*section, ""]
-    markdown.write_text("\n".join(lines))
+    markdown.write_text("\n".join([*lines, *kept_tail(markdown)]).rstrip("\n") + "\n")
 
 
 def _runs(values: list[float]) -> str:
