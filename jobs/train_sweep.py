@@ -1,7 +1,7 @@
 """Spark job: train every configuration of a sweep with Horovod; record them in MLflow.
 
     spark-submit jobs/train_sweep.py --config conf/sweep/default.yaml [--data DIR]
-        [--num-proc N] [--ranks-per-trial N] [--halving] [--epochs N] [--repeats K]
+        [--num-proc N] [--ranks-per-trial N] [--halving | --racing] [--epochs N] [--repeats K]
         [--experiment NAME] [--force] [--verbose]
         [--checkpoint-dir DIR] [--spool-dir DIR] [--replay-spool] [--check]
 
@@ -40,6 +40,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--halving", action=argparse.BooleanOptionalAction, default=None,
                    help="successive halving: train every configuration to a rung, keep the best "
                         "1/eta, resume those (default: the sweep's halving.enabled)")
+    p.add_argument("--racing", action=argparse.BooleanOptionalAction, default=None,
+                   help="adaptive replicates: racing.initial per configuration, then one more "
+                        "per round to those still undecided, up to racing.max_replicates "
+                        "(default: the sweep's racing.enabled; not with --halving)")
     p.add_argument("--epochs", type=int, help="override training.epochs for every configuration")
     p.add_argument("--repeats", type=int,
                    help="replicates (seeds) per configuration (default: the sweep's repeats)")
@@ -78,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     opts = SweepOptions(data_dir, args.num_proc, args.ranks_per_trial, args.halving,
                         args.epochs, args.repeats, args.experiment, args.force, args.verbose,
-                        checkpoint_dir=args.checkpoint_dir, spool_dir=args.spool_dir)
+                        checkpoint_dir=args.checkpoint_dir, spool_dir=args.spool_dir,
+                        racing=args.racing)
     spark = build_session()
     result = run_sweep(spark, sweep, opts)
     return report(sweep, result)

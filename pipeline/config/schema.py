@@ -230,6 +230,27 @@ class HalvingConfig:
 
 
 @dataclass(frozen=True)
+class RacingConfig:
+    """Racing: every cell starts with ``initial`` replicates; after each round the cells whose
+    verdict is still "undecided" (pipeline.report.verdicts, with report.min_effect) get one
+    more, up to ``max_replicates``, until none is undecided or ``budget_runs`` runs exist.
+    Spends replicates where the answer is still open instead of the same number everywhere."""
+
+    enabled: bool = False
+    initial: int = 2
+    max_replicates: int = 6
+    budget_runs: int | None = None  # None: configurations x max_replicates (no extra limit)
+
+    def __post_init__(self) -> None:
+        check_at_most("racing.max_replicates", self.max_replicates, "1", MAX_REPEATS)
+        if not 1 <= self.initial <= self.max_replicates:
+            raise ConfigError(f"racing.initial: must be in [1, max_replicates="
+                              f"{self.max_replicates}], got {self.initial}")
+        if self.budget_runs is not None and self.budget_runs < 1:
+            raise ConfigError(f"racing.budget_runs: must be at least 1, got {self.budget_runs}")
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     """How the report judges the sweep's cells (pipeline.report.verdicts)."""
 
@@ -262,6 +283,7 @@ class SweepConfig:
     # once, each its own launch. None: chosen from the resources (pipeline.train.driver.layout).
     ranks_per_trial: int | None = None
     halving: HalvingConfig = field(default_factory=HalvingConfig)
+    racing: RacingConfig = field(default_factory=RacingConfig)
     threads_per_rank: int = 1
     # Give each rank its own cores when a host has enough for all its ranks: measured
     # 1.6-1.8x faster MLP steps on 2 cores (bench/README.md).

@@ -128,6 +128,8 @@ def _compact(board: pd.DataFrame, factors: list[str], metric: str,
         chosen = board["is_best"] | board["tied_with_best"]
         out[test_metric] = board[column].where(chosen)  # quoted for the chosen cells only
     out["replicates"] = [_replicates_text(r) for _, r in board.iterrows()]
+    if "race" in board:  # racing: why the cell has the replicates it has
+        out["why these replicates"] = board["race"]
     if "mean_train_seconds" in board:
         out["train s"] = board["mean_train_seconds"].round(1)
     return out

@@ -23,6 +23,7 @@ from pipeline.tracking.vocab import (
     TAG_CELL,
     TAG_CONFIGURATION,
     TAG_HASH,
+    TAG_RACE,
     TAG_REPLICATE,
     TAG_RUNG_EPOCH,
     TAG_STATUS,
@@ -81,7 +82,8 @@ def _row(run: Run, task: str) -> dict:
            "cell": tags.get(TAG_CELL) or tags.get(TAG_HASH, run.info.run_id),
            "replicate": int(tags.get(TAG_REPLICATE, "0") or 0),
            "status": tags.get(TAG_STATUS, "unknown"),
-           "rung_epoch": float(tags.get(TAG_RUNG_EPOCH, "nan") or "nan")}
+           "rung_epoch": float(tags.get(TAG_RUNG_EPOCH, "nan") or "nan"),
+           "race": tags.get(TAG_RACE, "")}  # racing's stop reason; empty without racing
     row.update({k: metrics.get(k, float("nan")) for k in final_metrics(task)})
     last = (*LAST_EPOCH, f"val_{task_spec(task).epoch_metric}")
     row.update({f"final_{k}": metrics.get(k, float("nan")) for k in last})

@@ -36,6 +36,8 @@ def cell_board(runs: pd.DataFrame, factors: list[str], metric: str,
     done = runs[runs["status"] == statistics.FINISHED]
     means = done.groupby("cell")[extra].mean().add_prefix("mean_")
     out = board.join(means, on="cell")
+    if "race" in runs and runs["race"].astype(bool).any():  # why each cell has its replicates
+        out["race"] = out["cell"].map(runs.groupby("cell")["race"].max()).fillna("")
     out.attrs.update(board.attrs)
     return out
 

@@ -40,6 +40,7 @@ from pipeline.tracking.vocab import (
     TAG_PARENT,
     TAG_PREFLIGHT,
     TAG_PRUNED,
+    TAG_RACE,
     TAG_REPLICATE,
     TAG_ROLE,
     TAG_RUNG_EPOCH,
@@ -180,3 +181,10 @@ def mark_pruned(client: MlflowClient, run_id: str, why: str, epoch: int) -> None
     client.log_batch(run_id, tags=[RunTag(TAG_PRUNED, why), RunTag(TAG_RUNG_EPOCH, str(epoch)),
                                    RunTag(TAG_STATUS, PRUNED)])
     client.set_terminated(run_id, "KILLED")
+
+
+def mark_race(client: MlflowClient, run_ids: Iterable[str], why: str) -> None:
+    """Tag a racing cell's runs with why it has the replicates it has ("out after 2
+    (worse)"); rewritten by every race that decides again, so the last decision stands."""
+    for run_id in run_ids:
+        client.set_tag(run_id, TAG_RACE, why)

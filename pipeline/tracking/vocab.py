@@ -37,6 +37,9 @@ TAG_LEASE = "lease_seconds"  # the lease of the sweep that keeps this run's hear
 TAG_RUNG_EPOCH = "rung_epoch"  # a paused or pruned run: the epochs it had trained
 TAG_PRUNED = "pruned"          # on a pruned run: the rung's decision, in words
 
+# Racing (pipeline.train.driver.racing)
+TAG_RACE = "race"  # on every run of a cell: why it has the replicates it has
+
 # Statuses (the TAG_STATUS values)
 FINISHED, DIVERGED, FAILED, RUNNING = "finished", "diverged", "failed", "running"
 DONE_STATUSES = (FINISHED, DIVERGED)

@@ -18,16 +18,18 @@ from pyspark.sql import SparkSession
 
 from pipeline.config import SweepConfig, expand_grid
 from pipeline.data.manifest import load_manifest
+from pipeline.errors import ConfigError
 from pipeline.model import pairing
 from pipeline.storage import recover
 from pipeline.tasks import validation_metric
 from pipeline.tracking import claims, runs, spool, store
 from pipeline.tracking.vocab import FAILED, FINISHED
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
-from pipeline.train.driver import groups, halving, layout
+from pipeline.train.driver import groups, halving, layout, racing
 from pipeline.train.driver.halving import Rung
 from pipeline.train.driver.launch import Launches, rank_python, resolve_num_proc
 from pipeline.train.driver.plan import plan_trials
+from pipeline.train.driver.racing import Race
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class SweepOptions:
     num_proc: int | None = None
     ranks_per_trial: int | None = None  # default the sweep's
     halving: bool | None = None  # successive halving on/off; default the sweep's
+    racing: bool | None = None  # adaptive replicates on/off; default the sweep's
     epochs: int | None = None
     repeats: int | None = None  # replicates per configuration; default the sweep's
     experiment: str | None = None
@@ -71,14 +74,18 @@ class SweepResult:
     replayed: spool.ReplayReport = field(default_factory=spool.ReplayReport)
     rungs: list[Rung] = field(default_factory=list)  # successive halving's decisions
     pruned: list[str] = field(default_factory=list)  # runs stopped by them
+    race: Race | None = None  # racing's rounds and each cell's stop reason
 
 
 def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
               log: Callable[[str], None] = logger.info) -> SweepResult:
+    halving_on, racing_on = choose_schedule(sweep, opts)
     restored = recover(opts.data_dir)  # a prepare killed mid-swap left it aside
     if restored:
         log(f"WARNING: {restored}")
     manifest = load_manifest(opts.data_dir, verify=True)  # sizes, rows, sha256
+    if racing_on:  # every replicate a cell may get is planned; the race picks which train
+        opts = replace(opts, repeats=sweep.racing.max_replicates)
     num_proc = resolve_num_proc(spark, sweep, opts.num_proc, log)
     shape = choose_layout(spark.sparkContext.master, sweep, opts, num_proc, log)
     trials = plan_trials(sweep, manifest, shape.ranks, opts.epochs, opts.repeats, log)
@@ -102,7 +109,7 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
             cells = len({t.cell_hash for t in trials})
             each = len(trials) // max(cells, 1)
             log(f"sweep {sweep.name}: {cells} configurations"
-                + (f" x {each} replicates" if each > 1 else "")
+                + (f" x {'up to ' if racing_on else ''}{each} replicates" if each > 1 else "")
                 + f", {result.skipped} already done, {len(todo)} to run: "
                 f"{shape.describe()}; MLflow: {store.redact(uri)}")
             ckpt_dir = (opts.checkpoint_dir or Path("checkpoints") / experiment).resolve()
@@ -117,8 +124,11 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
                           probe_seed=sweep.base.training.seed, task=manifest.task)
             launch = Launcher(client, job, shape, sweep.max_attempts, result, log,
                               rank_python(spark))
-            halving_on = sweep.halving.enabled if opts.halving is None else opts.halving
-            if halving_on:
+            if racing_on:
+                result.race = racing.run_race(
+                    client, exp_id, trials, todo, sweep.racing, sweep.report.min_effect,
+                    validation_metric(manifest.task), launch, log)
+            elif halving_on:
                 result.rungs, result.pruned = halving.run_rungs(
                     client, exp_id, todo, sweep.halving, validation_metric(manifest.task),
                     launch, log)
@@ -135,6 +145,17 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
     return result
 
 
+def choose_schedule(sweep: SweepConfig, opts: SweepOptions) -> tuple[bool, bool]:
+    """(halving, racing) as asked, else the sweep's; never both (halving stops cells by epochs,
+    racing by replicates: their decisions would fight over the same runs)."""
+    halving_on = sweep.halving.enabled if opts.halving is None else opts.halving
+    racing_on = sweep.racing.enabled if opts.racing is None else opts.racing
+    if halving_on and racing_on:
+        raise ConfigError("racing and halving are mutually exclusive: turn one off "
+                          "(--no-halving or --no-racing)")
+    return halving_on, racing_on
+
+
 def choose_layout(master: str, sweep: SweepConfig, opts: SweepOptions, num_proc: int,
                   log: Callable[[str], None]) -> groups.Layout:
     """Ranks per trial as asked, else by the rule in ``layout``; said in one line first."""
@@ -149,7 +170,7 @@ def choose_layout(master: str, sweep: SweepConfig, opts: SweepOptions, num_proc:
 @dataclass
 class Launcher:
     """Trains a list of trials on the sweep's layout and adds what came of them to the result
-    (called once, or once per rung of successive halving)."""
+    (called once, or once per rung of successive halving or round of racing)."""
 
     client: MlflowClient
     job: RankJob
