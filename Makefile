@@ -39,6 +39,8 @@ RANKS_PER_TRIAL ?=
 # HALVING=1: successive halving (the sweep's halving settings); HALVING=0 turns it off.
 ## HALVING: 1 = successive halving on, 0 = off (default: the sweep file says)
 HALVING ?=
+## RACING: 1 = racing replicates on, 0 = off (default: the sweep file says)
+RACING ?=
 ## MLFLOW_PORT: the port of `make ui` (default 5000)
 MLFLOW_PORT ?= 5000
 # Test workers (pytest-xdist): the integration tests wait on JVMs, launches and servers more
@@ -80,7 +82,8 @@ SUBMIT := $(VENV)/bin/spark-submit --properties-file $(SPARK_CONF) $(if $(MASTER
 SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 	$(if $(REPEATS),--repeats $(REPEATS)) \
 	$(if $(RANKS_PER_TRIAL),--ranks-per-trial $(RANKS_PER_TRIAL)) \
-	$(if $(filter 1,$(HALVING)),--halving) $(if $(filter 0,$(HALVING)),--no-halving)
+	$(if $(filter 1,$(HALVING)),--halving) $(if $(filter 0,$(HALVING)),--no-halving) \
+	$(if $(filter 1,$(RACING)),--racing) $(if $(filter 0,$(RACING)),--no-racing)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser data augment sweep check-sweep outlier-study report ui test test-fast test-unit \
