@@ -72,6 +72,8 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON ?= $(CURDIR)/$(VENV_PYTHON)
 export PYSPARK_DRIVER_PYTHON ?= $(CURDIR)/$(VENV_PYTHON)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# `make ui` and the local cluster's MLflow server: without MLflow 3's GenAI job consumers.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION ?= false
 export PIPELINE_SPARK_CONF := $(SPARK_CONF)
 export GPU
 

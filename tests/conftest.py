@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The tests' `mlflow server`s without MLflow 3's job consumers (a pool of five processes per
+# server, for GenAI jobs the pipeline never submits): they only take CPU from the tests.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 # Two cores and no Spark UI, for every session a test starts (spark-submit children too).
 # Assigned, not defaulted: `make test` exports the Makefile's own choice (conf/spark/local.conf).
 os.environ["PIPELINE_SPARK_CONF"] = str(Path(__file__).parent / "helpers" / "spark-test.conf")

@@ -35,7 +35,10 @@ def server_env(environ: Mapping[str, str], args: Sequence[str]) -> dict[str, str
                        environ.get("POSTGRES_HOST", "postgres"),
                        environ.get("POSTGRES_PORT", "5432"),
                        environ.get("POSTGRES_DB") or "mlflow")
-    return {**environ, "MLFLOW_BACKEND_STORE_URI": uri}
+    # MLflow 3's server also starts job consumers (GenAI evaluation jobs) the pipeline never
+    # submits; off unless the environment asks for them.
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **environ,
+            "MLFLOW_BACKEND_STORE_URI": uri}
 
 
 def main(argv: Sequence[str] | None = None,

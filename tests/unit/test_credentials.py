@@ -115,3 +115,10 @@ def test_local_cluster_refuses_a_placeholder_before_starting_anything(tmp_path, 
     assert local_cluster.main(["up", "--state", str(state), "--auth"]) == 2
     assert f"{variable}: still the placeholder" in capsys.readouterr().err
     assert not state.exists()
+
+
+def test_the_server_starts_without_mlflows_job_consumers_unless_asked():
+    environ = {"POSTGRES_USER": "mlflow", "POSTGRES_PASSWORD": AWKWARD}
+    assert serve.server_env(environ, [])["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    asked = {**environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"}
+    assert serve.server_env(asked, [])["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
