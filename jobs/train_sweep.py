@@ -80,10 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.spark import build_session
     from pipeline.train.driver.sweep import SweepOptions, run_sweep
 
-    opts = SweepOptions(data_dir, args.num_proc, args.ranks_per_trial, args.halving,
-                        args.epochs, args.repeats, args.experiment, args.force, args.verbose,
-                        checkpoint_dir=args.checkpoint_dir, spool_dir=args.spool_dir,
-                        racing=args.racing)
+    opts = SweepOptions(data_dir, num_proc=args.num_proc, ranks_per_trial=args.ranks_per_trial,
+                        halving=args.halving, racing=args.racing, epochs=args.epochs,
+                        repeats=args.repeats, experiment=args.experiment, force=args.force,
+                        verbose=args.verbose, checkpoint_dir=args.checkpoint_dir,
+                        spool_dir=args.spool_dir)
     spark = build_session()
     result = run_sweep(spark, sweep, opts)
     return report(sweep, result)

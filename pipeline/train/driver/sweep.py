@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class SweepOptions:
     data_dir: Path
+    _: KW_ONLY  # the rest by name only: a new option must not shift the others' positions
     num_proc: int | None = None
     ranks_per_trial: int | None = None  # default the sweep's
     halving: bool | None = None  # successive halving on/off; default the sweep's
