@@ -43,10 +43,11 @@ HALVING ?=
 RACING ?=
 ## MLFLOW_PORT: the port of `make ui` (default 5000)
 MLFLOW_PORT ?= 5000
-# Test workers (pytest-xdist): the integration tests wait on JVMs, launches and servers more
-# than they compute, so more workers than cores pays (BENCHMARKS.md, "Test suite").
-## TEST_WORKERS: pytest-xdist workers of the test targets (default 4)
-TEST_WORKERS ?= 4
+# Test workers (pytest-xdist): the integration tests wait on JVMs, launches and servers part of
+# the time, so a worker more than the cores keeps them busy; many more only stretch every test
+# (BENCHMARKS.md, "Test suite").
+## TEST_WORKERS: pytest-xdist workers of the test targets (default 3)
+TEST_WORKERS ?= 3
 PYTEST = $(VENV_PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 # test-fast's integration tests: each under ~20 s, together the pipeline's main paths.
 FAST_INTEGRATION ?= tests/integration/test_prepare_sources.py \

@@ -14,6 +14,7 @@ worker is free.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -76,7 +77,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def limit_seconds(config: pytest.Config) -> float:
-    return float(config.getini("slow_test_seconds"))
+    """slow_test_seconds of a test with a core to itself: with more xdist workers than cores
+    each test gets a share of one, and its wall time stretches by workers / cores."""
+    return float(config.getini("slow_test_seconds")) * contention()
+
+
+def contention() -> float:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1.0, workers / len(os.sched_getaffinity(0)))
 
 
 def slow_fixture(reason: str) -> Callable[[F], F]:

@@ -84,6 +84,8 @@ def test_bench_quick_scheduling(tiny, spark, tmp_path):
     assert "Scheduling: the whole default sweep" in text
 
 
+@pytest.mark.slow(reason=(
+    "augments the set and prepares the augmented copy: the section times those two Spark jobs"))
 def test_bench_x10_data_preparation_runs_on_an_augmented_set(tiny, tmp_path):
     from bench import data_prep
 
@@ -94,6 +96,9 @@ def test_bench_x10_data_preparation_runs_on_an_augmented_set(tiny, tmp_path):
     assert x["prepare"]["spark_rows_per_sec"] > 0 and x["prepare"]["driver_peak_rss_mib"] > 0
 
 
+@pytest.mark.slow(reason=(
+    "every stage of the MNIST-8M section as its own spark-submit job (augment, prepare, a "
+    "streamed epoch): the section is those jobs"))
 def test_bench_mnist8m_section_runs_every_stage_at_one_copy(tiny, spark):
     folder, _ = tiny
     from bench import run

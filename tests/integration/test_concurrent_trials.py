@@ -18,6 +18,7 @@ from pipeline.config import load_sweep_config
 from pipeline.tracking import store as tracking
 from pipeline.train.driver.sweep import SweepOptions, run_sweep
 from tests.helpers import load_job, write_data_config, write_npz
+from tests.helpers.suite import slow_fixture
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +66,8 @@ grid:
 """
 
 
+@pytest.mark.slow(reason=("the same grid swept twice, two one-rank trials at once and one at a "
+                          "time, to compare every logged number"))
 def test_two_one_rank_trials_at_once_log_what_one_at_a_time_logs(tmp_path, spark, data):
     together, client, said = _sweep(tmp_path / "together", TWO, spark, data, num_proc=2,
                                     ranks_per_trial=1)
@@ -151,6 +154,8 @@ grid:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("successive halving of 4 cells x 2 replicates through three rungs, each rung a "
+              "launch of its own: what the two tests below examine")
 def halving(tmp_path_factory, spark, data):
     """The halving sweep, once for the two tests below: its folder, result, store, output."""
     folder = tmp_path_factory.mktemp("halving")

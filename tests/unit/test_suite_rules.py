@@ -129,3 +129,17 @@ def test_b():
     groups = {i.name: [m.args for m in i.iter_markers("xdist_group")] for i in items}
     assert groups == {"test_a": [("test_shared.py",)], "test_b": [("test_shared.py",)],
                       "test_c": []}
+
+
+def test_the_limit_stretches_with_more_workers_than_cores(monkeypatch):
+    import os
+
+    from tests.helpers import suite
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(cores))
+    assert suite.contention() == 1.0
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(2 * cores))
+    assert suite.contention() == 2.0
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
+    assert suite.contention() == 1.0
