@@ -89,15 +89,17 @@ def test_two_one_rank_trials_at_once_log_what_one_at_a_time_logs(tmp_path, spark
     assert a.info.start_time < b.info.end_time and b.info.start_time < a.info.end_time
 
 
-def _kill_one_rank(uri: str, killed: dict) -> None:
-    """SIGKILL one of the concurrent launches' ranks once both runs have logged an epoch."""
+def _kill_one_rank(uri: str, killed: dict, checkpoints: Path) -> None:
+    """SIGKILL one of the concurrent launches' ranks once both runs have logged an epoch and
+    written its checkpoint (on a loaded machine the checkpoint can trail the metrics)."""
     client = MlflowClient(uri)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not killed:
         exp = client.get_experiment_by_name("crash")
         runs = tracking.children(client, exp.experiment_id) if exp else []
         if len(runs) == 2 and all(client.get_metric_history(r.info.run_id, "loss")
-                                  for r in runs):
+                                  for r in runs) \
+                and len(list(checkpoints.rglob("latest.json"))) == 2:
             for proc in psutil.process_iter(["cmdline"]):
                 try:
                     if "gloo_exec_fn" in " ".join(proc.info["cmdline"] or []) and \
@@ -114,7 +116,8 @@ def test_a_rank_killed_in_one_trial_spares_the_other(tmp_path, spark, data):
     folder = tmp_path / "crash"
     killed: dict = {}
     killer = threading.Thread(target=_kill_one_rank,
-                              args=(f"sqlite:///{folder / 'mlflow.db'}", killed))
+                              args=(f"sqlite:///{folder / 'mlflow.db'}", killed,
+                                    folder / "ckpt"))
     killer.start()
     result, client, said = _sweep(folder, """
 name: crash
