@@ -29,7 +29,12 @@ from tests.helpers import ROOT, SPARK_SUBMIT, submit_env, write_data_config, wri
 from tests.helpers.pack import packed_env
 from tests.helpers.suite import slow_fixture
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow(reason=(
+        "spark-submit jobs on a real standalone cluster whose executors start from the packed "
+        "environment: each application's executors unpack it (about 1 GB) before any work")),
+]
 
 SWEEP = """
 name: cluster
@@ -107,6 +112,8 @@ def app_ids(cluster) -> set[str]:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("the cluster's first application: its executors unpack the packed environment "
+              "(about 1 GB) before preparing the data")
 def prepared(cluster, packed, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("cluster-data")
     cfg = write_data_config(work, write_npz(work / "d.npz"))
