@@ -63,6 +63,8 @@ def packed(packing) -> Path:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("starts a Spark master, two workers, PostgreSQL and an MLflow server on it, while "
+              "the environment is packed beside them")
 def cluster(tmp_path_factory, packing):
     state = Path(tempfile.mkdtemp(prefix="actloss-cluster-"))
     fake = tmp_path_factory.mktemp("fake-nvidia")
