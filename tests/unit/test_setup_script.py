@@ -123,7 +123,7 @@ def test_make_gives_spark_submit_the_properties_file(target):
 def test_make_runs_packed_executors_on_a_cluster_when_asked():
     out = make_dry("sweep", "PACKED=1", "MASTER=spark://h:7077",
                    "SPARK_CONF=conf/spark/gpu.conf")
-    line = next(ln for ln in out.splitlines() if "train_sweep.py" in ln)
+    line = next(ln for ln in out.splitlines() if "spark-submit" in ln and "train_sweep.py" in ln)
     assert "--properties-file conf/spark/gpu.conf --master spark://h:7077" in line
     # make -n shows the escape make needs for "#"; bash drops the backslash.
     assert "--archives dist/actloss-env.tar.gz\\#environment" in line
