@@ -135,7 +135,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     own_setup = item.stash.get(_SETUP_SECONDS, 0.0) - _covered_seconds(shared)
     took = max(own_setup, 0.0) + call.duration
     problems = [f"shared fixture {name!r} took {own:.0f} s to build"
-                for name, own, reason in _own_seconds(shared) if own > limit and not reason]
+                for name, own, reason in _own_seconds(shared)
+                if own > limit and not reason and _first_report(name, item)]
     if took > limit and not _reason(item):
         problems.insert(0, f"{item.nodeid} took {took:.0f} s (its setup + call)")
     if problems:
@@ -166,6 +167,16 @@ def _own_seconds(shared: list[tuple[str, float, float, str]]) -> list[tuple[str,
     return out
 
 
+def _first_report(fixture: str, item: pytest.Item) -> bool:
+    """A shared fixture over the limit fails one test, the first that reports it."""
+    key = (fixture, item.nodeid.split("::", 1)[0])
+    if key in _reported:
+        return False
+    _reported.add(key)
+    return True
+
+
+_reported: set[tuple[str, str]] = set()
 _SETUP_SECONDS = pytest.StashKey[float]()
 _SHARED = pytest.StashKey[list]()
 _building: list[pytest.Item] = []

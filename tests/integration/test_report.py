@@ -29,6 +29,7 @@ from tests.helpers import (
     write_data_config,
     write_npz,
 )
+from tests.helpers.suite import slow_fixture
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +53,8 @@ grid:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("prepares a dataset, sweeps it (finished, diverged and failing cells, replicates, "
+              "diagnostics) and builds the report once for every test of the module")
 def sweep(tmp_path_factory, spark):
     root = tmp_path_factory.mktemp("report")
     mp = pytest.MonkeyPatch()
