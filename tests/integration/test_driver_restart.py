@@ -59,6 +59,8 @@ def _finished(client: MlflowClient, status: str = "finished") -> list:
             if r.data.tags.get("status") == status]
 
 
+@pytest.mark.slow(reason=("a spark-submit sweep killed mid-run and the same sweep run again: two "
+                          "drivers and their Horovod launches are the scenario"))
 def test_rerun_after_driver_kill_runs_only_what_is_unfinished(tmp_path, spark):
     cfg = write_data_config(tmp_path, write_npz(tmp_path / "d.npz", n_train=800, n_test=80))
     assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
