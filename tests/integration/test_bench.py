@@ -122,6 +122,8 @@ def test_bench_mnist8m_section_runs_every_stage_at_one_copy(tiny, spark):
     assert "MNIST-8M scale" in md.read_text()
 
 
+@pytest.mark.slow(reason=(
+    "runs the MNIST-8M section's spark-submit jobs until the injected failure"))
 def test_a_failed_mnist8m_stage_names_its_log_and_leaves_no_dataset(tiny, spark):
     folder, _ = tiny
     from bench import mnist8m

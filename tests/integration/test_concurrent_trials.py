@@ -112,6 +112,9 @@ def _kill_one_rank(uri: str, killed: dict, checkpoints: Path) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow(reason=(
+    "trains until both trials have checkpointed, kills one rank and waits for the relaunched "
+    "trial to finish from its checkpoint"))
 def test_a_rank_killed_in_one_trial_spares_the_other(tmp_path, spark, data):
     folder = tmp_path / "crash"
     killed: dict = {}
@@ -196,6 +199,9 @@ def test_halving_prunes_by_the_replicates_mean(halving, monkeypatch):
     _report_keeps_pruned_cells_apart(folder / "report")
 
 
+@pytest.mark.slow(reason=(
+    "the full grid swept from scratch and the halved store taken to the end: two sweeps "
+    "compared epoch by epoch"))
 def test_promoted_runs_resume_exactly(halving, spark, data):
     """Runs after the prune test (same module, same worker, file order): it reads the halved
     store before this test promotes its pruned runs."""

@@ -56,6 +56,8 @@ def _sweep(folder: Path, spark, data: Path):
     return result, MlflowClient(uri), said
 
 
+@pytest.mark.slow(reason=(
+    "a race of three cells over two rounds: a launch per round and the decisions between them"))
 def test_a_race_stops_the_failing_cell_early_and_spends_replicates_on_the_open_ones(
         tmp_path, spark, data):
     result, client, said = _sweep(tmp_path, spark, data)
