@@ -42,6 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("slow_test_seconds", f"a test's setup + call may take this long unless marked "
                   f"slow(reason=...) (default {DEFAULT_LIMIT_SECONDS:.0f})",
                   default=str(DEFAULT_LIMIT_SECONDS))
+    parser.addoption("--timeline", metavar="FILE", default=None,
+                     help="write each test phase's worker, start and stop (TSV) to FILE; "
+                          "bench/suite_timeline.py summarises it")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -147,6 +150,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             "@slow_fixture(reason=...)) saying why it cannot be")
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # On the controller under xdist, where every worker's reports arrive.
+    node = getattr(report, "node", None)
+    worker = node.gateway.id if node is not None else "main"
+    _timeline.append((worker, report.nodeid, report.when, report.start, report.stop,
+                      report.outcome))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("timeline", None)
+    if not path or hasattr(session.config, "workerinput"):
+        return
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("worker\tnodeid\twhen\tstart\tstop\toutcome\n")
+        for row in _timeline:
+            out.write("\t".join(str(v) for v in row) + "\n")
+
+
 def _covered_seconds(shared: list[tuple[str, float, float, str]]) -> float:
     """The time inside any shared fixture's setup: a fixture built inside another's setup (a
     dependency) lies within it, so the union of the intervals counts it once."""
@@ -177,6 +198,7 @@ def _first_report(fixture: str, item: pytest.Item) -> bool:
 
 
 _reported: set[tuple[str, str]] = set()
+_timeline: list[tuple[str, str, str, float, float, str]] = []
 _SETUP_SECONDS = pytest.StashKey[float]()
 _SHARED = pytest.StashKey[list]()
 _building: list[pytest.Item] = []

@@ -36,7 +36,10 @@ def test_over_the_limit_in_its_setup(slow_setup):
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    # The inner suite runs in this process: without this, the outer run's xdist worker count
+    # would stretch the inner limit (0.3 s x workers/cores) and the messages would differ.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     pytester.makeconftest('pytest_plugins = ["tests.helpers.suite"]\n')
     return pytester
 
