@@ -68,6 +68,9 @@ def _builds_module_fixture(item: pytest.Item) -> bool:
                for defs in info.name2fixturedefs.values() for d in defs)
 
 
+# First: pytest-xdist's own hook turns the xdist_group markers into the groups it schedules by,
+# so they must be on the items before it runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     grouped = {_module(i) for i in items if _builds_module_fixture(i)}
     for item in items:

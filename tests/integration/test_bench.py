@@ -10,10 +10,10 @@ from tests.helpers import load_job, write_data_config, write_npz
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A prepared 28x28, 10-class dataset and a x2 augmented copy of it (once per worker: the
-    sections' tests run on whichever workers are free)."""
+    """A prepared 28x28, 10-class dataset and a x2 augmented copy of it, built once: the
+    module's tests share one worker (tests/helpers/suite.py)."""
     folder = tmp_path_factory.mktemp("bench")
     source = write_npz(folder / "d.npz", n_train=800, n_test=80, side=28, num_classes=10)
     assert load_job("prepare_data").main(["--config", str(write_data_config(folder, source))]) == 0

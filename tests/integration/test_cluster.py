@@ -113,55 +113,20 @@ def app_ids(cluster) -> set[str]:
     return {p.name for w in (1, 2) for p in (Path(cluster.state_dir) / f"worker-{w}").glob("app-*")}
 
 
+def checkout_submit(cluster, *args: str, conf: str = "cluster.conf") -> subprocess.CompletedProcess:
+    """spark-submit whose executors import the checkout (through PYTHONPATH), not the packed
+    environment: for the tests about scheduling, which must not wait for the packing."""
+    return submit(cluster, "--conf", f"spark.executorEnv.PYTHONPATH={ROOT}", *args, conf=conf)
+
+
 @pytest.fixture(scope="module")
-@slow_fixture("the cluster's first application: its executors unpack the packed environment "
-              "(about 1 GB) before preparing the data")
-def prepared(cluster, packed, tmp_path_factory) -> Path:
+def prepared(cluster, tmp_path_factory) -> Path:
+    """The data, prepared on the cluster from the checkout while the environment is packed."""
     work = tmp_path_factory.mktemp("cluster-data")
     cfg = write_data_config(work, write_npz(work / "d.npz"))
-    proc = submit(cluster, "jobs/prepare_data.py", "--config", str(cfg), packed=packed)
+    proc = checkout_submit(cluster, "jobs/prepare_data.py", "--config", str(cfg))
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return work / "processed" / "tiny"
-
-
-def test_jobs_run_on_the_standalone_cluster_from_the_packed_environment(cluster, packed,
-                                                                         prepared, tmp_path):
-    sweep = tmp_path / "sweep.yaml"
-    sweep.write_text(SWEEP)
-    before = app_ids(cluster)
-    steps = [
-        ("jobs/train_sweep.py", "--config", str(sweep), "--data", str(prepared),
-         "--num-proc", "2", "--checkpoint-dir", str(tmp_path / "ckpt")),
-        ("jobs/compare.py", "--experiment", "cluster", "--output", str(tmp_path / "report")),
-    ]
-    for step in steps:
-        proc = submit(cluster, *step, packed=packed)
-        assert proc.returncode == 0, f"{step[0]}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    client = MlflowClient(cluster.tracking_uri)
-    exp = client.get_experiment_by_name("cluster")
-    runs = tracking.children(client, exp.experiment_id)
-    assert sorted(r.data.params["model.hidden_activation"] for r in runs) == ["relu", "tanh"]
-    for run in runs:
-        assert run.data.tags["status"] == "finished"
-        assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 2
-        models = client.search_logged_models(
-            [exp.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
-        assert [m.name for m in models] == ["model"]  # uploaded through the server
-    assert (tmp_path / "report" / "index.html").is_file()
-    # The sweep's executors ran on the workers, each from its own unpacked copy...
-    [sweep_app] = sorted(app_ids(cluster) - before)[:1]
-    unpacked = [p for w in (1, 2) for p in
-                (Path(cluster.state_dir) / f"worker-{w}" / sweep_app).glob("*/environment")]
-    assert len(unpacked) == 2 and all((p / "bin" / "python").exists() for p in unpacked)
-    # ... and rank 0 ran that copy's interpreter and package, not the driver's.
-    # Horovod prefixes each line of a rank's output with "[rank]<stdout>:".
-    [line] = [ln.split("rank 0 of 2: ", 1)[1]
-              for ln in executor_logs(cluster, sweep_app).splitlines() if "rank 0 of 2: " in ln]
-    interpreter, package, device = line.split(", ")
-    assert interpreter.endswith("environment/bin/python") and sweep_app in interpreter
-    assert package.endswith("environment/lib/python3.11/site-packages/pipeline")
-    assert str(ROOT) not in line and sys.prefix not in line
-    assert device == "CPU"
 
 
 def test_too_many_ranks_fail_in_seconds_with_one_line(cluster, prepared, tmp_path):
@@ -185,9 +150,8 @@ GPU_SWEEP = SWEEP + "max_attempts: 1\n"
 
 def gpu_submit(cluster, *args: str) -> subprocess.CompletedProcess:
     """With conf/spark/gpu.conf; the discovery script from this checkout, not the image's."""
-    return submit(cluster, "--conf", "spark.executor.resource.gpu.discoveryScript="
-                  f"{ROOT / 'scripts' / 'gpu-discovery.sh'}",
-                  "--conf", f"spark.executorEnv.PYTHONPATH={ROOT}", *args, conf="gpu.conf")
+    return checkout_submit(cluster, "--conf", "spark.executor.resource.gpu.discoveryScript="
+                           f"{ROOT / 'scripts' / 'gpu-discovery.sh'}", *args, conf="gpu.conf")
 
 
 def test_gpu_scheduling_counts_slots_by_gpu(cluster, prepared, tmp_path):
@@ -215,3 +179,43 @@ def test_each_rank_gets_the_gpu_spark_assigned_to_its_task(cluster, prepared, tm
     reasons = [ln for ln in executor_logs(cluster, app).splitlines()
                if "Spark assigned GPU 0 to this task but TensorFlow sees 0 GPU(s)" in ln]
     assert len(reasons) >= 2, executor_logs(cluster, app)[-3000:]
+
+
+# Last: the only test that waits for the packing, which ran beside the tests above.
+def test_jobs_run_on_the_standalone_cluster_from_the_packed_environment(cluster, packed,
+                                                                         prepared, tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(SWEEP)
+    before = app_ids(cluster)
+    proc = submit(cluster, "jobs/train_sweep.py", "--config", str(sweep), "--data", str(prepared),
+                  "--num-proc", "2", "--checkpoint-dir", str(tmp_path / "ckpt"), packed=packed)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    # The report reads the server in the driver: no executor of it imports the pipeline.
+    proc = checkout_submit(cluster, "jobs/compare.py", "--experiment", "cluster",
+                           "--output", str(tmp_path / "report"))
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    client = MlflowClient(cluster.tracking_uri)
+    exp = client.get_experiment_by_name("cluster")
+    runs = tracking.children(client, exp.experiment_id)
+    assert sorted(r.data.params["model.hidden_activation"] for r in runs) == ["relu", "tanh"]
+    for run in runs:
+        assert run.data.tags["status"] == "finished"
+        assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 2
+        models = client.search_logged_models(
+            [exp.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+        assert [m.name for m in models] == ["model"]  # uploaded through the server
+    assert (tmp_path / "report" / "index.html").is_file()
+    # The sweep's executors ran on the workers, each from its own unpacked copy...
+    [sweep_app] = sorted(app_ids(cluster) - before)[:1]
+    unpacked = [p for w in (1, 2) for p in
+                (Path(cluster.state_dir) / f"worker-{w}" / sweep_app).glob("*/environment")]
+    assert len(unpacked) == 2 and all((p / "bin" / "python").exists() for p in unpacked)
+    # ... and rank 0 ran that copy's interpreter and package, not the driver's.
+    # Horovod prefixes each line of a rank's output with "[rank]<stdout>:".
+    [line] = [ln.split("rank 0 of 2: ", 1)[1]
+              for ln in executor_logs(cluster, sweep_app).splitlines() if "rank 0 of 2: " in ln]
+    interpreter, package, device = line.split(", ")
+    assert interpreter.endswith("environment/bin/python") and sweep_app in interpreter
+    assert package.endswith("environment/lib/python3.11/site-packages/pipeline")
+    assert str(ROOT) not in line and sys.prefix not in line
+    assert device == "CPU"

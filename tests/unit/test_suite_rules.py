@@ -134,6 +134,29 @@ def test_b():
                       "test_c": []}
 
 
+def test_a_module_building_a_module_fixture_runs_on_one_worker_and_builds_it_once(suite):
+    suite.makepyfile(test_shared="""
+import os
+import pytest
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    marker = tmp_path_factory.getbasetemp().parent / f"built-{os.getpid()}"
+    marker.write_text("")
+    return os.environ["PYTEST_XDIST_WORKER"]
+
+@pytest.mark.parametrize("n", range(6))
+def test_uses_it(built, n):
+    assert built == os.environ["PYTEST_XDIST_WORKER"]
+""", test_free="import pytest\n\n@pytest.mark.parametrize('n', range(6))\n"
+                   "def test_free(n):\n    pass\n")
+    result = suite.runpytest("-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=12)
+    workers = {r.node.gateway.id for r in result.reprec.getreports("pytest_runtest_logreport")
+               if r.when == "call" and "test_shared.py" in r.nodeid}
+    assert len(workers) == 1, workers
+
+
 def test_the_limit_stretches_with_more_workers_than_cores(monkeypatch):
     import os
 
