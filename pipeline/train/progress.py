@@ -4,8 +4,8 @@ and a one-line table of the trials after each finished run.
 The estimate reads the history of the runs so far, by configuration: a run whose
 configuration already had replicates finish is expected to take their mean, any other the
 median run. The launch's first run is left out once others have finished: it pays for graph
-tracing and the first pass over the input, which the later runs do not. Plain Python, so the
-rank, the driver and tests can use it alike.
+tracing and the first pass over the input, which the later runs do not. No TensorFlow, so
+the rank, the driver and tests can use it alike; the interval is the report's own.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from pipeline.report.verdicts import t_interval
 from pipeline.tracking.vocab import SKIPPED, UNSTARTED
 from pipeline.train.contract import Trial, TrialOutcome
 
@@ -40,8 +43,10 @@ def estimate_left(done: Sequence[tuple[str, float]], left: Sequence[str]) -> flo
 class Tracker:
     """The runs of one launch as they finish, and the lines that report them.
 
-    ``metric`` is the test metric the task ranks by (``higher`` is better); the best
-    configuration so far is the one whose finished replicates have the best mean of it.
+    ``metric`` is the per-epoch validation metric the report ranks cells by (``higher`` is
+    better), read at each run's last epoch: the best configuration so far is the one whose
+    finished replicates have the best mean of it, quoted with its Student-t interval. The test
+    split stays for the report, which quotes it once for the chosen cells.
     """
 
     trials: list[Trial]
@@ -56,7 +61,7 @@ class Tracker:
         self.finished += 1
         if outcome.status not in _UNTIMED:
             self.timed.append((_cell(trial), seconds))
-        value = outcome.metrics.get(self.metric, math.nan)
+        value = (outcome.history.get(self.metric) or [math.nan])[-1]
         if math.isfinite(value):
             self.scores.setdefault(_cell_name(trial), []).append(value)
 
@@ -80,9 +85,12 @@ class Tracker:
         means = {name: statistics.fmean(v) for name, v in self.scores.items()}
         pick = max if self.higher else min
         name = pick(means, key=means.__getitem__)
-        n = len(self.scores[name])
-        return (f"best so far {name}: {self.metric} {means[name]:.4f}"
-                + (f" (mean of {n} replicates)" if n > 1 else ""))
+        values = self.scores[name]
+        text = f"best so far {name}: {self.metric} {means[name]:.4f}"
+        if len(values) < 2:
+            return text + " (1 replicate, no interval yet)"
+        low, high = t_interval(np.asarray(values))
+        return text + f" (95% t-interval {low:.4f} to {high:.4f}, {len(values)} replicates)"
 
 
 def _cell(trial: Trial) -> str:

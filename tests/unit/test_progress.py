@@ -46,33 +46,41 @@ def test_the_first_run_counts_while_it_is_the_only_one():
 
 
 def _outcome(t, accuracy: float | None, status: str = "finished") -> TrialOutcome:
-    metrics = {} if accuracy is None else {"test_accuracy": accuracy}
-    return TrialOutcome(t.name, t.config_hash, status, metrics=metrics)
+    """A run whose last epoch's validation accuracy is ``accuracy``; its test accuracy is
+    deliberately the other way round, which the progress lines must not rank by."""
+    if accuracy is None:
+        return TrialOutcome(t.name, t.config_hash, status)
+    return TrialOutcome(t.name, t.config_hash, status, metrics={"test_accuracy": 1 - accuracy},
+                        history={"val_accuracy": [0.5, accuracy]})
 
 
 def test_lines_carry_a_clock_the_estimate_and_the_trial_table():
     trials = [replace(trial(f"cell{c} #{r}", RunConfig()), cell_hash=f"cell{c}")
               for c in (1, 2) for r in (1, 2)]
-    tracker = Tracker(trials, "test_accuracy", higher=True, began=100.0)
+    tracker = Tracker(trials, "val_accuracy", higher=True, began=100.0)
     tracker.record(trials[0], _outcome(trials[0], 0.90), 30.0)
+    assert tracker.lines(now=130.0, clock="14:02:57")[1].endswith(
+        "best so far cell1: val_accuracy 0.9000 (1 replicate, no interval yet)")
     tracker.record(trials[1], _outcome(trials[1], 0.96), 10.0)
     line, table = tracker.lines(now=140.0, clock="14:03:07")
     # cell1 #2 took 10 s; the others are expected to take the median of the steady runs.
     assert line == "14:03:07     2/4 runs done in 40s; about 20s left"
+    # mean 0.93, sd 0.0424: t(0.975, 1 df) = 12.706 gives half-width 0.3812.
     assert table == ("14:03:07     trials: 2 done, 1 running, 1 left; best so far cell1: "
-                     "test_accuracy 0.9300 (mean of 2 replicates)")
+                     "val_accuracy 0.9300 (95% t-interval 0.5488 to 1.3112, 2 replicates)")
 
 
 def test_skipped_runs_count_as_done_without_a_duration_and_lower_is_better_works():
     trials = [trial(f"t{i}", RunConfig()) for i in range(3)]
-    tracker = Tracker(trials, "test_rmse", higher=False, began=0.0)
+    tracker = Tracker(trials, "val_mae", higher=False, began=0.0)
     tracker.record(trials[0], _outcome(trials[0], None, status="skipped"), 0.1)
     assert tracker.lines(now=1.0, clock="00:00:01") == [
         "00:00:01     1/3 runs done in 1s",
-        "00:00:01     trials: 1 done, 1 running, 1 left; no test_rmse yet"]
-    for t, rmse in ((trials[1], 0.5), (trials[2], 0.3)):
+        "00:00:01     trials: 1 done, 1 running, 1 left; no val_mae yet"]
+    for t, mae in ((trials[1], 0.5), (trials[2], 0.3)):
         tracker.record(t, TrialOutcome(t.name, t.config_hash, "finished",
-                                       metrics={"test_rmse": rmse}), 5.0)
+                                       history={"val_mae": [0.9, mae]}), 5.0)
     line, table = tracker.lines(now=11.0, clock="00:00:11")
     assert line == "00:00:11     3/3 runs done in 11s"
-    assert table.endswith("trials: 3 done, 0 running, 0 left; best so far t2: test_rmse 0.3000")
+    assert table.endswith("trials: 3 done, 0 running, 0 left; best so far t2: val_mae 0.3000 "
+                          "(1 replicate, no interval yet)")

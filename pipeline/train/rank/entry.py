@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline.cli import console_logging
 from pipeline.data.manifest import load_manifest
 from pipeline.errors import DataError
-from pipeline.tasks import primary_metric
+from pipeline.tasks import validation_metric
 from pipeline.train.contract import RankJob, TrialOutcome
 from pipeline.train.progress import Tracker
 from pipeline.train.rank import distributed
@@ -48,8 +48,7 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
     role.say(f"rank 0 of {distributed.size()}: {sys.executable}, package "
              f"{Path(__file__).parents[2]}, {gpu.reason if gpu else 'CPU'}")
     outcomes = []
-    metric, higher = primary_metric(job.task)
-    tracker = Tracker(job.trials, metric, higher)
+    tracker = Tracker(job.trials, *validation_metric(job.task))
     try:
         for k, trial in enumerate(job.trials, 1):
             role.say(f"{time.strftime('%H:%M:%S')} [{k}/{len(job.trials)}] {trial.name} "
