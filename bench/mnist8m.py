@@ -24,6 +24,15 @@ from bench import sweeps
 from bench.data_prep import log4j_options, run_job
 
 COPIES = 161  # 50,000 x (161 + 1) = 8,100,000 training rows
+FULL_SHARDS = 64  # what the 8.1 million rows are written as
+
+
+def shards_for(copies: int) -> int:
+    """Output shards: 64 at full scale; a few copies of a small set get 4 per copy, so a smoke
+    run of the section does not write and read back a hundred near-empty files per stage."""
+    return min(FULL_SHARDS, 4 * max(copies, 1))
+
+
 ONE_CONFIG = {"model.hidden_activation": ["relu"],
               "head": [{"model.output_activation": "softmax",
                         "loss": "categorical_crossentropy"}]}
@@ -35,7 +44,7 @@ def measure(spark, mnist: Path, copies: int, keep: bool, log) -> dict:
     try:
         aug = _augment(mnist, work, copies)
         log(f"  augment: {aug['rows']} rows in {aug['seconds']:.0f}s")
-        prep = _prepare(work / "mnist_8m_aug", work)
+        prep = _prepare(work / "mnist_8m_aug", work, shards_for(copies))
         log(f"  prepare: {prep['rows']} rows in {prep['seconds']:.0f}s")
         train = _train(spark, mnist, work / "mnist_8m")
         log(f"  one epoch: {train['big']['rows']} rows in {train['big']['epoch_seconds']:.0f}s")
@@ -55,7 +64,8 @@ def _augment(mnist: Path, work: Path, copies: int) -> dict:
     conf = work / "augment.yaml"
     conf.write_text(f"name: mnist_8m_aug\ninput: {mnist}\ncopies: {copies}\n"
                     "keep_original: true\nseed: 7\nrotation_degrees: 12\nshift_pixels: 2\n"
-                    "scale: 0.1\nelastic: false\nshards: 64\nrows_per_batch: 200\n"
+                    f"scale: 0.1\nelastic: false\nshards: {shards_for(copies)}\n"
+                    "rows_per_batch: 200\n"
                     f"output: {work}\n")  # 200 inputs -> 32,400 rows per Arrow batch
     seconds, py_mib, jvm_mib = run_job([*log4j_options(), *_memory(), "jobs/augment.py",
                                         "--config", str(conf)], with_jvm=True,
@@ -63,11 +73,11 @@ def _augment(mnist: Path, work: Path, copies: int) -> dict:
     return _stage(work / "mnist_8m_aug", seconds, py_mib, jvm_mib)
 
 
-def _prepare(source: Path, work: Path) -> dict:
+def _prepare(source: Path, work: Path, shards: int) -> dict:
     conf = work / "prepare.yaml"
     conf.write_text(f"name: mnist_8m\nsource:\n  format: parquet\n  path: {source / 'train'}\n"
                     f"  test_path: {source / 'test'}\nsplit:\n  val_fraction: 0.01\n"
-                    f"  seed: 42\nshards: 64\noutput: {work}\n")
+                    f"  seed: 42\nshards: {shards}\noutput: {work}\n")
     seconds, py_mib, jvm_mib = run_job([*log4j_options(), *_memory(), "jobs/prepare_data.py",
                                         "--config", str(conf)], with_jvm=True,
                                        log=work / "prepare.log")

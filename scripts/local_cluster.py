@@ -174,6 +174,13 @@ def _run_as(owner: str | None, cmd: list[str], cluster: Cluster) -> None:
     subprocess.run(cmd, check=True, capture_output=True)
 
 
+# How long the server trusts a checked (user, password): without it every request pays a
+# password-hash check, which made an authenticated sweep CPU-bound on the server
+# (BENCHMARKS.md, "MLflow basic auth"). A changed or deleted user is seen at once by the worker
+# that changed it, by other workers within this many seconds.
+AUTH_CACHE_SECONDS = 60
+
+
 def write_auth_config(state_dir: Path, admin_password: str) -> Path:
     """basic_auth.ini for MLflow's basic-auth app, readable by its owner only (0600).
 
@@ -190,7 +197,8 @@ def write_auth_config(state_dir: Path, admin_password: str) -> Path:
         f.write("[mlflow]\ndefault_permission = READ\n"
                 f"database_uri = sqlite:///{(state_dir / 'basic_auth.db').resolve()}\n"
                 f"admin_username = admin\nadmin_password = {escaped}\n"
-                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
     return path
 
 

@@ -16,9 +16,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from pipeline.report.verdicts import t_interval
 from pipeline.tracking.vocab import SKIPPED, UNSTARTED
 from pipeline.train.contract import Trial, TrialOutcome
 
@@ -89,7 +86,11 @@ class Tracker:
         text = f"best so far {name}: {self.metric} {means[name]:.4f}"
         if len(values) < 2:
             return text + " (1 replicate, no interval yet)"
-        low, high = t_interval(np.asarray(values))
+        # Here, not at the top: SciPy's import costs every rank most of a second, and only
+        # rank 0 prints, once a cell has two replicates.
+        from pipeline.report.verdicts import t_interval
+
+        low, high = t_interval(values)
         return text + f" (95% t-interval {low:.4f} to {high:.4f}, {len(values)} replicates)"
 
 

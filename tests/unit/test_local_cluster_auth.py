@@ -28,3 +28,16 @@ def test_auth_config_is_owner_only_and_keeps_the_password_verbatim(tmp_path):
     parser.read(path)
     assert parser["mlflow"]["admin_password"] == password
     assert parser["mlflow"]["database_uri"] == f"sqlite:///{tmp_path / 'basic_auth.db'}"
+
+
+def test_checked_credentials_are_cached_by_the_server_in_both_auth_configs(tmp_path, monkeypatch):
+    from mlflow.server.auth.config import read_auth_config
+
+    from tests.helpers import ROOT
+
+    # Read by MLflow's own reader: without the cache every request hashes the password.
+    for path in (local_cluster.write_auth_config(tmp_path, "pw-0123456789"),
+                 ROOT / "docker" / "basic_auth.ini"):
+        monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(path))
+        monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "pw-0123456789")
+        assert read_auth_config().auth_cache_ttl_seconds == local_cluster.AUTH_CACHE_SECONDS > 0
