@@ -38,6 +38,7 @@ from pipeline.tracking.spool_file import (
     read_spool,
     waiting,
 )
+from pipeline.tracking.spool_records import check_all, inside, private_folder, untrusted
 from pipeline.tracking.store import scrub
 
 logger = logging.getLogger(__name__)
@@ -149,12 +150,11 @@ class RunLog:
                     raise
                 self._go_offline(exc)
         if stash is not None:
-            self.files.mkdir(parents=True, exist_ok=True)
-            stash(self.files)
+            stash(private_folder(self.files))
         append(self._spool, record)
 
     def _go_offline(self, exc: BaseException) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         self._spool = open_locked(self.path, blocking=True)
         self.say(f"    MLflow unreachable ({scrub(first_line(exc), self._uri)}); run "
                  f"{self.run_id} continues, its records go to {self.path}")
@@ -173,7 +173,7 @@ def deliver(client: MlflowClient, run_id: str, record: dict, files: Path) -> Non
     elif op == "dict":
         client.log_dict(run_id, record["data"], record["file"])
     elif op == "artifact":
-        client.log_artifact(run_id, str(files / record["path"]))
+        client.log_artifact(run_id, str(inside(files, record["path"])))
     elif op == "model":
         from pipeline.tracking.models import replay_model
 
@@ -217,6 +217,10 @@ def replay_run(client: MlflowClient, folder: Path, run_id: str, retry: Retry) ->
 
 
 def _replay_one(client: MlflowClient, path: Path, retry: Retry, report: ReplayReport) -> None:
+    why = untrusted(path)
+    if why:
+        report.pending[str(path)] = why
+        return
     handle = open_locked(path, blocking=False)
     if handle is None:
         report.pending[str(path)] = "still being written by a running sweep"
@@ -238,6 +242,7 @@ def _replay_one(client: MlflowClient, path: Path, retry: Retry, report: ReplayRe
 def _replay_file(client: MlflowClient, path: Path, handle: IO[str], retry: Retry) -> int:
     records, done = read_spool(path)
     files = path.with_suffix("")
+    check_all(records, files)
     for count, record in enumerate(records[done:], done + 1):
         retry.call(lambda r=record: deliver(client, path.stem, r, files))
         # Mark the progress in the same (locked) file, so a replay interrupted here never

@@ -23,7 +23,8 @@ def open_locked(path: Path, blocking: bool) -> IO[str] | None:
     A replay may delete the file between our open and our lock: then lock the new one.
     """
     while True:
-        handle = path.open("a")
+        # Readable by this user only: its records may hold parameters and error messages.
+        handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -79,6 +80,8 @@ def read_spool(path: Path) -> tuple[list[dict], int]:
             record = json.loads(line)
         except ValueError as exc:
             raise ValueError(f"line {number} is not a spool record ({exc})") from exc
+        if not isinstance(record, dict):
+            raise ValueError(f"line {number} is not a spool record (not a mapping)")
         if record.get("op") == DELIVERED:
             delivered = max(delivered, int(record["count"]))
         else:

@@ -49,10 +49,10 @@ def test_a_replay_that_fails_midway_keeps_only_what_is_left(tmp_path, monkeypatc
     log.log_metric("loss", 0.5, step=0)
     log.log_metric("loss", 0.25, step=1)
     log.close()
-    with log.path.open("a") as f:  # a record no replay can deliver
-        f.write('{"op": "no-such-op"}\n')
+    with log.path.open("a") as f:  # a well-formed record no replay can deliver
+        f.write('{"op": "artifact", "path": "gone.png"}\n')
     report = spool.replay(store, tmp_path / "spool", FAST)
-    assert "no-such-op" in report.pending[str(log.path)]
+    assert "gone.png" in report.pending[str(log.path)]
     assert [m.step for m in store.get_metric_history(run_id, "loss")] == [0, 1]
     records, delivered = spool_file.read_spool(log.path)
-    assert records[delivered:] == [{"op": "no-such-op"}]  # only what is left
+    assert records[delivered:] == [{"op": "artifact", "path": "gone.png"}]  # only what is left
