@@ -69,7 +69,20 @@ def _problem(record: dict) -> Problem:
     return Problem(**fields)
 
 
+def has_model(client: MlflowClient, run_id: str) -> bool:
+    """Whether the run already holds its finished model: a replay killed after MLflow took
+    the model (and before the spool marked it delivered) must not log a second one."""
+    from mlflow.entities import LoggedModelStatus
+
+    experiment = client.get_run(run_id).info.experiment_id
+    found = client.search_logged_models([experiment],
+                                        filter_string=f"source_run_id = '{run_id}'")
+    return any(m.name == "model" and m.status == LoggedModelStatus.READY for m in found)
+
+
 def replay_model(client: MlflowClient, run_id: str, record: dict, files: Path) -> None:
+    if has_model(client, run_id):
+        return
     from pipeline.model.build import build_for
 
     cfg = parse(RunConfig, record["config"], "spool")

@@ -98,7 +98,10 @@ def _artifact(record: dict, line: int, files: Path) -> None:
 
 
 def _model(record: dict, line: int, files: Path) -> None:
-    if not isinstance(record.get("config"), dict) or not isinstance(record.get("problem"), dict):
+    # Records spooled before tasks existed give image_shape and num_classes for the problem.
+    problem = isinstance(record.get("problem"), dict) or (
+        isinstance(record.get("image_shape"), list) and _whole(record.get("num_classes")))
+    if not isinstance(record.get("config"), dict) or not problem:
         raise SpoolRecordError(f"record {line}: a model record needs its config and problem")
     requirements = record.get("requirements")
     if not isinstance(requirements, list) or not all(isinstance(r, str) for r in requirements):
