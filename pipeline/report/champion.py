@@ -48,10 +48,7 @@ def register_champion(client: MlflowClient, uri: str, experiment: str, run: pd.S
     if current is not None and current.run_id == run["run_id"]:  # already the champion
         version = current.version
     else:
-        # register_model resolves runs:/ to the run's logged model (MLflow 3 keeps models
-        # outside the run's artifact folder, so a raw runs:/ source would register nothing).
-        mlflow.set_tracking_uri(uri)
-        version = mlflow.register_model(f"runs:/{run['run_id']}/model", name).version
+        version = _registered(client, name, run["run_id"]) or _register(uri, name, run["run_id"])
         client.set_registered_model_alias(name, ALIAS, version)
     summary = ", ".join(f"{k}={run[k]:.4f}" for k in ("test_accuracy", "test_loss")
                         if pd.notna(run.get(k)))
@@ -60,6 +57,20 @@ def register_champion(client: MlflowClient, uri: str, experiment: str, run: pd.S
         f"{decision}"))
     client.set_model_version_tag(name, version, "decision", decision[:4900])
     return Champion(name, version, run["run_id"], run["configuration"], metric, value)
+
+
+def _registered(client: MlflowClient, name: str, run_id: str) -> str | None:
+    """The version already made from ``run_id``'s model (a compare killed between registering
+    and moving the alias, or another compare of the same sweep): reused, never made twice."""
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return min((v.version for v in found), key=int, default=None)
+
+
+def _register(uri: str, name: str, run_id: str) -> str:
+    # register_model resolves runs:/ to the run's logged model (MLflow 3 keeps models
+    # outside the run's artifact folder, so a raw runs:/ source would register nothing).
+    mlflow.set_tracking_uri(uri)
+    return mlflow.register_model(f"runs:/{run_id}/model", name).version
 
 
 def _current(client: MlflowClient, name: str) -> ModelVersion | None:
