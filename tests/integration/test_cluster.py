@@ -141,8 +141,11 @@ def test_too_many_ranks_fail_in_seconds_with_one_line(cluster, prepared, tmp_pat
     assert ("--num-proc: 3 ranks requested but Spark can run only 2 tasks at once "
             "(2 executor(s) registered after") in line
     assert "2 core(s), spark.task.cpus=1)" in line
-    # Horovod would have waited HOROVOD_SPARK_START_TIMEOUT (600 s) for a third slot.
-    assert elapsed < 60, elapsed
+    # Horovod would have waited HOROVOD_SPARK_START_TIMEOUT (600 s) for a third slot; the
+    # check itself waits only for the executors to register. This test runs while the
+    # environment is packed beside it, so on 2 loaded cores spark-submit's start alone can
+    # take most of a minute: the bound is that it never waits for Horovod's timeout.
+    assert elapsed < 200, elapsed
 
 
 GPU_SWEEP = SWEEP + "max_attempts: 1\n"

@@ -45,6 +45,8 @@ def _counts(out: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+@pytest.mark.slow(reason=("two spark-submit sweeps at once on one server: two drivers and their "
+                          "Horovod launches are the scenario"))
 def test_two_sweeps_at_once_train_each_configuration_once(tmp_path, spark):
     cfg = write_data_config(tmp_path, write_npz(tmp_path / "d.npz", n_train=400, n_test=80))
     assert load_job("prepare_data").main(["--config", str(cfg)]) == 0

@@ -49,6 +49,8 @@ def _spooled(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow(reason=("a real server killed mid-sweep, the sweep finishing into the spool, a "
+                          "server restarted and the spool replayed"))
 def test_server_killed_mid_sweep_spools_then_replay_delivers_each_epoch_once(
         tmp_path, spark, monkeypatch, capsys):
     cfg = write_data_config(tmp_path, write_npz(tmp_path / "d.npz", n_train=800, n_test=80))

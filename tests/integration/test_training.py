@@ -108,6 +108,8 @@ def _kill_rank_when(uri: str, experiment: str, epochs_logged: int, killed: dict)
         time.sleep(0.2)
 
 
+@pytest.mark.slow(reason=("trains until a checkpoint, kills a rank and waits for the relaunched "
+                          "launch to finish from it: two launches"))
 def test_rank_killed_mid_run_resumes_from_checkpoint(tmp_path, spark, data):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     killed: dict = {}
