@@ -16,7 +16,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from unittest import mock
 
 import psutil
 
@@ -35,8 +34,8 @@ def measure(cache_seconds: int, requests: int) -> dict:
     state = Path(tempfile.mkdtemp(prefix="bench-auth-"))
     cluster = local_cluster.Cluster(str(state))
     try:
-        with mock.patch.object(local_cluster, "AUTH_CACHE_SECONDS", cache_seconds):
-            local_cluster.start_mlflow(cluster, f"sqlite:///{state / 'mlflow.db'}", PASSWORD)
+        local_cluster.start_mlflow(cluster, f"sqlite:///{state / 'mlflow.db'}", PASSWORD,
+                                   auth_cache_seconds=cache_seconds)
         url = f"{cluster.tracking_uri}/api/2.0/mlflow/experiments/search?max_results=1"
         token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
         cpu, started = _server_cpu(cluster.pids["mlflow"]), time.perf_counter()

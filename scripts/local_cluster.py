@@ -181,7 +181,8 @@ def _run_as(owner: str | None, cmd: list[str], cluster: Cluster) -> None:
 AUTH_CACHE_SECONDS = 60
 
 
-def write_auth_config(state_dir: Path, admin_password: str) -> Path:
+def write_auth_config(state_dir: Path, admin_password: str,
+                      cache_seconds: int = AUTH_CACHE_SECONDS) -> Path:
     """basic_auth.ini for MLflow's basic-auth app, readable by its owner only (0600).
 
     The admin user is created from it on the first start; its users live in an SQLite file
@@ -198,18 +199,20 @@ def write_auth_config(state_dir: Path, admin_password: str) -> Path:
                 f"database_uri = sqlite:///{(state_dir / 'basic_auth.db').resolve()}\n"
                 f"admin_username = admin\nadmin_password = {escaped}\n"
                 "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-                f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
+                f"auth_cache_ttl_seconds = {cache_seconds}\n")
     return path
 
 
-def _auth_env(state_dir: Path, admin_password: str) -> dict[str, str]:
+def _auth_env(state_dir: Path, admin_password: str, cache_seconds: int) -> dict[str, str]:
     """What `mlflow server --app-name basic-auth` needs, passed in its environment."""
-    return {"MLFLOW_AUTH_CONFIG_PATH": str(write_auth_config(state_dir, admin_password)),
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(write_auth_config(state_dir, admin_password,
+                                                             cache_seconds)),
             # Signs the login forms' CSRF tokens; one per cluster, never reused.
             "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(24).hex()}
 
 
-def start_mlflow(cluster: Cluster, backend_uri: str, admin_password: str | None = None) -> None:
+def start_mlflow(cluster: Cluster, backend_uri: str, admin_password: str | None = None,
+                 auth_cache_seconds: int = AUTH_CACHE_SECONDS) -> None:
     """The tracking server; with ``admin_password``, behind MLflow's basic-auth app."""
     port = free_port()
     artifacts = Path(cluster.state_dir) / "mlartifacts"
@@ -220,7 +223,7 @@ def start_mlflow(cluster: Cluster, backend_uri: str, admin_password: str | None 
     env = {"MLFLOW_BACKEND_STORE_URI": backend_uri}
     if admin_password:
         cmd += ["--app-name", "basic-auth"]
-        env.update(_auth_env(Path(cluster.state_dir), admin_password))
+        env.update(_auth_env(Path(cluster.state_dir), admin_password, auth_cache_seconds))
     _spawn(cluster, "mlflow", cmd, env)
     cluster.tracking_uri = f"http://127.0.0.1:{port}"
     _wait("MLflow server", lambda: _http_ok(f"{cluster.tracking_uri}/health"), 120, cluster,
