@@ -18,6 +18,8 @@ MLflow is the one thing every sweep shares, so it holds the state:
 from __future__ import annotations
 
 import math
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from pipeline.tracking.vocab import (
     TAG_PARENT,
     TAG_ROLE,
     TAG_STATUS,
+    TAG_TRAINER,
 )
 
 
@@ -145,10 +148,15 @@ def claim(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig,
     return Claim(None, rival)
 
 
+def trainer() -> str:
+    """This process as the ``trainer`` tag names it: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _take(client: MlflowClient, req: ClaimRequest, run_name: str, lease: str) -> str:
     stamp = str(now_ms())
     tags = {TAG_PARENT: req.parent_run_id, TAG_CLAIMED_AT: stamp, TAG_HEARTBEAT: stamp,
-            TAG_STATUS: RUNNING, TAG_LEASE: lease}
+            TAG_STATUS: RUNNING, TAG_LEASE: lease, TAG_TRAINER: trainer()}
     if req.resume_run_id is None:
         return client.create_run(req.experiment_id, run_name=run_name,
                                  tags={**req.tags, **tags}).info.run_id

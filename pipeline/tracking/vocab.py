@@ -32,6 +32,7 @@ TAG_HEARTBEAT = "heartbeat"
 TAG_CLAIMED_AT = "claimed_at"
 TAG_ORPHANED = "orphaned"    # why a later sweep marked this run failed
 TAG_LEASE = "lease_seconds"  # the lease of the sweep that keeps this run's heartbeat
+TAG_TRAINER = "trainer"      # host:pid of the rank 0 holding the claim (to find a stuck one)
 
 # Successive halving (pipeline.train.driver.halving)
 TAG_RUNG_EPOCH = "rung_epoch"  # a paused or pruned run: the epochs it had trained

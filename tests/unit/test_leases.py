@@ -3,6 +3,9 @@ judged by the lease of the sweep that keeps it alive, not by the lease of the sw
 
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -18,6 +21,7 @@ from pipeline.tracking.vocab import (
     TAG_LEASE,
     TAG_ROLE,
     TAG_STATUS,
+    TAG_TRAINER,
 )
 
 LONG = TrackingConfig(lease_seconds=600, claim_settle_seconds=0.0)
@@ -61,6 +65,8 @@ def test_a_short_lease_sweep_leaves_a_live_long_lease_sweep_alone(store):
     assert client.get_run(mine).data.tags[TAG_STATUS] == "running"
     for run_id in (long_parent, mine):  # each run says which lease judges it
         assert client.get_run(run_id).data.tags[TAG_LEASE] == "600"
+    # ... and the claimed run names the process that trains it
+    assert client.get_run(mine).data.tags[TAG_TRAINER] == f"{socket.gethostname()}:{os.getpid()}"
 
 
 def test_a_run_silent_past_its_own_lease_is_still_an_orphan(store):
