@@ -120,13 +120,14 @@ def baseline_augment(prepared: Path, out: Path, copies: int, limit: int | None =
 def baseline_prepare_parquet(train: Path, test: Path, out: Path, shards: int = 16,
                              val_fraction: float = 0.1, seed: int = 42) -> int:
     """The Parquet-source prepare in one process: read, validate, carve val, shuffle, shard."""
-    from pipeline.data.arrow import ds
+    from pipeline.data.arrow import dataset_module
     from pipeline.data.feed import decode_images
 
     rng = np.random.default_rng(seed)
     rows = 0
     for name, folder in (("train", train), ("test", test)):
-        table = ds.dataset(folder, format="parquet").to_table(columns=["label", "image"])
+        table = dataset_module().dataset(folder, format="parquet").to_table(
+            columns=["label", "image"])
         images = decode_images(table.column("image"), [28, 28, 1], folder)  # validates sizes
         labels = np.asarray(table.column("label"), np.int64)
         if labels.min() < 0:

@@ -11,13 +11,20 @@ to load; it takes effect when imported. Every module of the project gets pyarrow
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pyarrow_hotfix  # noqa: F401 - installs itself on import, before this module returns
 
-__all__ = ["ds", "is_refused_type", "pa", "pq"]
+__all__ = ["dataset_module", "is_refused_type", "pa", "pq"]
 
 CVE = "CVE-2023-47248"
+
+
+def dataset_module():
+    """``pyarrow.dataset``, imported when first asked for: it imports pandas, which the ranks
+    (reading shards through ``pq``) never need."""
+    import pyarrow.dataset
+
+    return pyarrow.dataset
 
 
 def is_refused_type(exc: BaseException) -> bool:

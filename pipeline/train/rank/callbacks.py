@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
-from pipeline.tracking.recorder import Recorder
 from pipeline.tracking.vocab import EPOCH_METRICS, MODEL_EPOCH_METRICS
+
+if TYPE_CHECKING:
+    from pipeline.tracking.recorder import Recorder
 
 
 class EpochClock(tf.keras.callbacks.Callback):

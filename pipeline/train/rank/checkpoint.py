@@ -20,16 +20,19 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
 from pipeline.storage import disk_problem
-from pipeline.tracking.recorder import Recorder
 from pipeline.tracking.spool import first_line
 from pipeline.tracking.vocab import TAG_CHECKPOINT_WARNING
 from pipeline.train.checkpoints import STATE, fsync_path, read_state
 from pipeline.train.rank import distributed
+
+if TYPE_CHECKING:
+    from pipeline.tracking.recorder import Recorder
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from pipeline.config import to_dict
 from pipeline.data.manifest import Manifest
 from pipeline.tasks import epoch_metrics
-from pipeline.tracking.recorder import Recorder
 from pipeline.tracking.vocab import (
     ARTIFACT_CONFIG,
     ARTIFACT_CONFUSION,
@@ -24,6 +23,7 @@ from pipeline.train.rank.evaluation import TestResult
 
 if TYPE_CHECKING:
     from pipeline.model.build import BuiltModel
+    from pipeline.tracking.recorder import Recorder
 
 
 def record_results(job: RankJob, trial: Trial, recorder: Recorder, built: BuiltModel,

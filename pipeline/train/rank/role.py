@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.tracking.recorder import NullRecorder, Recorder, RunRecorder
+from pipeline.tracking.null_recorder import NullRecorder
 from pipeline.train.contract import RankJob
 from pipeline.train.rank.background import Background
 from pipeline.train.rank.claiming import ClaimAhead, NoClaims
 
 if TYPE_CHECKING:
     import tensorflow as tf
+
+    from pipeline.tracking.recorder import Recorder
 
 log = logging.getLogger("pipeline.rank")
 
@@ -47,6 +49,7 @@ class Role:
             return NullRecorder()
         from mlflow.tracking import MlflowClient
 
+        from pipeline.tracking.recorder import RunRecorder
         from pipeline.tracking.spool import Retry
 
         t = self.job.tracking

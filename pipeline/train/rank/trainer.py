@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from pipeline.data.manifest import Manifest
 from pipeline.tasks import primary_metric
-from pipeline.tracking.recorder import Recorder
 from pipeline.tracking.vocab import DIVERGED, FAILED, FINISHED, PAUSED, TAG_ERROR, TAG_RUNG_EPOCH
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
     from pipeline.model.build import BuiltModel
+    from pipeline.tracking.recorder import Recorder
     from pipeline.train.rank.callbacks import DivergenceStop, EpochClock
 
 
