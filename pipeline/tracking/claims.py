@@ -7,12 +7,16 @@ MLflow is the one thing every sweep shares, so it holds the state:
   running but whose heartbeat is older than ``lease_seconds`` belongs to a dead process. Each
   run carries the lease of the sweep that keeps it alive (tag ``lease_seconds``) and is judged
   by that one: sweeps with different leases share an experiment safely.
-* a *claim*: before a configuration starts, rank 0 creates (or, to resume, re-takes) its child
-  run with status running, its sweep as parent and a ``claimed_at`` time; waits
-  ``claim_settle_seconds`` so that a rival claiming at the same moment is visible; then looks
-  at every live claim of that configuration. The oldest ``claimed_at`` (run id breaks ties)
-  wins; a loser deletes the run it created and skips the configuration. MLflow has no
-  compare-and-swap; this works as long as host clocks agree to well within the settle time.
+* a *claim*: before a configuration starts, rank 0 stakes a claim: it creates its child run
+  already owned (status running, its sweep as parent, a ``claimed_at`` time) or, to resume an
+  existing run, adds only a ``claim.<its parent run id>`` tag to it. It waits
+  ``claim_settle_seconds`` so that a rival claiming at the same moment is visible, then looks
+  at every holder of that configuration: live runs, paused runs of live sweeps and claims
+  staked within the lease. The oldest claim time (parent run id breaks ties) wins. A loser
+  deletes the run it created, or its claim tag, and skips the configuration; the winner of a
+  resume only then moves the run to its sweep. A run is thus changed by its owner alone.
+  MLflow has no compare-and-swap; this works as long as host clocks agree to well within
+  the settle time.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from pipeline.tracking import store
 from pipeline.tracking.vocab import (
     DONE_STATUSES,
     FAILED,
+    PAUSED,
     ROLE_CONFIG,
     RUNNING,
+    TAG_CLAIM_PREFIX,
     TAG_CLAIMED_AT,
     TAG_DATASET,
     TAG_HASH,
@@ -130,22 +136,18 @@ class Claim:
 
 def claim(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig,
           run_name: str) -> Claim:
-    rival = _rival(client, req, settings)
-    if rival:
-        return Claim(None, rival)  # cheap path: no run created when the answer is already known
-    run_id = _take(client, req, run_name, lease_tag(settings))
+    reason = rival(client, req, settings)
+    if reason:
+        return Claim(None, reason)  # cheap path: nothing written when the answer is already known
+    taken = take(client, req, run_name, lease_tag(settings))
     time.sleep(settings.claim_settle_seconds)
-    rival = _rival(client, req, settings)
-    if not rival:
-        return Claim(run_id)
-    if req.resume_run_id is None:
-        client.delete_run(run_id)  # a run that trained nothing would only confuse reports
-    elif client.get_run(run_id).data.tags.get(TAG_PARENT) == req.parent_run_id:
-        # The interrupted run stays what it was, failed, not a claim nobody keeps alive; unless
-        # the winner re-took this very run, whose status is then the winner's.
-        client.set_tag(run_id, TAG_STATUS, FAILED)
-        client.set_terminated(run_id, "FAILED")
-    return Claim(None, rival)
+    reason = rival(client, req, settings)
+    if reason:
+        _withdraw(client, req, taken)
+        return Claim(None, reason)
+    if req.resume_run_id is not None:
+        _own(client, req, taken, lease_tag(settings))
+    return Claim(taken.run_id)
 
 
 def trainer() -> str:
@@ -153,39 +155,118 @@ def trainer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _take(client: MlflowClient, req: ClaimRequest, run_name: str, lease: str) -> str:
+def claim_tag(parent_run_id: str) -> str:
+    return f"{TAG_CLAIM_PREFIX}{parent_run_id}"
+
+
+@dataclass(frozen=True)
+class Taken:
+    run_id: str
+    stamp: str  # the claim time, which the owner keeps as ``claimed_at``
+
+
+def take(client: MlflowClient, req: ClaimRequest, run_name: str, lease: str) -> Taken:
+    """Stake this sweep's claim. A new run is created already owned (no other sweep writes to
+    it); an existing run gets only this sweep's own ``claim.<parent>`` tag, so a claimer that
+    loses has changed nothing another sweep relies on."""
     stamp = str(now_ms())
-    tags = {TAG_PARENT: req.parent_run_id, TAG_CLAIMED_AT: stamp, TAG_HEARTBEAT: stamp,
+    if req.resume_run_id is not None:
+        client.set_tag(req.resume_run_id, claim_tag(req.parent_run_id), stamp)
+        return Taken(req.resume_run_id, stamp)
+    tags = {**req.tags, **_ownership(req, stamp, lease)}
+    run = client.create_run(req.experiment_id, run_name=run_name, tags=tags)
+    return Taken(run.info.run_id, stamp)
+
+
+def _ownership(req: ClaimRequest, stamp: str, lease: str) -> dict[str, str]:
+    return {TAG_PARENT: req.parent_run_id, TAG_CLAIMED_AT: stamp, TAG_HEARTBEAT: str(now_ms()),
             TAG_STATUS: RUNNING, TAG_LEASE: lease, TAG_TRAINER: trainer()}
+
+
+def _own(client: MlflowClient, req: ClaimRequest, taken: Taken, lease: str) -> None:
+    """The winner of a resume moves the run to its sweep, in one batch so that no reader
+    sees the running status without the owner's claim time."""
+    tags = _ownership(req, taken.stamp, lease)
+    client.log_batch(taken.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    client.update_run(taken.run_id, status="RUNNING")
+    _drop_claim(client, req, taken)  # the owner's claim time now stands as ``claimed_at``
+
+
+def _drop_claim(client: MlflowClient, req: ClaimRequest, taken: Taken) -> None:
+    try:  # a claim left behind lapses with the lease; removing it only tidies the run
+        client.delete_tag(taken.run_id, claim_tag(req.parent_run_id))
+    except Exception:
+        return
+
+
+def _withdraw(client: MlflowClient, req: ClaimRequest, taken: Taken) -> None:
     if req.resume_run_id is None:
-        return client.create_run(req.experiment_id, run_name=run_name,
-                                 tags={**req.tags, **tags}).info.run_id
-    # Resuming: the interrupted run moves to this sweep. One batch, so no reader sees the
-    # running status without the new claim time.
-    client.log_batch(req.resume_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-    client.update_run(req.resume_run_id, status="RUNNING")
-    return req.resume_run_id
+        client.delete_run(taken.run_id)  # a run that trained nothing would only confuse reports
+        return
+    _drop_claim(client, req, taken)
 
 
-def _rival(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig) -> str:
-    """Why this sweep must not train the configuration ('' if it may)."""
+@dataclass(frozen=True)
+class _Holder:
+    stamp: int
+    parent: str
+    run_id: str
+    how: str
+
+
+def rival(client: MlflowClient, req: ClaimRequest, settings: TrackingConfig) -> str:
+    """Why this sweep must not train the configuration ('' if it may).
+
+    Every sweep holding the configuration is a candidate: the owner of a live run, the live
+    sweep of a paused run (halving keeps it between rungs), and every claim staked within
+    the lease. The oldest claim time wins (parent run id breaks ties), so all claimers
+    agree on one owner whatever order their writes land in."""
     runs = store.search_all(client, req.experiment_id, (
         f"tags.{TAG_HASH} = '{req.config_hash}' and tags.{TAG_ROLE} = "
         f"'{ROLE_CONFIG}' and tags.{TAG_DATASET} = '{req.fingerprint}'"))
     done = [r for r in runs if r.data.tags.get(TAG_STATUS) in DONE_STATUSES]
     if done and not req.force:
         return f"already done (run {done[0].info.run_id})"
-    live = [r for r in runs if is_live(r, settings.lease_seconds)]
-    if not live:
+    holders = _holders(client, runs, settings.lease_seconds)
+    if not holders:
         return ""
-    first = min(live, key=lambda r: (int(r.data.tags.get(TAG_CLAIMED_AT, "0") or 0),
-                                     r.info.run_id))
-    owner = first.data.tags.get(TAG_PARENT)
-    if owner == req.parent_run_id:
+    first = min(holders, key=lambda h: (h.stamp, h.parent))
+    if first.parent == req.parent_run_id:
         # Ours: the run just claimed or, after a claim whose reply was lost and that was
         # tried again, its twin, which never trains and whose lease runs out.
         return ""
-    return f"being trained by sweep run {owner} (run {first.info.run_id})"
+    return f"{first.how} by sweep run {first.parent} (run {first.run_id})"
+
+
+def _holders(client: MlflowClient, runs: list[Run], lease_seconds: float) -> list[_Holder]:
+    at, found = now_ms(), []
+    live_parents: dict[str, bool] = {}
+    for run in runs:
+        tags, run_id = run.data.tags, run.info.run_id
+        owner, since = tags.get(TAG_PARENT, ""), _stamp(tags.get(TAG_CLAIMED_AT))
+        if is_live(run, lease_seconds, at):
+            found.append(_Holder(since, owner, run_id, "being trained"))
+        elif tags.get(TAG_STATUS) == PAUSED and _parent_live(client, owner, lease_seconds,
+                                                             live_parents):
+            found.append(_Holder(since, owner, run_id, "paused"))
+        found += [_Holder(_stamp(v), k.removeprefix(TAG_CLAIM_PREFIX), run_id, "being claimed")
+                  for k, v in tags.items() if k.startswith(TAG_CLAIM_PREFIX)
+                  and at - _stamp(v) <= lease_seconds * 1000]
+    return found
+
+
+def _parent_live(client: MlflowClient, parent: str, lease_seconds: float,
+                 seen: dict[str, bool]) -> bool:
+    if parent not in seen:
+        try:
+            seen[parent] = bool(parent) and is_live(client.get_run(parent), lease_seconds)
+        except Exception:  # a deleted or unknown parent keeps nothing alive
+            seen[parent] = False
+    return seen[parent]
+
+
+def _stamp(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else 0
 
 
 def mark_orphans(client: MlflowClient, experiment_id: str, settings: TrackingConfig,

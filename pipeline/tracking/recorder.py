@@ -9,6 +9,8 @@ The twin lives in its own module, so the other ranks never import MLflow.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from mlflow.entities import Metric
 
@@ -18,12 +20,20 @@ from pipeline.tracking.vocab import MLFLOW_END_STATUS, TAG_STATUS
 
 
 class RunRecorder(RunLog):
-    """Rank 0's recorder for one configuration's run."""
+    """Rank 0's recorder for one configuration's run. ``held``: the last step MLflow already
+    has of each metric (a resumed run's); epochs up to it are not logged a second time."""
+
+    def __init__(self, *args: Any, held: Mapping[str, int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held = dict(held or {})
 
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        """One epoch's metrics, with the epoch as the step."""
+        """One epoch's metrics, with the epoch as the step; steps already held are skipped."""
         now = int(time.time() * 1000)
-        self.log_batch(metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items()])
+        fresh = [Metric(k, float(v), now, epoch) for k, v in metrics.items()
+                 if epoch > self.held.get(k, -1)]
+        if fresh:
+            self.log_batch(metrics=fresh)
 
     def end(self, status: str, tags: dict[str, str] | None = None) -> None:
         """Extra tags, the status tag, then the run's end (MLflow's status for it: vocab)."""

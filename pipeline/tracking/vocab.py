@@ -30,6 +30,8 @@ TAG_CHECKPOINT_WARNING = "checkpoint_warning"
 # Leases and claims (pipeline.tracking.claims)
 TAG_HEARTBEAT = "heartbeat"
 TAG_CLAIMED_AT = "claimed_at"
+# claim.<parent run id>: a sweep's bid for an existing run, owner or not (see claims.py)
+TAG_CLAIM_PREFIX = "claim."
 TAG_ORPHANED = "orphaned"    # why a later sweep marked this run failed
 TAG_LEASE = "lease_seconds"  # the lease of the sweep that keeps this run's heartbeat
 TAG_TRAINER = "trainer"      # host:pid of the rank 0 holding the claim (to find a stuck one)

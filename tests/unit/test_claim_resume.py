@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import RunConfig, TrackingConfig
 from pipeline.tracking import spool
+from pipeline.tracking.recorder import RunRecorder
 from pipeline.tracking.vocab import (
     FAILED,
     ROLE_CONFIG,
@@ -159,3 +160,26 @@ def test_the_missing_epoch_is_not_logged_while_the_spool_holds_it(sweep):
     assert _steps(client, run_id) == [0, 1]
     spool.replay(client, Path(job.spool_dir), spool.Retry(0, 0.0))
     assert _steps(client, run_id) == [0, 1, 2]
+
+
+def test_a_resumed_run_logs_each_epoch_and_diagnostic_step_once(sweep):
+    """Epochs 0-4 reached MLflow but the last good checkpoint is after epoch 2 (the writes of
+    epochs 3 and 4 failed): the resumed run re-measures step 3 and retrains epochs 3 and 4,
+    and none of those steps is logged a second time."""
+    client, job = sweep
+    run_id = _interrupted_run(client, job.experiment_id, epochs_logged=5)
+    for step in range(6):  # diagnostics: at initialisation, then after every epoch
+        client.log_metric(run_id, "diag.out.saturation", 0.1 * step, step=step)
+    _checkpoint(job, run_id, epoch=3)
+    start = claim_trial(job, job.trials[0])
+    assert start.run_id == run_id and start.held == {"loss": 4, "diag.out.saturation": 5}
+    recorder = RunRecorder(client, run_id, job.spool_dir, spool.Retry(0, 0.0), held=start.held)
+    recorder.log_epoch(3, {"diag.out.saturation": 9.0})  # the resume's first measurement
+    for epoch in range(3, 7):
+        recorder.log_epoch(epoch, {"loss": 9.0})
+        recorder.log_epoch(epoch + 1, {"diag.out.saturation": 9.0})
+    recorder.close()
+    for key, steps in (("loss", range(7)), ("diag.out.saturation", range(8))):
+        history = client.get_metric_history(run_id, key)
+        assert sorted(m.step for m in history) == list(steps), key
+        assert [m.value for m in history if m.step == 3] != [9.0]  # the first value stays

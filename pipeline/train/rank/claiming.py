@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,7 @@ class Start:
     state: dict | None = None   # checkpoint to resume from
     status: str = SKIPPED       # SKIPPED: done or another sweep's; UNSTARTED: MLflow was down
     reason: str = ""
+    held: dict[str, int] = field(default_factory=dict)  # metric -> last step MLflow has
 
 
 class ClaimAhead:
@@ -137,7 +138,7 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
             return Start(got.run_id)
         client.set_tag(got.run_id, TAG_RESUMED_FROM, str(state["epoch"]))
         _log_missing_epoch(client, got.run_id, state, job.spool_dir)
-        return Start(got.run_id, state)
+        return Start(got.run_id, state, held=retry.call(lambda: held_steps(client, got.run_id)))
     except Exception as exc:
         why = scrub(first_line(exc), job.tracking_uri)
         return Start(None, status=UNSTARTED,
@@ -221,3 +222,11 @@ def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict,
     for key in EPOCH_METRICS:
         if key in logs:
             client.log_metric(run_id, key, logs[key], step=last)
+
+
+def held_steps(client: MlflowClient, run_id: str) -> dict[str, int]:
+    """The last step MLflow holds of each of the run's metrics. A resumed run re-measures
+    its checkpointed epoch and retrains any epochs logged after the last good checkpoint;
+    its recorder skips those steps so that every step appears once."""
+    keys = client.get_run(run_id).data.metrics
+    return {key: max(m.step for m in client.get_metric_history(run_id, key)) for key in keys}

@@ -43,8 +43,9 @@ class Role:
     records: Background | Discard
     job: RankJob
 
-    def recorder(self, run_id: str) -> Recorder:
-        """The recorder for a claimed run: live on rank 0, a do-nothing twin elsewhere."""
+    def recorder(self, run_id: str, held: dict[str, int] | None = None) -> Recorder:
+        """The recorder for a claimed run: live on rank 0, a do-nothing twin elsewhere.
+        ``held``: the last step MLflow has of each metric (a resumed run), not logged again."""
         if not self.root:
             return NullRecorder()
         from mlflow.tracking import MlflowClient
@@ -54,7 +55,7 @@ class Role:
 
         t = self.job.tracking
         return RunRecorder(MlflowClient(self.job.tracking_uri), run_id, self.job.spool_dir,
-                           Retry(t.retries, t.backoff_seconds), say=self.say)
+                           Retry(t.retries, t.backoff_seconds), say=self.say, held=held)
 
     def checkpointer(self, folder: Path, ckpt: tf.train.Checkpoint,
                      recorder: Recorder) -> tf.keras.callbacks.Callback:

@@ -48,7 +48,7 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
     if start.run_id is None:
         role.say(f"    -> {start.status}: {start.reason}")
         return TrialOutcome(trial.name, trial.config_hash, start.status, start.reason)
-    recorder = role.recorder(start.run_id)
+    recorder = role.recorder(start.run_id, start.held)
     held = ExitStack()  # the run's heartbeat (running since its claim) and log, until recorded
     if beat is not None:
         held.push(beat)
