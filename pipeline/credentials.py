@@ -11,6 +11,7 @@ Standard library only: ``python3 -m pipeline.credentials check-env .env`` runs b
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from pipeline.errors import PipelineError
 # Every secret value in .env.example (tests/unit/test_credentials.py keeps them in step).
 PLACEHOLDERS = frozenset({"change-me", "change-me-too", "a-long-random-string"})
 SECRET_WORDS = ("PASSWORD", "SECRET")
+MIN_SPARK_SECRET = 16
 
 
 def check_secret(name: str, value: str | None) -> str:
@@ -55,13 +57,43 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def env_problems(values: Mapping[str, str]) -> list[str]:
-    """Secrets (``*PASSWORD*``, ``*SECRET*``) set to a placeholder, one line each."""
+    """Secrets (``*PASSWORD*``, ``*SECRET*``) set to a placeholder, and a published bind
+    without authentication, one line each."""
     problems = []
     for key, value in values.items():
         if any(word in key for word in SECRET_WORDS) and value in PLACEHOLDERS:
             problems.append(f"{key}: still the placeholder {value!r} from .env.example; set a "
                             "secret of your own")
-    return problems
+    return problems + exposure_problems(values)
+
+
+def is_loopback(address: str) -> bool:
+    if address.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_problems(values: Mapping[str, str]) -> list[str]:
+    """Compose publishes Spark's master (RPC and web UI) and MLflow on ``BIND_ADDRESS``.
+    Beyond loopback, anyone who reaches it could submit code to the workers or rewrite the
+    runs, so a non-loopback bind needs MLflow's basic auth and Spark's shared secret."""
+    bind = values.get("BIND_ADDRESS") or "127.0.0.1"
+    if is_loopback(bind):
+        return []
+    missing = []
+    if not values.get("MLFLOW_AUTH"):
+        missing.append("MLFLOW_AUTH=1 (MLflow basic auth)")
+    secret = values.get("SPARK_AUTH_SECRET", "")
+    if len(secret) < MIN_SPARK_SECRET or secret in PLACEHOLDERS:
+        missing.append(f"SPARK_AUTH_SECRET (Spark's shared secret, at least {MIN_SPARK_SECRET} "
+                       "characters of your own)")
+    if not missing:
+        return []
+    return [f"BIND_ADDRESS={bind}: publishes Spark and MLflow beyond this host; set "
+            f"{' and '.join(missing)}, or keep BIND_ADDRESS=127.0.0.1"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from pyspark import SparkConf, SparkContext
@@ -45,7 +46,8 @@ def build_session(conf_file: str | Path | None = None,
     SparkContext._ensure_initialized()
     submitted = SparkConf()
     conf = SparkConf()
-    for key, value in {**read_conf(conf_path), **(overrides or {})}.items():
+    for key, value in {**read_conf(conf_path), **auth_settings(os.environ),
+                       **(overrides or {})}.items():
         if not submitted.contains(key):
             conf.set(key, value)
     master = submitted.get("spark.master") or conf.get("spark.master") or "local[*]"
@@ -55,6 +57,14 @@ def build_session(conf_file: str | Path | None = None,
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def auth_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """Spark's shared secret from ``SPARK_AUTH_SECRET`` (the compose cluster's, see
+    docker/spark-secret.sh): from the environment, so that no properties file given to
+    spark-submit and no command line carries it."""
+    secret = environ.get("SPARK_AUTH_SECRET")
+    return {"spark.authenticate": "true", "spark.authenticate.secret": secret} if secret else {}
 
 
 def _executor_python(configured: str | None, master: str) -> None:

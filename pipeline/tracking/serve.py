@@ -3,7 +3,8 @@
 Compose can only paste ``${POSTGRES_PASSWORD}`` into a URI as it is: a password with ``@``,
 ``/`` or ``:`` would break it. This builds ``MLFLOW_BACKEND_STORE_URI`` from ``POSTGRES_USER``,
 ``POSTGRES_PASSWORD``, ``POSTGRES_HOST`` and ``POSTGRES_DB`` with each part URL-encoded,
-refuses the placeholders of ``.env.example`` (one line, exit 2: the server does not start),
+refuses the placeholders of ``.env.example`` and a publication beyond loopback without basic
+auth (one line, exit 2: the server does not start),
 and then becomes ``mlflow server`` with the remaining arguments. The URI goes through the
 environment, never the command line, so ``ps`` does not show the password.
 
@@ -18,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from pipeline.credentials import check_secret, database_uri
+from pipeline.credentials import check_secret, database_uri, is_loopback
 from pipeline.errors import PipelineError
 
 AUTH_SECRETS = ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
@@ -31,6 +32,11 @@ def server_env(environ: Mapping[str, str], args: Sequence[str]) -> dict[str, str
     if "basic-auth" in args:  # MLflow's auth app: its admin password and form key as well
         for name in AUTH_SECRETS:
             check_secret(name, environ.get(name))
+    bind = environ.get("PUBLISHED_ON") or "127.0.0.1"  # Compose's BIND_ADDRESS
+    if not is_loopback(bind) and "basic-auth" not in args:
+        raise PipelineError(f"BIND_ADDRESS={bind}: the server would be published beyond this "
+                            "host without authentication; set MLFLOW_AUTH=1 or keep "
+                            "BIND_ADDRESS=127.0.0.1")
     uri = database_uri("postgresql+psycopg2", user, password,
                        environ.get("POSTGRES_HOST", "postgres"),
                        environ.get("POSTGRES_PORT", "5432"),
