@@ -77,9 +77,10 @@ class _Daemons:
         if secret:
             env["SPARK_AUTH_SECRET"] = secret
         log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 - the process keeps it
-        self.procs.append(subprocess.Popen(
-            ["sh", str(ROOT / "docker" / "spark-secret.sh"), str(SPARK_HOME / "bin" / "spark-class"),
-             *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        cmd = ["sh", str(ROOT / "docker" / "spark-secret.sh"),
+               str(SPARK_HOME / "bin" / "spark-class"), *args]
+        self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
 
     def stop(self) -> None:
         for proc in self.procs:
