@@ -141,12 +141,12 @@ fi
 
 if [ -z "$RUNTIME" ]; then
   run $PIP install --no-deps --no-build-isolation -e . || die "installing the project failed"
-  # Loopback by default for every Spark JVM this environment starts (conf/spark/spark-env.sh).
+  # Loopback by default for every Spark JVM this environment starts (scripts/spark-env.sh).
   # Not in RUNTIME environments: a cluster's workers must listen beyond their host.
   spark_conf="$VENV/lib/python3.11/site-packages/pyspark/conf"
   run mkdir -p "$spark_conf"
-  run install -m 0644 conf/spark/spark-env.sh "$spark_conf/spark-env.sh" \
-    || die "installing conf/spark/spark-env.sh failed"
+  run install -m 0644 scripts/spark-env.sh "$spark_conf/spark-env.sh" \
+    || die "installing scripts/spark-env.sh failed"
 elif [ -z "$WHEEL" ]; then
   mapfile -t deps < <("$PYTHON" -c 'import tomllib
 print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')

@@ -6,15 +6,15 @@ chosen (best and tied), so that choosing does not bias it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from pipeline.report import answer as words
+from pipeline.report import digits, explain, leaderboard, statistics
 from pipeline.report import effects as fx
-from pipeline.report import explain, leaderboard, statistics
 from pipeline.report.frame import SweepRuns, histories
 from pipeline.tasks import task_spec
 
@@ -40,6 +40,8 @@ class Analysis:
     decision: str
     test_metric: str | None = None  # quoted for the chosen cells only
     influence: str = ""  # the interaction table's leave-one-cell-out check
+    # (diagnostic, epoch, factor): signals a factor fixes, kept out of the predictors
+    proxies: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def analyse(client: MlflowClient, sweep: SweepRuns, metric: str, test_metric: str | None = None,
@@ -59,10 +61,10 @@ def analyse(client: MlflowClient, sweep: SweepRuns, metric: str, test_metric: st
               words.top_term(effects, factors), _counts(runs)]
     return Analysis(sweep, metric, factors, row, col, board,
                     _compact(board, factors, metric, test_metric), effects, interaction, diag,
-                    curves, explain.correlations(diag, runs, metric),
+                    curves, explain.correlations(diag, runs, metric, factors),
                     _explanations(board, diag, factors, effects, metric),
                     [line for line in answer if line], words.decision(board, factors),
-                    test_metric, influence)
+                    test_metric, influence, explain.proxies(diag, runs, metric, factors))
 
 
 def _interaction(runs: pd.DataFrame, row: str | None, col: str,
@@ -119,8 +121,9 @@ def _compact(board: pd.DataFrame, factors: list[str], metric: str,
     """The leaderboard as the page shows it: narrow enough for a laptop screen."""
     out = board[factors].astype(str).copy()
     out.insert(0, "#", board["rank"].astype(str).replace("<NA>", "–"))
-    out[f"{metric} (95% CI)"] = [_mean_text(r) for _, r in board.iterrows()]
-    out["vs best (95% CI)"] = [_diff_text(r) for _, r in board.iterrows()]
+    d = digits.separating(board["mean"], leaderboard.higher_is_better(metric), least=4)
+    out[f"{metric} (95% CI)"] = [_mean_text(r, d) for _, r in board.iterrows()]
+    out["vs best (95% CI)"] = [_diff_text(r, d) for _, r in board.iterrows()]
     out["verdict"] = board["verdict"]
     out["P(best)"] = board["p_best"].round(2)
     column = f"mean_{test_metric}"
@@ -135,20 +138,20 @@ def _compact(board: pd.DataFrame, factors: list[str], metric: str,
     return out
 
 
-def _mean_text(row: pd.Series) -> str:
+def _mean_text(row: pd.Series, d: int = 4) -> str:
     if not np.isfinite(row["mean"]):
         return "–"
     if not np.isfinite(row["ci_low"]):
-        return f"{row['mean']:.4f}"
-    return f"{row['mean']:.4f} ({row['ci_low']:.4f}–{row['ci_high']:.4f})"
+        return f"{row['mean']:.{d}f}"
+    return f"{row['mean']:.{d}f} ({row['ci_low']:.{d}f}–{row['ci_high']:.{d}f})"
 
 
-def _diff_text(row: pd.Series) -> str:
+def _diff_text(row: pd.Series, d: int = 4) -> str:
     if row["is_best"] or not np.isfinite(row["diff"]):
         return "–"
     if not np.isfinite(row["diff_low"]):
-        return f"{row['diff']:+.4f} (no interval)"
-    return f"{row['diff']:+.4f} ({row['diff_low']:+.4f}, {row['diff_high']:+.4f})"
+        return f"{row['diff']:+.{d}f} (no interval)"
+    return f"{row['diff']:+.{d}f} ({row['diff_low']:+.{d}f}, {row['diff_high']:+.{d}f})"
 
 
 def _replicates_text(row: pd.Series) -> str:
@@ -168,15 +171,22 @@ def _explanations(board: pd.DataFrame, diag: pd.DataFrame, factors: list[str],
     early = explain.at_step(diag, explain.EXPLAIN_STEP)
     if len(ranked) < 2 or early.empty:
         return []
-    best, worst = ranked.iloc[0], ranked.iloc[-1]
-    median = ranked.iloc[len(ranked) // 2]
-    lines = [explain.explain_cell(f"The worst cell, {_label(worst, factors)},", worst["mean"],
-                                  _signals(early, worst["cell"]), _label(best, factors),
-                                  best["mean"], _signals(early, best["cell"]), metric),
-             explain.explain_cell(f"The best cell, {_label(best, factors)},", best["mean"],
-                                  _signals(early, best["cell"]), _label(median, factors),
-                                  median["mean"], _signals(early, median["cell"]), metric)]
+    cells = [_cell(row, early, factors) for _, row in ranked.iterrows()]
+    best, worst, median = cells[0], cells[-1], cells[len(cells) // 2]
+    lines = [explain.explain_cell(_as(worst, f"The worst cell, {worst.label},"), best, metric,
+                                  cells),
+             explain.explain_cell(_as(best, f"The best cell, {best.label},"), median, metric,
+                                  cells)]
     return lines + _level_lines(ranked, early, factors, effects, metric)
+
+
+def _cell(row: pd.Series, early: pd.DataFrame, factors: list[str]) -> explain.Cell:
+    return explain.Cell(_label(row, factors), float(row["mean"]), _signals(early, row["cell"]))
+
+
+def _as(cell: explain.Cell, label: str) -> explain.Cell:
+    """The same cell under the label a sentence opens with."""
+    return explain.Cell(label, cell.mean, cell.signals)
 
 
 def _level_lines(ranked: pd.DataFrame, early: pd.DataFrame, factors: list[str],
@@ -193,8 +203,9 @@ def _level_lines(ranked: pd.DataFrame, early: pd.DataFrame, factors: list[str],
             continue
         top, low = levels.iloc[0], levels.iloc[-1]
         lines.append(explain.explain_cell(
-            f"{factor}={levels.index[-1]} (averaged over its cells)", low["mean"], low,
-            f"{factor}={levels.index[0]}", top["mean"], top, metric))
+            explain.Cell(f"{factor}={levels.index[-1]} (averaged over its cells)", low["mean"],
+                         low),
+            explain.Cell(f"{factor}={levels.index[0]}", top["mean"], top), metric))
     return lines
 
 

@@ -8,9 +8,11 @@ complete: a full disk leaves the previous report as it was, never a partial one.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
@@ -87,7 +89,7 @@ def write_report(client: MlflowClient, uri: str, experiment: str, output: Path,
             names = _write_files(found, staging)
             # Registered once the files are written, so a full disk usually stops before it.
             champion = _champion(client, uri, found) if register else None
-            names.append(_write_page(found, champion, staging))
+            names.append(_write_page(found, champion, staging, ui_address(uri)))
         swap_into_place(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -126,10 +128,21 @@ def _champion(client: MlflowClient, uri: str, found: Analysis) -> Champion | Non
                              found.decision)
 
 
-def _write_page(found: Analysis, champion: Champion | None, folder: Path) -> str:
+def ui_address(uri: str) -> str:
+    """Where the MLflow UI shows this store's runs: the tracking server itself, or the UI
+    ``make ui`` starts on a local store (MLFLOW_PORT, 5000 by default)."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):  # never a user or password from the URI
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+    return f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT') or 5000}"
+
+
+def _write_page(found: Analysis, champion: Champion | None, folder: Path, ui: str) -> str:
     from pipeline.report.page import write_page
 
-    write_page(folder / "index.html", page_for(found, champion))
+    write_page(folder / "index.html", page_for(found, champion, ui))
     return "index.html"
 
 

@@ -28,6 +28,8 @@ img { max-width: 100%; border: 1px solid #eee; }
 .card td, .card th { padding: 0.15em 0.3em; }
 ul.why li { margin-bottom: 0.4em; }
 .method { font-size: 0.9em; color: #444; }
+nav.toc { margin: 0.8em 0; font-size: 0.9em; } a.more { font-size: 0.85em; }
+.wide { overflow-x: auto; }  /* a wide table scrolls in place; the page does not */
 """
 
 
@@ -38,14 +40,39 @@ class Figure:
     how_to_read: str  # two sentences: what is drawn, and what to look for
 
 
-def render(title: str, answer: list[str], sections: list[tuple[str, str]]) -> str:
-    """The page: title, the answer (plain sentences), then (heading, html) sections."""
-    lead = "".join(f"<p>{html.escape(line)}</p>" for line in answer)
-    body = "\n".join(f"<h2>{html.escape(h)}</h2>\n{content}" for h, content in sections)
+@dataclass(frozen=True)
+class Link:
+    text: str
+    href: str
+
+
+Line = str | tuple[str, str]  # a sentence, or (sentence, the heading of the section it sums up)
+
+
+def render(title: str, answer: list[Line], sections: list[tuple[str, str]]) -> str:
+    """The page: title, the answer (plain sentences, each linked to the section behind it),
+    a table of contents, then (heading, html) sections."""
+    lead = "".join(_answer_line(line) for line in answer)
+    toc = " · ".join(f'<a href="#{anchor(h)}">{html.escape(h)}</a>' for h, _ in sections)
+    body = "\n".join(f'<h2 id="{anchor(h)}">{html.escape(h)}</h2>\n{content}'
+                     for h, content in sections)
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
-            f"<h1>{html.escape(title)}</h1>\n<div class=\"answer\">{lead}</div>\n{body}\n"
-            "</body></html>\n")
+            f"<h1>{html.escape(title)}</h1>\n<div class=\"answer\">{lead}</div>\n"
+            f'<nav class="toc"><b>Contents:</b> {toc}</nav>\n{body}\n</body></html>\n')
+
+
+def anchor(heading: str) -> str:
+    """A section's id: its heading in lower case, words joined by hyphens."""
+    return "-".join("".join(c if c.isalnum() else " " for c in heading.lower()).split())
+
+
+def _answer_line(line: Line) -> str:
+    if isinstance(line, str):
+        return f"<p>{html.escape(line)}</p>"
+    text, heading = line
+    return (f'<p>{html.escape(text)} <a class="more" href="#{anchor(heading)}">'
+            f"({html.escape(heading.split(':')[0])} ↓)</a></p>")
 
 
 def figure(fig: Figure) -> str:
@@ -60,7 +87,8 @@ def table(frame: pd.DataFrame, row_class: list[str] | None = None) -> str:
     for k, (_, row) in enumerate(frame.iterrows()):
         cls = f' class="{html.escape(row_class[k])}"' if row_class else ""
         rows.append(f"<tr{cls}>{''.join(_cell(v) for v in row)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def paragraphs(lines: list[str], css: str = "") -> str:
@@ -79,6 +107,10 @@ def card(title: str, frame: pd.DataFrame, note: str = "") -> str:
 
 
 def _cell(value: object) -> str:
+    if isinstance(value, tuple):  # text and links, in order
+        parts = " ".join(f'<a href="{html.escape(v.href)}">{html.escape(v.text)}</a>'
+                         if isinstance(v, Link) else html.escape(str(v)) for v in value)
+        return f'<td class="text">{parts}</td>'
     if isinstance(value, float):
         return "<td></td>" if pd.isna(value) else f"<td>{value:.4g}</td>"
     return f'<td class="text">{html.escape(str(value))}</td>'

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline.report import answer as words
 from pipeline.report import effects as fx
 from pipeline.report import explain, figures, halving, page, statistics, verdicts
 from pipeline.report.analysis import Analysis
@@ -24,8 +26,8 @@ def write_figures(found: Analysis, folder: Path) -> list[str]:
     if found.effects is not None:
         made.append(figures.effects(found.effects, folder / "effects.png"))
     if found.interaction is not None:
-        made.append(figures.interaction(found.interaction, found.row, found.col, found.metric,
-                                        folder / "interaction.png"))
+        made.append(figures.interaction(found.interaction, found.board, found.row, found.col,
+                                        found.metric, folder / "interaction.png"))
     if not found.curves.empty:
         label = f"validation {task_spec(found.sweep.task).epoch_metric}"
         made.append(figures.banded(found.curves.assign(step=found.curves["step"] + 1),
@@ -57,7 +59,9 @@ FIGURES = {
         "Each cell is the mean over its replicates of the metric cells are ranked by, with the "
         "half-width of its 95% Student-t interval; the star marks the best cell and pink frames "
         "the cells tied with it within min_effect. An unframed cell is worse or undecided: the "
-        "leaderboard says which."),
+        "leaderboard says which. The colours span the cells inside Tukey's fences (1.5 "
+        "interquartile ranges beyond the quartiles), so one far-off cell does not make the rest "
+        "look alike; a cell beyond them is grey and marked off scale."),
     "effects.png": Figure(
         "effects.png", "Which factor matters most",
         "Each bar is a term's sum of squares over the total (eta squared) in the factorial "
@@ -65,15 +69,18 @@ FIGURES = {
         "only in a balanced design. The grey residual bar is what the fitted terms leave: seed "
         "noise, plus any interactions the design could not fit (the Factor analysis says)."),
     "interaction.png": Figure(
-        "interaction.png", "Which pairs work well together",
-        "Each cell is the pair's mean minus what its two main effects add up to: blue pairs do "
-        "better together than their factors do on average, red ones worse. Values near zero "
-        "mean the two choices act independently."),
+        "interaction.png", "Which pairs are best, and which work better together than apart",
+        "Left: each pair's rank by mean (#1 = best), the answer to which pairs to use. Right: "
+        "the deviation from additivity, each pair's mean minus what its two main effects add "
+        "up to: blue pairs do better together than their factors do on average, red ones "
+        "worse, values near zero mean the two choices act independently. A blue pair can still "
+        "rank low (a weak pair rescued a little by the combination): read the left panel for "
+        "the ranking."),
     "curves.png": Figure(
         "curves.png", "Validation metric per epoch",
-        "One panel per row factor, one colour per column factor; the line is the mean over "
-        "replicates and the band spans the lowest to the highest replicate. Bands that overlap "
-        "at the last epoch are not separated by the training budget."),
+        "One panel per row factor, one colour and line style per column factor; the line is "
+        "the mean over replicates and the band spans the lowest to the highest replicate. "
+        "Bands that overlap at the last epoch are not separated by the training budget."),
     "diag_hidden.png": Figure(
         "diag_hidden.png", "Saturated or dead hidden units",
         "The fraction of the first hidden layer's units that are saturated (bounded "
@@ -93,27 +100,58 @@ FIGURES = {
 }
 
 
-def page_for(found: Analysis, champion: Champion | None) -> str:
-    sections = [("Leaderboard", _leaderboard(found)),
+LEADERBOARD, FACTORS, WHY, METHOD = ("Leaderboard", "Factor analysis",
+                                     "Why: what the diagnostics measured", "Method")
+
+
+def page_for(found: Analysis, champion: Champion | None, ui: str = "") -> str:
+    """``ui``: the MLflow UI's address, for links to each replicate's run ('' for none)."""
+    sections = [(LEADERBOARD, _leaderboard(found, ui)),
                 ("Figures", "".join(page.figure(FIGURES[n]) for n in
                                     ("heatmap.png", "effects.png", "interaction.png",
                                      "curves.png") if n in _made(found)))]
     if found.effects is not None:
-        sections.append(("Factor analysis", page.paragraphs(_effects_notes(found))
+        sections.append((FACTORS, page.paragraphs(_effects_notes(found))
                          + page.table(_effects_table(found.effects))))
     rungs = halving.rung_table(found.sweep.runs, found.curves, found.factors, _val(found))
     if rungs is not None:
         sections.append(("Pruned by successive halving",
                          page.paragraphs([halving.summary(found.sweep.runs)])
                          + page.table(rungs)))
-    sections.append(("Why: what the diagnostics measured", _why(found)))
-    sections.append(("Method", page.paragraphs(_method(found), "method")))
-    answer = list(found.answer)
+    sections.append((WHY, _why(found)))
+    sections.append((METHOD, page.paragraphs(_method(found), "method")))
+    return page.render(f"Sweep {found.sweep.experiment}", _lead(found, champion), sections)
+
+
+def _lead(found: Analysis, champion: Champion | None) -> list[page.Line]:
+    """The first screen: the verdict and how sure (with the intervals), the strongest factor,
+    why in one sentence, each linked to the section behind it."""
+    board, factors = found.board, found.factors
+    verdict = [*words.verdict_lines(board, factors),
+               words.test_line(board, factors, found.test_metric)]
+    lines: list[page.Line] = [(line, LEADERBOARD) for line in verdict if line]
+    lines.append((f"How sure: {_how_sure(found)}", METHOD))
+    top = words.top_term(found.effects, factors)
+    if top:
+        lines.append((top, FACTORS))
+    if len(found.explanations) > 1:  # the best cell against the median one
+        lines.append((f"Why: {found.explanations[1]}", WHY))
+    lines += [line for line in found.answer if line not in verdict and line != top]
     if champion:
-        answer.append(f"Champion: {champion.configuration} ({champion.metric}="
-                      f"{champion.value:.4f}), registered as {champion.uri} (version "
-                      f"{champion.version}). {found.decision}")
-    return page.render(f"Sweep {found.sweep.experiment}", answer, sections)
+        lines.append(f"Champion: {champion.configuration} ({champion.metric}="
+                     f"{champion.value:.4f}), registered as {champion.uri} (version "
+                     f"{champion.version}). {found.decision}")
+    return lines
+
+
+def _how_sure(found: Analysis) -> str:
+    board = found.board
+    low, high = int(board["n_finished"].min()), int(board["n_finished"].max())
+    pairing = "paired by seed" if board.attrs.get("paired") else "unpaired"
+    count = f"{low}" if low == high else f"{low} to {high}"
+    return (f"{count} finished replicates per cell; 95% Student-t "
+            f"intervals of the difference to the best ({pairing}), ties judged within "
+            f"±{board.attrs.get('min_effect', statistics.DEFAULT_MIN_EFFECT):g}.")
 
 
 def _val(found: Analysis) -> str:
@@ -131,14 +169,37 @@ def _made(found: Analysis) -> set[str]:
     return names
 
 
-def _leaderboard(found: Analysis) -> str:
+def _leaderboard(found: Analysis, ui: str) -> str:
     classes = [v if v in ("best", "tied") else "" for v in found.board["verdict"]]
     classes = [f"{c} flagged".strip() if f else c
                for c, f in zip(classes, found.board["flagged"], strict=True)]
-    return (page.table(found.compact, classes)
+    shown = found.compact
+    note = ""
+    if ui:  # the replicates column links each replicate's run
+        shown = shown.assign(replicates=[
+            (f"{text}:", *_run_links(found, cell, ui))
+            for text, cell in zip(shown["replicates"], found.board["cell"], strict=True)])
+        note = (f" In the replicates column, r0, r1, ... open each replicate's run in the "
+                f"MLflow UI at {ui} (make ui serves it); ✗ marks one that did not finish.")
+    return (page.table(shown, classes)
             + '<p>Also as <a href="leaderboard.csv">CSV</a> (every statistic), '
               '<a href="leaderboard.md">Markdown</a> and <a href="runs.csv">one row per '
-              "run</a>.</p>")
+              f"run</a>.{html.escape(note)}</p>")
+
+
+def _run_links(found: Analysis, cell: str, ui: str) -> tuple[page.Link, ...]:
+    """Links to the cell's replicate runs, by replicate; one that did not finish is marked ✗
+    (the replicates column says how each ended)."""
+    runs = found.sweep.runs
+    mine = runs[runs["cell"] == cell].sort_values("replicate")
+    return tuple(page.Link(f"r{int(r['replicate'])}" + ("" if r["status"] == statistics.FINISHED
+                                                       else "✗"),
+                           run_link(ui, found.sweep.experiment_id, r["run_id"]))
+                 for _, r in mine.iterrows())
+
+
+def run_link(ui: str, experiment_id: str, run_id: str) -> str:
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def _effects_notes(found: Analysis) -> list[str]:
@@ -167,16 +228,35 @@ def _why(found: Analysis) -> str:
     parts += [page.figure(FIGURES[n]) for n in ("diag_hidden.png", "diag_grad.png",
                                                  "diag_out.png")
               if not found.diag[found.diag["diagnostic"].isin(_keys(n))].empty]
-    if not found.correlations.empty:
+    if not found.correlations.empty or found.proxies:
         parts.append("<h3>Which early signals predicted the outcome</h3>")
-        parts.append(page.paragraphs([
-            "Spearman rank correlation, across finished runs, between each diagnostic at "
-            "initialization (epoch 0) or after one epoch and the final " + found.metric
-            + ". Strong correlations at epoch 0 or 1 are signals a sweep could prune on."]))
-        parts.append(page.table(found.correlations.head(12)))
+        parts.append(page.paragraphs([_predictors_text(found), *_proxy_lines(found)]))
+        if not found.correlations.empty:
+            parts.append(page.table(found.correlations.head(12)))
     parts.append("<h3>Why cards</h3>")
     parts.append('<div class="cards">' + "".join(_cards(found)) + "</div>")
     return "".join(parts)
+
+
+def _predictors_text(found: Analysis) -> str:
+    return ("Spearman rank correlation between each diagnostic at initialization (epoch 0) or "
+            f"after one epoch and the final {found.metric}: across finished runs (rho), and "
+            "within factor levels (rho_within: both ranked, each factor's levels partialled "
+            "out by least squares with statsmodels, p_within from the partial correlation's t "
+            "test). Only rho_within says something the configuration does not already say; "
+            "the table is sorted by it. A strong rho_within at epoch 0 or 1 is a signal a sweep "
+            "could prune on.")
+
+
+def _proxy_lines(found: Analysis) -> list[str]:
+    """Diagnostics the configuration fixes, named so that nobody reads them as signals."""
+    by_factor: dict[str, list[str]] = {}
+    for key, epoch, factor in found.proxies:
+        by_factor.setdefault(factor, []).append(f"{key.removeprefix('diag.')} (epoch {epoch})")
+    return [f"Not signals: {', '.join(keys)} are fixed by {factor} (its levels explain at "
+            f"least {100 * explain.PROXY_SHARE:.0f}% of their spread). They restate the "
+            "factor, known before training, and are left out of the table."
+            for factor, keys in by_factor.items()]
 
 
 def _keys(name: str) -> tuple[str, ...]:

@@ -172,7 +172,7 @@ def cell_summary(runs: pd.DataFrame, factors: Sequence[str], metric: str, higher
     std (ddof=1), ci_low, ci_high, ci_method, diff, diff_low, diff_high (the cell minus the best,
     oriented so that <= 0 is "no better"), diff_method, verdict, reason, fail_rate, fail_low,
     fail_high, tied_with_best, is_best, p_best, rank (1 = best; missing without a finished
-    replicate). ``attrs``: min_effect, paired, metric, confidence.
+    replicate). ``attrs``: min_effect, paired, metric, confidence, higher_is_better.
     """
     values = finished_values(runs, metric)
     scores = replicate_scores(runs, metric)
@@ -198,5 +198,5 @@ def cell_summary(runs: pd.DataFrame, factors: Sequence[str], metric: str, higher
     table["rank"] = pd.array([*range(1, ranked + 1), *[pd.NA] * (len(table) - ranked)],
                              dtype="Int64")
     table.attrs.update(min_effect=min_effect, paired=scores.paired, metric=metric,
-                       confidence=confidence)
+                       confidence=confidence, higher_is_better=higher_is_better)
     return table

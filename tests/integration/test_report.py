@@ -184,14 +184,35 @@ def test_page_renders_in_headless_chromium_with_every_image(sweep, tmp_path):
             "return document.querySelector('table tbody').querySelectorAll('tr').length")
         answer = driver.execute_script("return document.querySelector('.answer').innerText")
         width = driver.execute_script("return document.querySelector('table').scrollWidth")
+        toc = driver.execute_script("return Array.from(document.querySelectorAll('nav.toc a'))"
+                                    ".map(a => a.getAttribute('href'))")
+        headings = driver.execute_script("return Array.from(document.querySelectorAll('h2'))"
+                                         ".map(h => '#' + h.id)")
+        lead_links = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.answer a')).map(a => "
+            "document.querySelector(a.getAttribute('href')) !== null)")
+        run_links = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table')[0].querySelectorAll('td a'))"
+            ".map(a => a.href)")
+        page_overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth")
+        below_first_screen = driver.execute_script(
+            "return document.querySelector('nav.toc').getBoundingClientRect().bottom")
         driver.save_screenshot(str(tmp_path / "report.png"))
     finally:
         driver.quit()
     assert {"heatmap.png", "curves.png", "effects.png"} <= {src for src, _, _ in images}
     assert all(complete and width > 0 for _, complete, width in images), images
     assert rows == 4
-    assert answer.startswith("Best:") and "replicates" in answer
+    assert answer.startswith("Best:") and "replicates" in answer and "How sure:" in answer
     assert width <= 1280  # the leaderboard fits a laptop's screen
+    assert page_overflow <= 0  # and the page itself never scrolls sideways
+    assert toc == headings and len(toc) >= 4  # a table of contents naming every section
+    assert lead_links and all(lead_links)  # each answer line links to a section that exists
+    assert below_first_screen < 900  # answer and contents on the first screen
+    run_ids = set(_runs(sweep["client"]))
+    assert len(run_links) == len(run_ids)  # every replicate's run, from its cell's row
+    assert {link.rsplit("/runs/", 1)[1] for link in run_links} == run_ids
 
 
 def test_mlflow_server_serves_the_sweep_over_rest(sweep, tmp_path):

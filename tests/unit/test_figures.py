@@ -17,8 +17,17 @@ def test_a_one_epoch_sweep_draws_a_marker_per_line_on_an_integer_wide_axis():
     fig = banded_figure(_curves([1]), "hidden", "head", "value", "validation accuracy")
     for ax in fig.axes:
         assert ax.get_xlim() == (0.5, 1.5) and list(ax.get_xticks()) == [1.0]
-        assert [line.get_marker() for line in ax.get_lines()] == ["o", "o"]
+        assert all(line.get_marker() not in ("", "None") for line in ax.get_lines())
         assert all(len(line.get_xdata()) == 1 for line in ax.get_lines())
+
+
+def test_lines_of_different_levels_differ_in_style_as_well_as_colour():
+    fig = banded_figure(_curves([1, 2, 3]), "hidden", "head", "value", "validation accuracy")
+    for ax in fig.axes:
+        first, second = ax.get_lines()
+        assert first.get_linestyle() != second.get_linestyle()
+        assert first.get_marker() != second.get_marker()
+        assert first.get_color() != second.get_color()
 
 
 def test_several_epochs_keep_matplotlib_limits_and_one_line_per_colour_level():
