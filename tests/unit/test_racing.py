@@ -101,6 +101,8 @@ def test_only_undecided_cells_with_a_replicate_left_get_one_closest_to_the_best_
     assert racing.give(judged, {**left, best: 0}, 10) == open_cells
     assert racing.give(judged, {**left, open_cells[0]: 0}, 10) == [best, open_cells[1]]
     assert racing.give(judged, left, 0) == []
+    # Room for the best alone: its new seed would pair with nothing, so the race stops there.
+    assert racing.give(judged, left, 1) == []
     assert racing.give(judged, {**left, **dict.fromkeys(open_cells, 0)}, 10) == []
 
 

@@ -156,10 +156,11 @@ def rank_python(spark: SparkSession) -> str:
     return spark.sparkContext.pythonExec
 
 
-# A collective some ranks never join (a mismatch) would otherwise only warn, every minute,
-# forever. Shut the launch down instead, so the driver relaunches what is left. Longer than
-# anything a healthy rank waits for inside a collective: rank 0's claim, which other ranks
-# wait for in a broadcast, gives up on MLflow within seconds (tracking.retries).
+# A collective some ranks never join (a mismatch) would hang the launch for ever. Each rank
+# gives up on a collective after this long (pipeline.train.rank.stall reads it: Horovod's own
+# stall shutdown does not fire on these launches), so the driver relaunches what is left.
+# Longer than anything a healthy rank waits for inside a collective: rank 0's claim, which
+# other ranks wait for in a broadcast, gives up on MLflow within seconds (tracking.retries).
 STALL_SHUTDOWN_SECONDS = 600
 
 

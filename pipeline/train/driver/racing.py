@@ -57,10 +57,11 @@ def give(judged: list[CellVerdict], left: dict[str, int], room: int) -> list[str
     """The cells that get another replicate, while the budget has ``room``: the undecided ones
     with a replicate left, closest to the best first, and the best cell itself while any is
     undecided (the intervals are of differences to it, paired by seed: they narrow only if
-    both sides get the new seed)."""
+    both sides get the new seed). Room for the best alone buys nothing: then none."""
     open_cells = [c for c in verdicts.undecided(judged) if left.get(c, 0) > 0]
     best = [v.cell for v in judged if v.verdict == "best" and left.get(v.cell, 0) > 0]
-    return [*best, *open_cells][:max(room, 0)] if open_cells else []
+    chosen = [*best, *open_cells][:max(room, 0)]
+    return chosen if set(chosen) & set(open_cells) else []
 
 
 def stop_reason(v: CellVerdict, n: int, left: int, min_effect: float) -> str:

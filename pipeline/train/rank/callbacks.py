@@ -120,3 +120,20 @@ def _rss_mib() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class StepDeadline(tf.keras.callbacks.Callback):
+    """Every training step allreduces its gradients: a step not over within the stall
+    deadline means a rank that never joined (pipeline.train.rank.stall)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from pipeline.train.rank.stall import watchdog
+
+        self._dog = watchdog()
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._dog.arm(f"training step {batch}'s gradient allreduce")
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._dog.disarm()

@@ -1,7 +1,8 @@
 """Every Horovod call a rank makes, in one place. Each is marked ``[hvd]`` where it is used.
 
 A collective must be entered by every rank in the same order, or the job hangs: the
-callers make these calls unconditionally, never behind a rank test.
+callers make these calls unconditionally, never behind a rank test. Each runs within the
+stall deadline (pipeline.train.rank.stall), as does every training step (``StepDeadline``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+from pipeline.train.rank.stall import within_deadline
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -88,14 +91,16 @@ def broadcast_object(value: T, name: str) -> T:
     """Rank 0's ``value`` on every rank (collective)."""
     import horovod.tensorflow as hvd_tf
 
-    return hvd_tf.broadcast_object(value, root_rank=0, name=name)
+    with within_deadline(name):
+        return hvd_tf.broadcast_object(value, root_rank=0, name=name)
 
 
 def broadcast_variables(variables: list[tf.Variable]) -> None:
     """Rank 0's values into every rank's variables (collective)."""
     import horovod.tensorflow as hvd_tf
 
-    hvd_tf.broadcast_variables(variables, root_rank=0)
+    with within_deadline("broadcast of the model's variables"):
+        hvd_tf.broadcast_variables(variables, root_rank=0)
 
 
 def allreduce_sum(values: np.ndarray, name: str) -> np.ndarray:
@@ -103,7 +108,8 @@ def allreduce_sum(values: np.ndarray, name: str) -> np.ndarray:
     import horovod.tensorflow as hvd_tf
     import tensorflow as tf
 
-    return hvd_tf.allreduce(tf.constant(values), op=hvd_tf.Sum, name=name).numpy()
+    with within_deadline(name):
+        return hvd_tf.allreduce(tf.constant(values), op=hvd_tf.Sum, name=name).numpy()
 
 
 def allgather(values: np.ndarray, name: str) -> np.ndarray:
@@ -111,7 +117,8 @@ def allgather(values: np.ndarray, name: str) -> np.ndarray:
     import horovod.tensorflow as hvd_tf
     import tensorflow as tf
 
-    return hvd_tf.allgather(tf.constant(values), name=name).numpy()
+    with within_deadline(name):
+        return hvd_tf.allgather(tf.constant(values), name=name).numpy()
 
 
 def optimizer(inner: tf.keras.optimizers.Optimizer, summed: bool) -> Any:

@@ -189,10 +189,12 @@ def _callbacks(trial: Trial, recorder: Recorder, role: Role,
         EpochClock,
         EpochLogger,
         RankResources,
+        StepDeadline,
     )
 
     diverge, clock = DivergenceStop(), EpochClock(trial.batches.samples_per_epoch)
     callbacks = [
+        StepDeadline(),  # a step whose gradient allreduce some rank never joins ends the launch
         distributed.metric_average_callback(),  # [hvd] allreduce: average the epoch's logs
         clock,
         diverge,  # reads averaged logs: every rank stops at the same epoch
