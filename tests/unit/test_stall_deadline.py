@@ -45,3 +45,35 @@ def test_the_deadline_is_horovods_stall_shutdown_setting(monkeypatch):
     for bad in ("", "soon", "0", "-5"):
         monkeypatch.setenv("HOROVOD_STALL_SHUTDOWN_TIME_SECONDS", bad)
         assert deadline_seconds() == 600
+
+
+STEPS = """
+import time
+from pipeline.train.rank.stall import watchdog
+done = [0]
+dog = watchdog()
+dog.arm("epoch 1's training steps", progress=lambda: done[0])
+for _ in range({steps}):  # steps that keep finishing: the deadline runs from the last one
+    time.sleep(0.5)
+    done[0] += 1
+print("steps went on", flush=True)
+time.sleep({stuck})  # no step finishes any more
+dog.disarm()
+print("went on")
+"""
+
+
+def _training(steps: int, stuck: float) -> subprocess.CompletedProcess:
+    env = {"HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "1", "HOROVOD_RANK": "0",
+           "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-c", STEPS.format(steps=steps, stuck=stuck)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_training_that_keeps_stepping_outlives_the_deadline_and_one_that_stops_does_not():
+    moving = _training(steps=6, stuck=0)  # 3 s of training with a 1 s deadline
+    assert moving.returncode == 0 and "went on" in moving.stdout
+    stuck = _training(steps=2, stuck=5)
+    assert stuck.returncode == STALL_EXIT and "steps went on" in stuck.stdout
+    assert "collective epoch 1's training steps: not every rank joined" in stuck.stderr

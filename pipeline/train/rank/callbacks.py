@@ -123,17 +123,35 @@ def _rss_mib() -> float:
 
 
 class StepDeadline(tf.keras.callbacks.Callback):
-    """Every training step allreduces its gradients: a step not over within the stall
-    deadline means a rank that never joined (pipeline.train.rank.stall)."""
+    """Every training step allreduces its gradients: no step done within the stall deadline
+    means a rank that never joined (pipeline.train.rank.stall). Epoch-level hooks only, so
+    that no per-batch Python call slows the steps; validation, which has no collective, is
+    not watched."""
 
     def __init__(self) -> None:
         super().__init__()
         from pipeline.train.rank.stall import watchdog
 
         self._dog = watchdog()
+        self._epoch = 0
 
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        self._dog.arm(f"training step {batch}'s gradient allreduce")
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+        self._arm()
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_test_begin(self, logs: dict | None = None) -> None:
         self._dog.disarm()
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        self._arm()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._dog.disarm()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._dog.disarm()
+
+    def _arm(self) -> None:
+        steps = self.model.optimizer.iterations
+        self._dog.arm(f"epoch {self._epoch + 1}'s training steps (gradient allreduce)",
+                      progress=lambda: int(steps.numpy()))

@@ -4,7 +4,8 @@ Horovod is meant to shut a launch down when a collective waits on some rank for 
 ``HOROVOD_STALL_SHUTDOWN_TIME_SECONDS``, but on Gloo launches from Spark it only waits
 (tests/integration/test_stalled_collective.py shows both). This module enforces that same
 setting itself: one watchdog thread per rank, armed while the rank is inside a collective (a
-broadcast, an allreduce, or a training step, whose gradients are allreduced). Past the
+broadcast, an allreduce, or training, whose every step allreduces its gradients: there the
+deadline runs from the last step done). Past the
 deadline the rank says which collective stalled and exits; the launch fails, and the driver
 relaunches what is left, as after any crash.
 """
@@ -15,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 DEFAULT_SECONDS = 600.0  # the driver sets HOROVOD_STALL_SHUTDOWN_TIME_SECONDS (launch.py)
@@ -31,27 +32,37 @@ def deadline_seconds() -> float:
 
 
 class Watchdog:
-    """Armed with what the rank is waiting in and since when; a daemon thread checks."""
+    """Armed with what the rank is waiting in and since when; a daemon thread checks. Armed
+    with a ``progress`` count (training steps done), it waits for the count to stop moving
+    rather than for the whole phase to end."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._armed: tuple[str, float] | None = None
+        self._armed: tuple[str, float, Callable[[], int] | None] | None = None
         self._thread = threading.Thread(target=self._watch, name="stall-watchdog", daemon=True)
         self._thread.start()
 
-    def arm(self, what: str) -> None:
-        self._armed = (what, time.monotonic())
+    def arm(self, what: str, progress: Callable[[], int] | None = None) -> None:
+        self._armed = (what, time.monotonic(), progress)
 
     def disarm(self) -> None:
         self._armed = None
 
     def _watch(self) -> None:
         tick = min(1.0, self.seconds / 4)
+        seen, count, since = None, None, 0.0  # the arming watched, its last count, since when
         while True:
             time.sleep(tick)
             armed = self._armed
-            if armed is not None and time.monotonic() - armed[1] > self.seconds:
-                _give_up(armed[0], self.seconds)
+            if armed is None:
+                continue
+            what, armed_at, progress = armed
+            if armed is not seen:
+                seen, count, since = armed, progress() if progress else None, armed_at
+            elif progress is not None and (now := progress()) != count:
+                count, since = now, time.monotonic()
+            if time.monotonic() - since > self.seconds and self._armed is armed:
+                _give_up(what, self.seconds)
 
 
 def _give_up(what: str, seconds: float) -> None:
