@@ -4,23 +4,19 @@ never mix, a crash in one trial that spares the other, pruned runs that resume e
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
-from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import load_sweep_config
 from pipeline.tracking import store as tracking
-from pipeline.tracking.vocab import RUNNING, TAG_STATUS, TAG_TRAINER
+from pipeline.tracking.vocab import TAG_TRAINER
 from pipeline.train.driver.sweep import SweepOptions, run_sweep
 from tests.helpers import load_job, write_data_config, write_npz
+from tests.helpers.kill import kill_checkpointed_rank, rank_processes
 from tests.helpers.suite import slow_fixture
 
 pytestmark = pytest.mark.integration
@@ -69,20 +65,6 @@ grid:
 """
 
 
-def _ranks(uri: str) -> list[psutil.Process]:
-    """The live Horovod rank processes (Python, not a wrapping shell) writing to ``uri``."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "name"]):
-        try:
-            if "gloo_exec_fn" in " ".join(proc.info["cmdline"] or []) \
-                    and "python" in (proc.info["name"] or "") \
-                    and proc.environ().get("MLFLOW_TRACKING_URI") == uri:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
 class _RankCount(threading.Thread):
     """Samples how many ranks of one store are alive at once, until stopped."""
 
@@ -92,7 +74,7 @@ class _RankCount(threading.Thread):
 
     def run(self) -> None:
         while not self.done.is_set():
-            self.most = max(self.most, len(_ranks(self.uri)))
+            self.most = max(self.most, len(rank_processes(self.uri)))
             time.sleep(0.1)
 
 
@@ -125,41 +107,15 @@ def test_two_one_rank_trials_at_once_log_what_one_at_a_time_logs(tmp_path, spark
     assert len(trainers) == 2  # one process each
 
 
-def _checkpointed(client: MlflowClient, checkpoints: Path) -> list[Run]:
-    """Running trials that have logged an epoch and whose checkpoint has reached the disk
-    (on a loaded machine the checkpoint can trail the metrics)."""
-    exp = client.get_experiment_by_name("crash")
-    saved = {json.loads(f.read_text()).get("run_id") for f in checkpoints.rglob("latest.json")}
-    return [run for run in (tracking.children(client, exp.experiment_id) if exp else [])
-            if run.data.tags.get(TAG_STATUS) == RUNNING and run.info.run_id in saved
-            and client.get_metric_history(run.info.run_id, "loss")]
-
-
-def _kill_one_rank(uri: str, killed: dict, checkpoints: Path) -> None:
-    """SIGKILL the rank training a trial that has a checkpoint to resume from, found by the
-    ``trainer`` tag of its run. The other trial may be training, done or not yet started
-    (how far apart the two launches start depends on the machine's load)."""
-    client = MlflowClient(uri)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not killed:
-        for run in _checkpointed(client, checkpoints):
-            pid = int(run.data.tags[TAG_TRAINER].rsplit(":", 1)[1])
-            if pid in {proc.pid for proc in _ranks(uri)}:
-                os.kill(pid, signal.SIGKILL)
-                killed.update(pid=pid, run_id=run.info.run_id)
-                return
-        time.sleep(0.2)
-
-
 @pytest.mark.slow(reason=(
     "trains until a trial has checkpointed, kills its rank and waits for the relaunched "
     "trial to finish from its checkpoint"))
 def test_a_rank_killed_in_one_trial_spares_the_other(tmp_path, spark, data):
     folder = tmp_path / "crash"
     killed: dict = {}
-    killer = threading.Thread(target=_kill_one_rank,
-                              args=(f"sqlite:///{folder / 'mlflow.db'}", killed,
-                                    folder / "ckpt"))
+    killer = threading.Thread(target=kill_checkpointed_rank,
+                              args=(f"sqlite:///{folder / 'mlflow.db'}", "crash",
+                                    folder / "ckpt", killed))
     killer.start()
     result, client, said = _sweep(folder, """
 name: crash

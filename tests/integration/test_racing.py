@@ -1,11 +1,13 @@
 """Racing on real Spark, Horovod and MLflow: a cell whose every replicate diverges is out after
 the first round with its reason tagged, a live cell gets more replicates, the race costs
-fewer runs than every cell at max_replicates, and the report's rows carry why. (Resuming
-from the store is tested on synthetic scores in tests/unit/test_racing.py: a relaunch here
-would cost another Spark and Horovod start for nothing new.)"""
+fewer runs than every cell at max_replicates, and the report's rows carry why; a rank killed in
+the second round costs a relaunch, its replicate resumes in its own run, and no replicate is
+counted twice. (Resuming a whole race from the store is tested on synthetic scores in
+tests/unit/test_racing.py.)"""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,10 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import load_sweep_config
 from pipeline.report import frame, leaderboard
 from pipeline.tracking import store as tracking
+from pipeline.tracking.vocab import TAG_REPLICATE, TAG_RESUMED_FROM
 from pipeline.train.driver.sweep import SweepOptions, run_sweep
 from tests.helpers import load_job, write_data_config, write_npz
+from tests.helpers.kill import kill_checkpointed_rank
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +85,56 @@ def test_a_race_stops_the_failing_cell_early_and_spends_replicates_on_the_open_o
     board = leaderboard.cell_board(frame.load(client, "race").runs, ["configuration"],
                                    "final_val_accuracy")  # the report's rows say why
     assert dict(zip(board["cell"], board["race"], strict=True)) == result.race.reasons
+
+
+KILLED_RACE = """
+name: killed
+dataset: tiny
+max_attempts: 2
+racing: {enabled: true, initial: 2, max_replicates: 3}
+report: {min_effect: 0.001}
+base:
+  model: {hidden_layers: [8]}
+  optimizer: {name: sgd, learning_rate: 0.003}  # far from converged: replicates disagree
+  training: {epochs: 3, batch_size: 4, seed: 5}  # small batches: epochs long enough to kill in
+grid:
+  model.hidden_activation: [relu, tanh, sigmoid]
+"""
+
+
+@pytest.mark.slow(reason=(
+    "a race of three cells whose second round loses a rank to SIGKILL mid-trial: the relaunch "
+    "and the rest of the race are what is examined"))
+def test_a_rank_killed_mid_race_resumes_its_replicate_and_counts_none_twice(
+        tmp_path, spark, data):
+    folder = tmp_path / "killed"
+    folder.mkdir()
+    killed: dict = {}
+    in_round_two = lambda run: run.data.tags.get(TAG_REPLICATE) == "2"  # noqa: E731
+    killer = threading.Thread(target=kill_checkpointed_rank, args=(
+        f"sqlite:///{folder / 'mlflow.db'}", "killed", folder / "ckpt", killed, in_round_two,
+        240))
+    killer.start()
+    (folder / "sweep.yaml").write_text(KILLED_RACE)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    options = SweepOptions(data, num_proc=2, ranks_per_trial=1, tracking_uri=uri,
+                           checkpoint_dir=folder / "ckpt", spool_dir=folder / "spool")
+    said: list[str] = []
+    result = run_sweep(spark, load_sweep_config(folder / "sweep.yaml"), options, said.append)
+    killer.join()
+    assert killed, "no rank was killed: round 2 finished too fast, or was never run"
+    assert not result.failed
+    client = MlflowClient(uri)
+    runs = tracking.children(client, result.experiment_id)
+    run = next(r for r in runs if r.info.run_id == killed["run_id"])
+    # The killed replicate went on in its own run, from its checkpoint ...
+    assert run.data.tags["status"] == "finished" and TAG_RESUMED_FROM in run.data.tags
+    steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
+    assert steps == [0, 1, 2]  # every epoch once
+    # ... and no replicate of any cell was trained or counted twice.
+    pairs = [(r.data.tags["cell"], r.data.tags[TAG_REPLICATE]) for r in runs]
+    assert len(pairs) == len(set(pairs))
+    for cell, why in result.race.reasons.items():  # the reasons count each run once
+        count = sum(1 for c, _ in pairs if c == cell)
+        assert why.endswith(f"after {count}") or f"({count})" in why or why.endswith(
+            f"at {count}") or why.startswith(f"out after {count}"), (cell, why, count)

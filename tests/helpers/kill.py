@@ -1,0 +1,60 @@
+"""Killing a Horovod rank in the middle of a trial, found by the ``trainer`` tag of its run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from pipeline.tracking import store as tracking
+from pipeline.tracking.vocab import RUNNING, TAG_STATUS, TAG_TRAINER
+
+
+def rank_processes(uri: str) -> list[psutil.Process]:
+    """The live Horovod rank processes (Python, not a wrapping shell) writing to ``uri``; a
+    process a rank forked (same command line until it execs) is not another rank."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "name", "ppid"]):
+        try:
+            if "gloo_exec_fn" in " ".join(proc.info["cmdline"] or []) \
+                    and "python" in (proc.info["name"] or "") \
+                    and proc.environ().get("MLFLOW_TRACKING_URI") == uri:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    pids = {proc.pid for proc in found}
+    return [proc for proc in found if proc.info["ppid"] not in pids]
+
+
+def checkpointed(client: MlflowClient, experiment: str, checkpoints: Path) -> list[Run]:
+    """Running trials that have logged an epoch and whose checkpoint has reached the disk
+    (on a loaded machine the checkpoint can trail the metrics)."""
+    exp = client.get_experiment_by_name(experiment)
+    saved = {json.loads(f.read_text()).get("run_id") for f in checkpoints.rglob("latest.json")}
+    return [run for run in (tracking.children(client, exp.experiment_id) if exp else [])
+            if run.data.tags.get(TAG_STATUS) == RUNNING and run.info.run_id in saved
+            and client.get_metric_history(run.info.run_id, "loss")]
+
+
+def kill_checkpointed_rank(uri: str, experiment: str, checkpoints: Path, killed: dict,
+                           wanted: Callable[[Run], bool] = lambda run: True,
+                           timeout: float = 300) -> None:
+    """SIGKILL the rank training a ``wanted`` trial that has a checkpoint to resume from;
+    ``killed`` gets its pid and run id. Gives up after ``timeout`` seconds."""
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not killed:
+        for run in checkpointed(client, experiment, checkpoints):
+            pid = int(run.data.tags[TAG_TRAINER].rsplit(":", 1)[1])
+            if wanted(run) and pid in {proc.pid for proc in rank_processes(uri)}:
+                os.kill(pid, signal.SIGKILL)
+                killed.update(pid=pid, run_id=run.info.run_id)
+                return
+        time.sleep(0.2)
