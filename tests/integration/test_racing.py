@@ -49,9 +49,9 @@ def data(tmp_path_factory, spark) -> Path:
     return root / "processed" / "tiny"
 
 
-def _sweep(folder: Path, spark, data: Path):
+def _sweep(folder: Path, spark, data: Path, body: str = RACE):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sweep.yaml").write_text(RACE)
+    (folder / "sweep.yaml").write_text(body)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     options = SweepOptions(data, num_proc=2, ranks_per_trial=1, tracking_uri=uri,
                            checkpoint_dir=folder / "ckpt", spool_dir=folder / "spool")
@@ -108,23 +108,16 @@ grid:
 def test_a_rank_killed_mid_race_resumes_its_replicate_and_counts_none_twice(
         tmp_path, spark, data):
     folder = tmp_path / "killed"
-    folder.mkdir()
     killed: dict = {}
     in_round_two = lambda run: run.data.tags.get(TAG_REPLICATE) == "2"  # noqa: E731
     killer = threading.Thread(target=kill_checkpointed_rank, args=(
         f"sqlite:///{folder / 'mlflow.db'}", "killed", folder / "ckpt", killed, in_round_two,
         240))
     killer.start()
-    (folder / "sweep.yaml").write_text(KILLED_RACE)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    options = SweepOptions(data, num_proc=2, ranks_per_trial=1, tracking_uri=uri,
-                           checkpoint_dir=folder / "ckpt", spool_dir=folder / "spool")
-    said: list[str] = []
-    result = run_sweep(spark, load_sweep_config(folder / "sweep.yaml"), options, said.append)
+    result, client, _ = _sweep(folder, spark, data, KILLED_RACE)
     killer.join()
     assert killed, "no rank was killed: round 2 finished too fast, or was never run"
     assert not result.failed
-    client = MlflowClient(uri)
     runs = tracking.children(client, result.experiment_id)
     run = next(r for r in runs if r.info.run_id == killed["run_id"])
     # The killed replicate went on in its own run, from its checkpoint ...
