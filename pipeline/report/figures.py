@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
@@ -30,19 +31,16 @@ def heatmap(board: pd.DataFrame, row: str | None, col: str, metric: str, path: P
     fig = Figure(layout="constrained", figsize=(1.55 * len(cols) + 2.8, 0.75 * len(rows) + 1.9))
     ax = fig.subplots()
     means = _grid(board, row, col, "mean", rows, cols)
-    places = digits.separating(board["mean"], bool(board.attrs.get("higher_is_better", True)))
-    lo, hi = robust_range(means)
-    cmap = matplotlib.colormaps["viridis"].with_extremes(under="#9a9a9a", over="#9a9a9a")
-    image = ax.imshow(means, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+    higher = bool(board.attrs.get("higher_is_better", True))
+    places = digits.separating(board["mean"], higher)
+    image, lo, hi = _means_image(ax, means, higher)
     for (i, j), value in np.ndenumerate(means):
         cell = _cell(board, row, col, rows[i], cols[j])
         if cell is None:
             continue
         off = np.isfinite(value) and not lo <= value <= hi
         ax.text(j, i, _cell_text(cell, value, places) + ("\n(off scale)" if off else ""),
-                ha="center",
-                va="center", fontsize=8,
-                color="black" if off or value > lo + 0.6 * (hi - lo) else "white")
+                ha="center", va="center", fontsize=8, color=_ink(value, lo, hi, higher))
         if cell["tied_with_best"] or cell["is_best"]:
             ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, lw=2.2,
                                    edgecolor="#ff3d7f"))
@@ -56,6 +54,22 @@ def heatmap(board: pd.DataFrame, row: str | None, col: str, metric: str, path: P
     ax.set_title(f"mean {metric} ± 95% CI half-width (★ best, framed: tied with the best)",
                  fontsize=9)
     return _save(fig, path)
+
+
+def _means_image(ax: Axes, means: np.ndarray, higher: bool) -> tuple[AxesImage, float, float]:
+    """The cells' means on the robust scale (best bright), cells beyond it grey."""
+    lo, hi = robust_range(means)
+    cmap = matplotlib.colormaps["viridis" if higher else "viridis_r"].with_extremes(
+        under="#9a9a9a", over="#9a9a9a")
+    return ax.imshow(means, cmap=cmap, vmin=lo, vmax=hi, aspect="auto"), lo, hi
+
+
+def _ink(value: float, lo: float, hi: float, higher: bool) -> str:
+    """Text colour on a cell of :func:`_means_image`: black on its bright end and on grey."""
+    if not lo <= value <= hi:
+        return "black"
+    share = (value - lo) / (hi - lo)
+    return "black" if (share > 0.6 if higher else share < 0.4) else "white"
 
 
 def robust_range(values: np.ndarray) -> tuple[float, float]:
@@ -118,19 +132,13 @@ def _ranks_panel(ax: Axes, board: pd.DataFrame, row: str, col: str, rows: list[s
         if str(cell[row]) in rows and str(cell[col]) in cols:
             ranks[rows.index(str(cell[row])), cols.index(str(cell[col]))] = k + 1
     means = _grid(board, row, col, "mean", rows, cols)
-    lo, hi = robust_range(means)
     higher = bool(board.attrs.get("higher_is_better", True))
-    cmap = matplotlib.colormaps["viridis" if higher else "viridis_r"].with_extremes(
-        under="#9a9a9a", over="#9a9a9a")
-    ax.imshow(means, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+    _, lo, hi = _means_image(ax, means, higher)
     places = digits.separating(board["mean"], higher, least=4)
     for (i, j), rank in np.ndenumerate(ranks):
         if np.isfinite(rank):
-            bright = (means[i, j] - lo) / (hi - lo) > 0.6 if higher else (
-                means[i, j] - lo) / (hi - lo) < 0.4
             ax.text(j, i, f"#{int(rank)}\n{means[i, j]:.{places}f}", ha="center", va="center",
-                    fontsize=8, color="black" if bright or not lo <= means[i, j] <= hi
-                    else "white")
+                    fontsize=8, color=_ink(means[i, j], lo, hi, higher))
     _axes_labels(ax, rows, cols, row, col)
     ax.set_title(f"Which pairs are best: rank by mean {metric}\n(#1 = best)", fontsize=9)
 

@@ -75,3 +75,20 @@ def test_a_contrast_that_another_cell_contradicts_says_it_does_not_separate_them
     assert "relu + mse had a similar" in text and "does not separate them" in text
     alone = explain.explain_cell(mae, best, METRIC, [best, mae])
     assert "output-gradient norm" in alone and "does not separate" not in alone
+
+
+def test_p_within_holds_its_level_on_the_default_sweeps_design():
+    """Simulated: 3 x 4 cells x 3 replicates whose outcome depends on the factors (and not
+    on the diagnostic, which only tracks a factor plus noise): p_within < 0.05 about 5% of
+    the time, as its t test states."""
+    rng = np.random.default_rng(11)
+    rejected, draws = 0, 400
+    rows = [(h, k) for h in range(3) for k in range(4) for _ in range(3)]
+    frame = pd.DataFrame(rows, columns=["hidden", "head"])
+    for _ in range(draws):
+        frame[METRIC] = 0.9 + 0.01 * frame["hidden"] - 0.005 * frame["head"] + rng.normal(
+            0, 0.002, len(frame))
+        frame["value"] = 0.3 * frame["hidden"] + rng.normal(0, 0.1, len(frame))
+        _, p = explain._partial_rank_correlation(frame, METRIC, FACTORS)
+        rejected += p < 0.05
+    assert 0.025 <= rejected / draws <= 0.085, rejected / draws
