@@ -171,10 +171,25 @@ def children(client: MlflowClient, exp_id: str, parent_id: str | None = None) ->
 
 def log_dataset_input(client: MlflowClient, run_id: str, name: str, digest: str,
                       source: str) -> None:
-    """The prepared dataset as the run's MLflow dataset input (the UI's Datasets column)."""
+    """The prepared dataset as the run's MLflow dataset input (the UI's Datasets column).
+
+    MLflow keeps one dataset record per experiment, name and digest, inserted by whichever run
+    logs it first: two runs logging it at the same moment can both try to insert it, and the
+    loser is refused. Logged again, it finds the record and only links it."""
     dataset = Dataset(name=name, digest=digest, source_type="local", source=source)
-    client.log_inputs(run_id, datasets=[DatasetInput(dataset, [
-        InputTag("mlflow.data.context", "training")])])
+    inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])]
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except Exception as exc:
+        if not _duplicate_insert(exc):
+            raise
+        client.log_inputs(run_id, datasets=inputs)
+
+
+def _duplicate_insert(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(word in text for word in ("UNIQUE constraint", "IntegrityError", "duplicate key",
+                                         "Duplicate entry"))
 
 
 def experiment_link(ui: str, experiment_id: str) -> str:

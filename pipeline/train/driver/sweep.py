@@ -100,6 +100,9 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
     replayed = replay_spool(client, spool_dir, retry, log)
     findings = preflight(trials, sweep.name, log)
     parent = runs.start_parent(client, exp_id, sweep, manifest, num_proc, len(trials), findings)
+    # Registered once here, so that ranks starting runs at the same moment only link it.
+    store.log_dataset_input(client, parent, manifest.dataset or "dataset", manifest.fingerprint,
+                            str(opts.data_dir.resolve()))
     result = SweepResult(experiment, exp_id, parent, len(trials), 0, replayed=replayed)
     status = runs.KILLED  # until the launches return: an interrupt or a crash is not success
     with claims.Heartbeat(uri, parent, settings.lease_seconds):
