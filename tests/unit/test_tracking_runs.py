@@ -214,30 +214,35 @@ def test_a_default_experiment_with_runs_is_kept(tmp_path):
     assert client.get_experiment(store.DEFAULT_EXPERIMENT_ID).lifecycle_stage == "active"
 
 
+def _log_at_once(client: MlflowClient, ids: list[str], digest: str) -> list[Exception]:
+    """Every run logs the dataset from a thread of its own, released together."""
+    import threading
+
+    gate, errors = threading.Barrier(len(ids)), []
+
+    def log(run_id: str) -> None:
+        gate.wait()
+        try:
+            store.log_dataset_input(MlflowClient(client.tracking_uri), run_id, "tiny", digest,
+                                    "/data/tiny")
+        except Exception as exc:  # collected: a thread's exception would vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=log, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def test_runs_starting_at_once_all_get_the_dataset_input(client):
     # MLflow inserts a dataset's record with the first run that logs it; runs logging it at the
     # same moment race for that insert (CI saw one refused). Each must end up linked to it.
-    import threading
-
     exp = client.create_experiment("e")
     for round_ in range(8):
         ids = [client.create_run(exp).info.run_id for _ in range(6)]
-        gate, errors = threading.Barrier(len(ids)), []
-
-        def log(run_id: str, digest: str = f"d{round_}") -> None:
-            gate.wait()
-            try:
-                store.log_dataset_input(MlflowClient(client.tracking_uri), run_id, "tiny",
-                                        digest, "/data/tiny")
-            except Exception as exc:  # collected: a thread's exception would vanish
-                errors.append(exc)
-
-        threads = [threading.Thread(target=log, args=(i,)) for i in ids]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        assert _log_at_once(client, ids, f"d{round_}") == []
         for run_id in ids:
             [got] = client.get_run(run_id).inputs.dataset_inputs
             assert (got.dataset.name, got.dataset.digest) == ("tiny", f"d{round_}")
