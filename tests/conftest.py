@@ -18,6 +18,12 @@ os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 # Assigned, not defaulted: `make test` exports the Makefile's own choice (conf/spark/local.conf).
 os.environ["PIPELINE_SPARK_CONF"] = str(Path(__file__).parent / "helpers" / "spark-test.conf")
 
+# Every JVM a test starts (the session's, spark-submit's, a local cluster's daemons) lives
+# seconds to minutes, too short for the optimising JIT compiler and the parallel collector to
+# pay back their own CPU: without them such a JVM takes about half the CPU (BENCHMARKS.md).
+for _var in ("SPARK_SUBMIT_OPTS", "SPARK_DAEMON_JAVA_OPTS"):
+    os.environ.setdefault(_var, "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+
 # Parallel workers, long modules first, the per-test time limit.
 pytest_plugins = ["tests.helpers.suite"]
 
