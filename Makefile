@@ -41,6 +41,12 @@ RANKS_PER_TRIAL ?=
 HALVING ?=
 ## RACING: 1 = racing replicates on, 0 = off (default: the sweep file says)
 RACING ?=
+## STUDY: the study `make study` runs, conf/study/<STUDY>.yaml (default seed_repro)
+STUDY ?= seed_repro
+STUDY_FILE = conf/study/$(STUDY).yaml
+## QUICK: 1 = `make study` runs the study's quick form (fewer epochs, smaller layers)
+QUICK ?=
+STUDY_EXPERIMENT = study-$(STUDY)$(if $(QUICK),-quick)
 ## MLFLOW_PORT: the port of `make ui` (default 5000)
 MLFLOW_PORT ?= 5000
 # Test workers (pytest-xdist): the integration tests wait on JVMs, launches and servers part of
@@ -89,7 +95,7 @@ SWEEP_ARGS := $(if $(NUM_PROC),--num-proc $(NUM_PROC)) $(if $(EPOCHS),--epochs $
 	$(if $(filter 1,$(RACING)),--racing) $(if $(filter 0,$(RACING)),--no-racing)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser data augment sweep check-sweep outlier-study report ui test test-fast test-unit \
+.PHONY: help setup browser data augment sweep study check-sweep outlier-study report ui test test-fast test-unit \
 	test-integration lint bench bench-scale \
 	cluster-up cluster-down cluster-sweep local-cluster-up local-cluster-down clean lock pack \
 	setup-plan
@@ -123,6 +129,13 @@ sweep: $(SETUP_STAMP) check-sweep data/processed/$(DATASET)/manifest.json ## Run
 	@echo
 	@echo "Report:   reports/$(EXPERIMENT)/index.html  (leaderboard.md / .csv beside it)"
 	@echo "Browse:   make ui   then open the link the sweep printed (its training runs)"
+
+study: $(SETUP_STAMP) data/processed/$(DATASET)/manifest.json ## Run a study (STUDY=name, QUICK=1 its short form): its sweep, then the report with published vs measured
+	$(VENV_PYTHON) jobs/study.py --study $(STUDY_FILE) $(if $(QUICK),--quick) --write-sweep studies/$(STUDY_EXPERIMENT).yaml
+	$(SUBMIT) jobs/train_sweep.py --config studies/$(STUDY_EXPERIMENT).yaml --experiment $(STUDY_EXPERIMENT) $(SWEEP_ARGS)
+	$(SUBMIT) jobs/compare.py --experiment $(STUDY_EXPERIMENT) --study $(STUDY_FILE) $(if $(QUICK),--quick)
+	@echo
+	@echo "Report:   reports/$(STUDY_EXPERIMENT)/index.html  (published.md beside it)"
 
 check-sweep: $(SETUP_STAMP) ## Check SWEEP's names (activations, losses, ...) in about a second, before any JVM starts (make sweep does it first)
 	$(VENV_PYTHON) jobs/train_sweep.py --check --config $(SWEEP)

@@ -1,6 +1,7 @@
 """Job: read a sweep back from MLflow and write its leaderboard.
 
     spark-submit jobs/compare.py --experiment NAME [--output DIR] [--metric test_accuracy] [--all]
+        [--study conf/study/NAME.yaml [--quick]]
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.cli import console_logging, run_job
+from pipeline.config.study import load_study
 from pipeline.report.build import write_report
 from pipeline.storage import report_dir
 from pipeline.tracking import store, summary, view
@@ -27,6 +29,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="every run of the experiment, not only the latest sweep invocation")
     p.add_argument("--no-register", action="store_true",
                    help="do not register the best model as @champion")
+    p.add_argument("--study", help="a study file (conf/study/<name>.yaml): its published "
+                                   "figures beside the measured ones, first on the page")
+    p.add_argument("--quick", action="store_true",
+                   help="with --study: the sweep ran the study's quick form (the page says so)")
     return p.parse_args(argv)
 
 
@@ -34,13 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     console_logging()
     output = report_dir(args.output, args.experiment)  # before anything is read or written
+    study = load_study(args.study, quick=args.quick) if args.study else None
     uri = store.tracking_uri()
     client = store.connect(uri)
     exp = client.get_experiment_by_name(args.experiment)  # None: write_report says so
     # The sweep the report reads (with --all, the whole experiment: no one parent to summarize)
     parent = store.latest_parent(client, exp.experiment_id) if exp and not args.all else None
     report = write_report(client, uri, args.experiment, output, args.metric, args.all,
-                          register=not args.no_register)
+                          register=not args.no_register, study=study)
     if parent is not None:
         found = summary.publish(client, parent, report, args.metric)
         print(f"compare: {found.cells} configurations, {found.runs} runs; summary on sweep run "

@@ -212,3 +212,14 @@ def _checked_report_dir(target: Path, what: str) -> Path:
     raise PipelineError(f"{what}: exists and is not a report folder (it holds {example!r}, "
                         f"and no {REPORT_MARKER}); a report replaces its whole folder, so give "
                         "a new or empty one")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """``text`` as the whole of ``path``, or ``path`` untouched: written beside it, then
+    renamed over it, so a full disk or a kill never leaves half a file under its name."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -13,7 +13,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from pipeline.report import answer as words
-from pipeline.report import digits, explain, leaderboard, statistics
+from pipeline.report import digits, explain, layers, leaderboard, statistics
 from pipeline.report import effects as fx
 from pipeline.report.frame import SweepRuns, histories
 from pipeline.tasks import task_spec
@@ -42,6 +42,8 @@ class Analysis:
     influence: str = ""  # the interaction table's leave-one-cell-out check
     # (diagnostic, epoch, factor): signals a factor fixes, kept out of the predictors
     proxies: list[tuple[str, int, str]] = field(default_factory=list)
+    # Every hidden layer's diagnostics, as ``diag``, when some run has more than one.
+    per_layer: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def analyse(client: MlflowClient, sweep: SweepRuns, metric: str, test_metric: str | None = None,
@@ -53,9 +55,12 @@ def analyse(client: MlflowClient, sweep: SweepRuns, metric: str, test_metric: st
     effects = _effects(runs, factors, metric)
     interaction, influence = _interaction(runs, row, col, metric)
     val = f"val_{task_spec(sweep.task).epoch_metric}"  # val_accuracy, or val_mae (regression)
-    hist = histories(client, list(runs["run_id"]), [val, *explain.SIGNALS])
-    diag = explain.diag_frame({r: {k: v for k, v in m.items() if k.startswith("diag.")}
+    deep = layers.keys(layers.depth(sweep))
+    hist = histories(client, list(runs["run_id"]), list(dict.fromkeys(
+        [val, *explain.SIGNALS, *deep])))
+    diag = explain.diag_frame({r: {k: v for k, v in m.items() if k in explain.SIGNALS}
                                for r, m in hist.items()}, runs)
+    per_layer = explain.diag_frame({r: {k: m[k] for k in deep} for r, m in hist.items()}, runs)
     curves = explain.diag_frame({r: {val: m[val]} for r, m in hist.items()}, runs)
     answer = [*words.verdict_lines(board, factors), words.test_line(board, factors, test_metric),
               words.top_term(effects, factors), _counts(runs)]
@@ -64,7 +69,8 @@ def analyse(client: MlflowClient, sweep: SweepRuns, metric: str, test_metric: st
                     curves, explain.correlations(diag, runs, metric, factors),
                     _explanations(board, diag, factors, effects, metric),
                     [line for line in answer if line], words.decision(board, factors),
-                    test_metric, influence, explain.proxies(diag, runs, metric, factors))
+                    test_metric, influence, explain.proxies(diag, runs, metric, factors),
+                    per_layer)
 
 
 def _interaction(runs: pd.DataFrame, row: str | None, col: str,

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from pipeline.report import frame, leaderboard, statistics
+from pipeline.config.study import Study
+from pipeline.report import frame, leaderboard, published, statistics
 from pipeline.report.analysis import Analysis, analyse
 from pipeline.report.champion import Champion, register_champion
 from pipeline.report.sections import page_for, write_figures
@@ -77,19 +78,23 @@ def _analyse(client: MlflowClient, sweep: frame.SweepRuns, metric: str | None) -
 
 def write_report(client: MlflowClient, uri: str, experiment: str, output: Path,
                  metric: str | None = None, all_runs: bool = False,
-                 register: bool = True) -> Report:
+                 register: bool = True, study: Study | None = None) -> Report:
     """Leaderboard, statistics, figures and index.html under ``output``; the champion
     registered (unless ``register`` is false). ``metric``: what to rank by; default the
-    task's validation metric, with its primary test metric quoted for the chosen cells."""
+    task's validation metric, with its primary test metric quoted for the chosen cells.
+    ``study``: its published figures are set beside the measured ones."""
     sweep = frame.load(client, experiment, all_runs)
     found = _analyse(client, sweep, metric)
+    compared = published.compare(study, sweep) if study else None
     staging = staging_dir(output.parent, output.name, "report folder")
     try:
         with disk_errors(output, "report"):
             names = _write_files(found, staging)
+            if compared is not None:
+                names += _write_published(compared, staging)
             # Registered once the files are written, so a full disk usually stops before it.
             champion = _champion(client, uri, found) if register else None
-            names.append(_write_page(found, champion, staging, ui_address(uri)))
+            names.append(_write_page(found, champion, staging, ui_address(uri), compared))
         swap_into_place(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -97,7 +102,15 @@ def write_report(client: MlflowClient, uri: str, experiment: str, output: Path,
     if sweep.parent_id:
         for path in files:
             client.log_artifact(sweep.parent_id, str(path), "report")
-    return Report(found.board, output, files, champion, found.answer, found.metric)
+    answer = [*compared.lines, *found.answer] if compared else found.answer
+    return Report(found.board, output, files, champion, answer, found.metric)
+
+
+def _write_published(compared: published.Comparison, folder: Path) -> list[str]:
+    (folder / "published.csv").write_text(compared.table.to_csv(index=False))
+    (folder / "published.md").write_text(f"# {published.SECTION}\n\n"
+                                         + published.to_markdown(compared))
+    return ["published.csv", "published.md"]
 
 
 def _write_files(found: Analysis, folder: Path) -> list[str]:
@@ -139,10 +152,11 @@ def ui_address(uri: str) -> str:
     return f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT') or 5000}"
 
 
-def _write_page(found: Analysis, champion: Champion | None, folder: Path, ui: str) -> str:
+def _write_page(found: Analysis, champion: Champion | None, folder: Path, ui: str,
+                compared: published.Comparison | None = None) -> str:
     from pipeline.report.page import write_page
 
-    write_page(folder / "index.html", page_for(found, champion, ui))
+    write_page(folder / "index.html", page_for(found, champion, ui, compared))
     return "index.html"
 
 

@@ -171,17 +171,18 @@ def effects(table: pd.DataFrame, path: Path) -> Path:
 
 
 def banded(series: pd.DataFrame, panel: str | None, colour: str, value: str, path: Path,
-           ylabel: str, log: bool = False, title: str = "") -> Path:
+           ylabel: str, log: bool = False, title: str = "", xlabel: str = "epoch") -> Path:
     """One panel per ``panel`` level, one line per ``colour`` level: the mean over replicates
     of ``value`` per step, with a band from the lowest to the highest replicate.
 
     ``series``: a row per (run, step) with the factor columns, ``step`` and ``value``.
     """
-    return _save(banded_figure(series, panel, colour, value, ylabel, log, title), path)
+    return _save(banded_figure(series, panel, colour, value, ylabel, log, title, xlabel), path)
 
 
 def banded_figure(series: pd.DataFrame, panel: str | None, colour: str, value: str,
-                  ylabel: str, log: bool = False, title: str = "") -> Figure:
+                  ylabel: str, log: bool = False, title: str = "",
+                  xlabel: str = "epoch") -> Figure:
     """The figure :func:`banded` saves."""
     panels = _levels(series, panel)
     colours = _levels(series, colour)
@@ -203,7 +204,7 @@ def banded_figure(series: pd.DataFrame, panel: str | None, colour: str, value: s
                     ls=styles[k % len(styles)], marker=markers[k % len(markers)], markersize=3.5)
             ax.fill_between(steps, by_step.min().to_numpy(), by_step.max().to_numpy(),
                             color=palette(k % 10), alpha=0.18, lw=0)
-        _style(ax, level if panel else title, log)
+        _style(ax, level if panel else title, log, xlabel)
     for ax, level in zip(axes, panels, strict=True):
         part = series if panel is None else series[series[panel].astype(str) == level]
         if part["step"].nunique() == 1:  # a lone step: an integer-wide axis instead of +-5%
@@ -219,9 +220,9 @@ def banded_figure(series: pd.DataFrame, panel: str | None, colour: str, value: s
     return fig
 
 
-def _style(ax: Axes, title: str, log: bool) -> None:
+def _style(ax: Axes, title: str, log: bool, xlabel: str = "epoch") -> None:
     ax.set_title(title, fontsize=9)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if log:

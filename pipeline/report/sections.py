@@ -9,7 +9,16 @@ import pandas as pd
 
 from pipeline.report import answer as words
 from pipeline.report import effects as fx
-from pipeline.report import explain, figures, halving, page, statistics, verdicts
+from pipeline.report import (
+    explain,
+    figures,
+    halving,
+    layers,
+    page,
+    published,
+    statistics,
+    verdicts,
+)
 from pipeline.report.analysis import Analysis
 from pipeline.report.champion import Champion
 from pipeline.report.page import Figure
@@ -34,7 +43,33 @@ def write_figures(found: Analysis, folder: Path) -> list[str]:
                                    found.row, found.col, "value", folder / "curves.png",
                                    label, title=label))
     made += _diagnostic_figures(found, folder)
+    made += _layer_figures(found, folder)
     return [p.name for p in made]
+
+
+# Per-layer figures of deeper networks: file -> the diagnostics drawn, axis label, log scale.
+LAYER_FIGURES = {
+    "layers_grad.png": (("grad_norm",), "gradient norm", True),
+    "layers_units.png": (("dead", "sat"), "dead (ReLU) or saturated fraction", False),
+}
+LAYER_AXIS = "hidden layer (1 = nearest the input)"
+
+
+def _layer_rows(found: Analysis, name: str) -> pd.DataFrame:
+    if found.per_layer.empty:
+        return pd.DataFrame()
+    parts = [layers.by_layer(found.per_layer, stat) for stat in LAYER_FIGURES[name][0]]
+    return pd.concat([p for p in parts if not p.empty] or [pd.DataFrame()], ignore_index=True)
+
+
+def _layer_figures(found: Analysis, folder: Path) -> list[Path]:
+    made = []
+    for name, (_, label, log) in LAYER_FIGURES.items():
+        rows = _layer_rows(found, name)
+        if not rows.empty:
+            made.append(figures.banded(rows, "when", "configuration", "value", folder / name,
+                                       label, log=log, title=label, xlabel=LAYER_AXIS))
+    return made
 
 
 def _diagnostic_figures(found: Analysis, folder: Path) -> list[Path]:
@@ -92,6 +127,18 @@ FIGURES = {
         "The norm of the loss gradient with respect to the first hidden layer's weights on the "
         "probe batch (log scale). Configurations whose line sits far below the others learn "
         "slowly in their early layers: the vanishing gradient, measured."),
+    "layers_grad.png": Figure(
+        "layers_grad.png", "Gradient norm, layer by layer",
+        "Each hidden layer's gradient norm on the probe batch (log scale), layer 1 nearest the "
+        "input, at initialization and after the last epoch; one line per configuration, the "
+        "mean over replicates with their range as a band. A line falling towards layer 1 is "
+        "the vanishing gradient: the lower layers receive less signal than the upper ones. "
+        "The table below gives the ratio of layer 1's norm to the last layer's."),
+    "layers_units.png": Figure(
+        "layers_units.png", "Dead or saturated units, layer by layer",
+        "Per hidden layer, the fraction of dead units (ReLU: zero on every probe example) or "
+        "of saturated ones (bounded activations: within 5% of a bound), at initialization and "
+        "after the last epoch. Dead units pass back no gradient and never recover."),
     "diag_out.png": Figure(
         "diag_out.png", "Gradient at the output",
         "The mean per-example norm of the loss gradient with respect to the output layer's "
@@ -104,8 +151,10 @@ LEADERBOARD, FACTORS, WHY, METHOD = ("Leaderboard", "Factor analysis",
                                      "Why: what the diagnostics measured", "Method")
 
 
-def page_for(found: Analysis, champion: Champion | None, ui: str = "") -> str:
-    """``ui``: the MLflow UI's address, for links to each replicate's run ('' for none)."""
+def page_for(found: Analysis, champion: Champion | None, ui: str = "",
+             compared: published.Comparison | None = None) -> str:
+    """``ui``: the MLflow UI's address, for links to each replicate's run ('' for none).
+    ``compared``: a study's published figures beside the measured ones, shown first."""
     sections = [(LEADERBOARD, _leaderboard(found, ui)),
                 ("Figures", "".join(page.figure(FIGURES[n]) for n in
                                     ("heatmap.png", "effects.png", "interaction.png",
@@ -120,7 +169,18 @@ def page_for(found: Analysis, champion: Champion | None, ui: str = "") -> str:
                          + page.table(rungs)))
     sections.append((WHY, _why(found)))
     sections.append((METHOD, page.paragraphs(_method(found), "method")))
-    return page.render(f"Sweep {found.sweep.experiment}", _lead(found, champion), sections)
+    lead = _lead(found, champion)
+    if compared is not None:
+        sections.insert(0, (published.SECTION, _published(compared)))
+        lead = [(line, published.SECTION) for line in compared.lines] + lead
+    return page.render(f"Sweep {found.sweep.experiment}", lead, sections)
+
+
+def _published(compared: published.Comparison) -> str:
+    body = page.paragraphs(compared.lines)
+    if not compared.table.empty:
+        body += page.table(compared.table)
+    return body + page.bullets(compared.method, "method")
 
 
 def _lead(found: Analysis, champion: Champion | None) -> list[page.Line]:
@@ -228,6 +288,7 @@ def _why(found: Analysis) -> str:
     parts += [page.figure(FIGURES[n]) for n in ("diag_hidden.png", "diag_grad.png",
                                                  "diag_out.png")
               if not found.diag[found.diag["diagnostic"].isin(_keys(n))].empty]
+    parts += _layers_part(found)
     if not found.correlations.empty or found.proxies:
         parts.append("<h3>Which early signals predicted the outcome</h3>")
         parts.append(page.paragraphs([_predictors_text(found), *_proxy_lines(found)]))
@@ -236,6 +297,20 @@ def _why(found: Analysis) -> str:
     parts.append("<h3>Why cards</h3>")
     parts.append('<div class="cards">' + "".join(_cards(found)) + "</div>")
     return "".join(parts)
+
+
+def _layers_part(found: Analysis) -> list[str]:
+    shown = [n for n in LAYER_FIGURES if not _layer_rows(found, n).empty]
+    if not shown:
+        return []
+    parts = ["<h3>Layer by layer</h3>", *(page.figure(FIGURES[n]) for n in shown)]
+    ratios = layers.gradient_ratios(found.per_layer, "configuration")
+    if not ratios.empty:
+        parts.append(page.paragraphs([
+            "First hidden layer's gradient norm over the last one's (geometric mean over "
+            "replicates): below 1 the gradient shrinks on its way down to the input."]))
+        parts.append(page.table(ratios))
+    return parts
 
 
 def _predictors_text(found: Analysis) -> str:
