@@ -230,7 +230,13 @@ def _style(ax: Axes, title: str, log: bool, xlabel: str = "epoch") -> None:
 
 
 def _levels(frame: pd.DataFrame, column: str | None) -> list[str]:
-    return [""] if column is None else sorted(frame[column].astype(str).unique())
+    """A column's levels: in a categorical column's own order, else sorted."""
+    if column is None:
+        return [""]
+    values = frame[column]
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return [str(c) for c in values.cat.categories if (values == c).any()]
+    return sorted(values.astype(str).unique())
 
 
 def _grid(board: pd.DataFrame, row: str | None, col: str, value: str, rows: list[str],

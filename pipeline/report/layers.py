@@ -16,6 +16,7 @@ from pipeline.report.frame import SweepRuns
 
 HIDDEN_LAYERS = "model.hidden_layers"
 STATS = {"grad_norm": "gradient norm", "dead": "dead fraction", "sat": "saturated fraction"}
+WHEN = ("at initialization", "after the last epoch")
 
 
 def depth(sweep: SweepRuns) -> int:
@@ -51,10 +52,10 @@ def by_layer(diag: pd.DataFrame, stat: str) -> pd.DataFrame:
         return part.assign(when=[])
     part = part.assign(layer=part["diagnostic"].str.extract(r"^diag\.h(\d+)\.")[0].astype(int))
     last = part.groupby("run_id")["step"].transform("max")
-    init = part[part["step"] == 0].assign(when="at initialization")
-    end = part[(part["step"] == last) & (last > 0)]
-    end = end.assign(when="after the last epoch")
+    init = part[part["step"] == 0].assign(when=WHEN[0])
+    end = part[(part["step"] == last) & (last > 0)].assign(when=WHEN[1])
     both = pd.concat([init, end], ignore_index=True)
+    both["when"] = pd.Categorical(both["when"], categories=WHEN)  # drawn in this order
     return both.drop(columns="step").rename(columns={"layer": "step"})
 
 
@@ -65,6 +66,7 @@ def gradient_ratios(diag: pd.DataFrame, label: str) -> pd.DataFrame:
     rows = by_layer(diag, "grad_norm")
     if rows.empty:
         return pd.DataFrame()
+    rows = rows.assign(when=rows["when"].astype(str))
     per_run = rows.pivot_table(index=["run_id", label, "when"], columns="step", values="value")
     deepest = per_run.notna().sum(axis=1)
     ratio = [r[1] / r[n] if n >= 2 and r[n] > 0 else np.nan
@@ -78,5 +80,6 @@ def gradient_ratios(diag: pd.DataFrame, label: str) -> pd.DataFrame:
              .pivot(index=[label, "layers"], columns="when", values="ratio")
              .reset_index())
     table.columns.name = None
+    table = table[[label, "layers", *(w for w in WHEN if w in table.columns)]]
     return table.rename(columns={c: f"first / last layer, {c}" for c in table.columns
                                  if c not in (label, "layers")})
