@@ -7,6 +7,7 @@ import tensorflow as tf
 from pipeline.config import ModelConfig, RunConfig, TrainingConfig
 from pipeline.model.build import build, encode_labels
 from pipeline.train.rank.diagnostics import (
+    TRACE_AFTER,
     DiagnosticsCallback,
     Measurer,
     Probe,
@@ -194,3 +195,23 @@ def test_callback_reports_initialization_and_every_epoch(initial_epoch):
         assert all(metrics[k] > 0 for k in ratios)
     # Measured on the weights of the moment: the gradient changes as training goes on.
     assert calls[0][1]["diag.out.grad_norm"] != calls[-1][1]["diag.out.grad_norm"]
+
+
+@pytest.mark.parametrize(("epochs", "initial_epoch", "traced"),
+                         [(3, 0, False), (TRACE_AFTER - 1, 0, False), (TRACE_AFTER, 0, True),
+                          (TRACE_AFTER + 2, 5, False)])
+def test_short_runs_measure_eagerly_and_long_ones_trace_once(epochs, initial_epoch, traced):
+    # A run makes 1 + (epochs - initial_epoch) measurements; tracing pays only beyond
+    # TRACE_AFTER of them (bench/diagnostics_modes.py). Both give the same numbers.
+    cfg = _cfg(hidden_layers=(8,), hidden_activation="tanh")
+    built, probe = _built_probe(cfg)
+    callback = DiagnosticsCallback(probe, built.loss, "softmax", "tanh", lambda *a: None,
+                                   initial_epoch=initial_epoch)
+    callback.set_model(built.train)
+    callback.set_params({"epochs": epochs, "verbose": 0, "steps": 1})
+    callback.on_train_begin()
+    measurer = callback._measurer
+    assert isinstance(measurer._run, tf.types.experimental.GenericFunction) == traced
+    other = Measurer(built.train, built.loss, "softmax", "tanh", compiled=not traced)
+    got, want = measurer(probe), other(probe)
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-7)

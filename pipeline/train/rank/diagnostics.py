@@ -193,6 +193,12 @@ class UpdateTracker:
         return out
 
 
+# Up to this many measurements in a run, each one runs eagerly; beyond it, the measurement is
+# traced once as a tf.function. Tracing costs as much as 9 to 36 eager measurements (bench/
+# diagnostics_modes.py, BENCHMARKS.md "Diagnostics"), so most sweeps are cheaper without it.
+TRACE_AFTER = 10
+
+
 class DiagnosticsCallback(keras.callbacks.Callback):
     """Measures at the start of training (step ``initial_epoch``) and after every epoch
     (step = epochs completed), and hands the metrics to ``sink(step, metrics)``.
@@ -214,7 +220,9 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         self._tracker: UpdateTracker | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self._measurer = Measurer(self.model, self.loss, *self.activations)
+        measurements = 1 + int(self.params.get("epochs", 0)) - self.initial_epoch
+        self._measurer = Measurer(self.model, self.loss, *self.activations,
+                                  compiled=measurements > TRACE_AFTER)
         self._tracker = UpdateTracker(self.model)
         self._emit(self.initial_epoch)
 
