@@ -2,8 +2,9 @@
 the first round with its reason tagged, a live cell gets more replicates, the race costs
 fewer runs than every cell at max_replicates, and the report's rows carry why; a rank killed in
 the second round costs a relaunch, its replicate resumes in its own run, and no replicate is
-counted twice. (Resuming a whole race from the store is tested on synthetic scores in
-tests/unit/test_racing.py.)"""
+counted twice; a rank killed in a later rung of successive halving costs that rung a relaunch,
+and the promoted run resumes with every epoch logged once. (Resuming a whole race from the
+store is tested on synthetic scores in tests/unit/test_racing.py.)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import load_sweep_config
 from pipeline.report import frame, leaderboard
 from pipeline.tracking import store as tracking
-from pipeline.tracking.vocab import TAG_REPLICATE, TAG_RESUMED_FROM
+from pipeline.tracking.vocab import TAG_CELL, TAG_REPLICATE, TAG_RESUMED_FROM
 from pipeline.train.driver.sweep import SweepOptions, run_sweep
 from tests.helpers import load_job, write_data_config, write_npz
 from tests.helpers.kill import kill_checkpointed_rank
@@ -131,3 +132,47 @@ def test_a_rank_killed_mid_race_resumes_its_replicate_and_counts_none_twice(
         count = sum(1 for c, _ in pairs if c == cell)
         assert why.endswith(f"after {count}") or f"({count})" in why or why.endswith(
             f"at {count}") or why.startswith(f"out after {count}"), (cell, why, count)
+
+
+KILLED_RUNG = """
+name: killed-rung
+dataset: tiny
+max_attempts: 2
+halving: {enabled: true, min_epochs: 1, eta: 2}
+base:
+  model: {hidden_layers: [8]}
+  optimizer: {name: sgd, learning_rate: 0.003}
+  training: {epochs: 3, batch_size: 4, seed: 5}  # small batches: epochs long enough to kill in
+grid:
+  model.hidden_activation: [relu, tanh]
+"""
+
+
+@pytest.mark.slow(reason=(
+    "successive halving whose promoted run loses its rank to SIGKILL mid-rung: the rung's "
+    "relaunch and the rest of the schedule are what is examined"))
+def test_a_rank_killed_mid_rung_resumes_the_promoted_run_and_halving_counts_it_once(
+        tmp_path, spark, data):
+    folder = tmp_path / "rung"
+    killed: dict = {}
+    promoted = lambda run: TAG_RESUMED_FROM in run.data.tags  # noqa: E731  (a later rung)
+    killer = threading.Thread(target=kill_checkpointed_rank, args=(
+        f"sqlite:///{folder / 'mlflow.db'}", "killed-rung", folder / "ckpt", killed, promoted,
+        240))
+    killer.start()
+    result, client, said = _sweep(folder, spark, data, KILLED_RUNG)
+    killer.join()
+    assert killed, "no rank was killed: the later rung finished too fast, or never ran"
+    assert not result.failed
+    assert any("launch 1/2 failed" in line for line in said), said  # the rung relaunched
+    runs = {r.info.run_id: r for r in tracking.children(client, result.experiment_id)}
+    assert len(runs) == 2  # one run per cell: the relaunch resumed, it did not start another
+    run = runs[killed["run_id"]]
+    assert run.data.tags["status"] == "finished"
+    steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
+    assert steps == [0, 1, 2]  # every epoch of the promoted run once, across the kill
+    # The first rung decided on both cells and kept the one whose rank was later killed.
+    first = result.rungs[0]
+    assert len(first.scores) == 2 and first.kept == [run.data.tags[TAG_CELL]]
+    [other] = [r for rid, r in runs.items() if rid != killed["run_id"]]
+    assert other.data.tags["status"] != "finished" and other.data.tags.get("rung_epoch") == "1"
