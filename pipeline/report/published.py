@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.config.study import PublishedCell, Study
+from pipeline.errors import PipelineError
 from pipeline.report import statistics
 from pipeline.report.frame import SweepRuns
 from pipeline.report.leaderboard import higher_is_better
@@ -34,7 +35,8 @@ class Comparison:
 def compare(study: Study, sweep: SweepRuns) -> Comparison:
     cfg = study.config
     if cfg.metric not in sweep.runs.columns:
-        raise ValueError(f"study {cfg.name}: the runs have no metric {cfg.metric!r}")
+        raise PipelineError(f"study {cfg.name}: metric {cfg.metric!r} is not among the runs' "
+                            f"metrics (study file {study.path})")
     rows = [_row(study, cell, _replicates(sweep, cell.where)) for cell in cfg.published]
     table = pd.DataFrame(rows)
     lines = _lines(study, table) if rows else [

@@ -61,6 +61,21 @@ def _sweep(folder: Path, spark, data: Path, body: str = RACE):
     return result, MlflowClient(uri), said
 
 
+def _sweep_killing(folder: Path, spark, data: Path, body: str, experiment: str,
+                   wanted) -> tuple:
+    """``_sweep`` while a thread SIGKILLs the rank of the first ``wanted`` run that has a
+    checkpoint; also returns what was killed (pid, run id), empty if nothing was."""
+    killed: dict = {}
+    killer = threading.Thread(target=kill_checkpointed_rank, args=(
+        f"sqlite:///{folder / 'mlflow.db'}", experiment, folder / "ckpt", killed, wanted, 240))
+    killer.start()
+    try:
+        result, client, said = _sweep(folder, spark, data, body)
+    finally:
+        killer.join()
+    return result, client, said, killed
+
+
 @pytest.mark.slow(reason=(
     "a race of three cells over two rounds: a launch per round and the decisions between them"))
 def test_a_race_stops_the_failing_cell_early_and_spends_replicates_on_the_open_ones(
@@ -108,15 +123,9 @@ grid:
     "and the rest of the race are what is examined"))
 def test_a_rank_killed_mid_race_resumes_its_replicate_and_counts_none_twice(
         tmp_path, spark, data):
-    folder = tmp_path / "killed"
-    killed: dict = {}
     in_round_two = lambda run: run.data.tags.get(TAG_REPLICATE) == "2"  # noqa: E731
-    killer = threading.Thread(target=kill_checkpointed_rank, args=(
-        f"sqlite:///{folder / 'mlflow.db'}", "killed", folder / "ckpt", killed, in_round_two,
-        240))
-    killer.start()
-    result, client, _ = _sweep(folder, spark, data, KILLED_RACE)
-    killer.join()
+    result, client, _, killed = _sweep_killing(tmp_path / "killed", spark, data, KILLED_RACE,
+                                               "killed", in_round_two)
     assert killed, "no rank was killed: round 2 finished too fast, or was never run"
     assert not result.failed
     runs = tracking.children(client, result.experiment_id)
@@ -153,15 +162,9 @@ grid:
     "relaunch and the rest of the schedule are what is examined"))
 def test_a_rank_killed_mid_rung_resumes_the_promoted_run_and_halving_counts_it_once(
         tmp_path, spark, data):
-    folder = tmp_path / "rung"
-    killed: dict = {}
     promoted = lambda run: TAG_RESUMED_FROM in run.data.tags  # noqa: E731  (a later rung)
-    killer = threading.Thread(target=kill_checkpointed_rank, args=(
-        f"sqlite:///{folder / 'mlflow.db'}", "killed-rung", folder / "ckpt", killed, promoted,
-        240))
-    killer.start()
-    result, client, said = _sweep(folder, spark, data, KILLED_RUNG)
-    killer.join()
+    result, client, said, killed = _sweep_killing(tmp_path / "rung", spark, data, KILLED_RUNG,
+                                                  "killed-rung", promoted)
     assert killed, "no rank was killed: the later rung finished too fast, or never ran"
     assert not result.failed
     assert any("launch 1/2 failed" in line for line in said), said  # the rung relaunched

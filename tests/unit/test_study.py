@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from pipeline.config.study import load_study, with_overrides
@@ -151,3 +152,29 @@ def test_only_networks_deeper_than_one_layer_read_per_layer_keys():
     assert layers.depth(sweep) == 3
     assert layers.keys(3)[:3] == ["diag.h1.grad_norm", "diag.h1.dead", "diag.h1.sat"]
     assert layers.keys(1) == [] and len(layers.keys(3)) == 9
+
+
+def test_a_bad_study_is_one_line_and_exit_2_before_anything_is_written(tmp_path, capsys):
+    from pipeline.cli import run_job
+    from tests.helpers import load_job
+
+    study = load_job("study")
+    out = tmp_path / "sweep.yaml"
+    bad = _study_files(tmp_path, "{model.hidden_activation: sigmoid}")
+    assert run_job(study.main, ["--study", bad, "--write-sweep", str(out)], prog="study") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("study: error: ") and "matches no" in err[0]
+    assert not out.exists()
+    good = _study_files(tmp_path, "{model.hidden_activation: tanh}")
+    assert run_job(study.main, ["--study", good, "--quick", "--write-sweep", str(out)]) == 0
+    assert load_study(good, quick=True).sweep_data == yaml.safe_load(out.read_text())
+
+
+def test_a_study_metric_the_runs_lack_is_one_clear_error(tmp_path):
+    from pipeline.errors import PipelineError
+
+    study = load_study(_study_files(tmp_path, "{model.hidden_activation: tanh}"))
+    runs = _runs({"tanh": [0.9, 0.91]})
+    runs.runs = runs.runs.drop(columns="test_accuracy")
+    with pytest.raises(PipelineError, match="metric 'test_accuracy' is not among the runs'"):
+        published.compare(study, runs)
