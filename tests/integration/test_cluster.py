@@ -97,7 +97,10 @@ def submit(cluster, *args: str, packed: Path | None = None,
     if packed:  # the driver keeps this interpreter: spark.pyspark.python would win for it too
         cmd += ["--archives", f"{packed}#environment",
                 "--conf", "spark.pyspark.python=./environment/bin/python",
-                "--conf", f"spark.pyspark.driver.python={sys.executable}"]
+                "--conf", f"spark.pyspark.driver.python={sys.executable}",
+                # Executors unpack the 1 GB archive before they register: on the loaded test
+                # machine that outlasted the 30 s the sweep waits for them by default.
+                "--conf", "spark.scheduler.maxRegisteredResourcesWaitingTime=180s"]
     return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900, check=False)
 
