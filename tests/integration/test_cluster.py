@@ -98,8 +98,10 @@ def submit(cluster, *args: str, packed: Path | None = None,
         cmd += ["--archives", f"{packed}#environment",
                 "--conf", "spark.pyspark.python=./environment/bin/python",
                 "--conf", f"spark.pyspark.driver.python={sys.executable}",
-                # Executors unpack the 1 GB archive before they register: on the loaded test
-                # machine that outlasted the 30 s the sweep waits for them by default.
+                # Executors unpack the 1 GB archive before they register, one long after the
+                # other on the loaded test machine: the stated size (two cores) keeps the
+                # driver waiting for the second, up to the stated bound.
+                "--conf", "spark.cores.max=2",
                 "--conf", "spark.scheduler.maxRegisteredResourcesWaitingTime=180s"]
     return subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900, check=False)

@@ -98,6 +98,18 @@ def test_a_known_cluster_size_ends_the_wait_at_once():
     assert wait(cluster, conf(spark_cores_max="4"), wanted=9).waited < 2.0
 
 
+def test_a_stated_cluster_size_waits_past_a_quiet_spell_for_the_missing_executor():
+    # The second executor unpacks the packed environment before it registers: 12 s after the
+    # first, longer than a quiet spell, and the application said it expects two cores.
+    cluster = FakeCluster({1.0: Executor("0", 1), 13.0: Executor("1", 1)})
+    count = wait(cluster, conf(spark_cores_max="2"), wanted=2)
+    assert count.slots == 2 and 13.0 <= count.waited < 13.5
+    cluster = FakeCluster({1.0: Executor("0", 1)})  # ... but no longer than the bound
+    count = wait(cluster, conf(spark_executor_instances="2",
+                               spark_scheduler_maxRegisteredResourcesWaitingTime="20s"), wanted=2)
+    assert count.slots == 1 and 20.0 <= count.waited < 20.5
+
+
 def test_no_executor_at_all_waits_the_bound_and_says_so():
     cluster = FakeCluster({})
     count = wait(cluster, conf(spark_scheduler_maxRegisteredResourcesWaitingTime="3s"), 1)

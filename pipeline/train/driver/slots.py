@@ -91,6 +91,12 @@ def local_cores(master: str, available_processors: Callable[[], int]) -> int | N
     return available_processors() if m.group(1) == "*" else int(m.group(1))
 
 
+def size_stated(conf: SparkConf) -> bool:
+    """Whether the application says how many executors it expects."""
+    return any(conf.get(key) is not None
+               for key in ("spark.executor.instances", "spark.cores.max"))
+
+
 def expected_complete(executors: list[Executor], conf: SparkConf) -> bool:
     """Whether every executor the application asked for has registered, when it says how
     many: spark.executor.instances (YARN, Kubernetes) or spark.cores.max (standalone)."""
@@ -128,15 +134,20 @@ def wait_for_executors(read: Callable[[], list[Executor]], conf: SparkConf,
                        sleep: Callable[[float], None] = time.sleep) -> SlotCount:
     """Count the registered executors' slots until ``wanted`` slots exist, every expected
     executor registered, or the registered set stopped changing for SETTLE_SECONDS; at most
-    spark.scheduler.maxRegisteredResourcesWaitingTime (30 s)."""
+    spark.scheduler.maxRegisteredResourcesWaitingTime (30 s).
+
+    A quiet spell ends the wait only when the cluster's size is unknown: where the application
+    states it, the executors still missing are on their way (e.g. unpacking an archive of the
+    runtime environment before they register), so the wait goes on to the bound."""
     shape = task_shape(conf)
+    may_settle = not size_stated(conf)
     started = clock()
     deadline = started + _wait_seconds(conf)
     seen, stable_since = read(), started
     while True:
         slots = sum(executor_slots(e, shape) for e in seen)
         now = clock()
-        settled = bool(seen) and now - stable_since >= SETTLE_SECONDS
+        settled = may_settle and bool(seen) and now - stable_since >= SETTLE_SECONDS
         if ((wanted is not None and slots >= wanted) or expected_complete(seen, conf)
                 or settled or now >= deadline):
             note = "" if seen else "no executor registered: is the cluster up, with free cores?"
