@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pipeline.cli import console_logging, run_job
 from pipeline.config.study import load_study
-from pipeline.report.build import write_report
+from pipeline.report.writer import write_report
 from pipeline.storage import report_dir
 from pipeline.tracking import store, summary, view
 

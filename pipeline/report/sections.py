@@ -12,10 +12,10 @@ from pipeline.report import effects as fx
 from pipeline.report import (
     explain,
     figures,
-    halving,
     layers,
     page,
     published,
+    rungs,
     statistics,
     verdicts,
 )
@@ -162,11 +162,11 @@ def page_for(found: Analysis, champion: Champion | None, ui: str = "",
     if found.effects is not None:
         sections.append((FACTORS, page.paragraphs(_effects_notes(found))
                          + page.table(_effects_table(found.effects))))
-    rungs = halving.rung_table(found.sweep.runs, found.curves, found.factors, _val(found))
-    if rungs is not None:
+    pruned = rungs.rung_table(found.sweep.runs, found.curves, found.factors, _val(found))
+    if pruned is not None:
         sections.append(("Pruned by successive halving",
-                         page.paragraphs([halving.summary(found.sweep.runs)])
-                         + page.table(rungs)))
+                         page.paragraphs([rungs.summary(found.sweep.runs)])
+                         + page.table(pruned)))
     sections.append((WHY, _why(found)))
     sections.append((METHOD, page.paragraphs(_method(found), "method")))
     lead = _lead(found, champion)

@@ -9,14 +9,28 @@ The twin lives in its own module, so the other ranks never import MLflow.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import Metric
 
 from pipeline.tracking.null_recorder import NullRecorder
 from pipeline.tracking.spool import RunLog
 from pipeline.tracking.vocab import MLFLOW_END_STATUS, TAG_STATUS
+
+if TYPE_CHECKING:
+    from pipeline.config import TrackingConfig
+
+
+def open_recorder(uri: str, settings: TrackingConfig, run_id: str, spool_dir: str | Path,
+                  say: Callable[[str], None], held: Mapping[str, int] | None = None) -> RunRecorder:
+    """Rank 0's recorder for ``run_id``: retried by the sweep's settings, spooled when down."""
+    from pipeline.tracking.spool import Retry
+    from pipeline.tracking.store import client_for
+
+    return RunRecorder(client_for(uri), run_id, spool_dir,
+                       Retry(settings.retries, settings.backoff_seconds), say=say, held=held)
 
 
 class RunRecorder(RunLog):

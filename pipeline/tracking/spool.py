@@ -175,9 +175,9 @@ def deliver(client: MlflowClient, run_id: str, record: dict, files: Path) -> Non
     elif op == "artifact":
         client.log_artifact(run_id, str(inside(files, record["path"])))
     elif op == "model":
-        from pipeline.tracking.models import replay_model
+        from pipeline.tracking.model_replay import replay_model_record
 
-        replay_model(client, run_id, record, files)
+        replay_model_record(str(client.tracking_uri), run_id, record, files)
     elif op == "terminated":
         client.set_terminated(run_id, record["status"])
     else:

@@ -30,6 +30,9 @@ from pipeline.tracking.vocab import (
 
 DEFAULT_EXPERIMENT_ID = "0"  # MLflow's own, created with every store
 
+# The MLflow types the other rooms hold (as annotations) without importing MLflow themselves.
+Client = MlflowClient
+
 
 def tracking_uri(uri: str | None = None, home: str | Path | None = None) -> str:
     """The MLflow store: explicit > $MLFLOW_TRACKING_URI > SQLite file in the project folder."""
@@ -81,6 +84,11 @@ def connect(uri: str) -> MlflowClient:
         raise PipelineError(f"MLflow tracking store {redact(uri)} is not usable: "
                             f"{scrub(_refusal(exc), uri)}") from exc
     return client
+
+
+def client_for(uri: str) -> MlflowClient:
+    """A client for ``uri`` without probing it: for callers that retry their own calls."""
+    return MlflowClient(tracking_uri=uri)
 
 
 def _refusal(exc: Exception) -> str:

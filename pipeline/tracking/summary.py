@@ -80,7 +80,7 @@ def summarize(board: pd.DataFrame, answer: list[str], ranked_by: str | None = No
 
 
 def publish(client: MlflowClient, parent: Run, report: Any, metric: str | None) -> Summary:
-    """Summarize a built report (pipeline.report.build.Report: its leaderboard, answer and
+    """Summarize a built report (pipeline.report.writer.Report: its leaderboard, answer and
     index; its ranking metric when it names one) onto the sweep's parent run."""
     ranked_by = getattr(report, "metric", None) or metric
     summary = summarize(report.leaderboard, list(report.answer), ranked_by)

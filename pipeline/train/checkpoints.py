@@ -16,11 +16,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.tracking.vocab import TAG_HASH
-
 if TYPE_CHECKING:
-    from mlflow.entities import Run
-
     from pipeline.train.contract import RankJob
 
 STATE = "latest.json"
@@ -62,19 +58,3 @@ def fsync_path(path: Path) -> None:
 
 def clear(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def not_resumable(run_id: str, run: Run | None, experiment_id: str, config_hash: str) -> str:
-    """Why the run a checkpoint names may not be resumed by this sweep ('' if it may).
-
-    ``run`` is that run as this MLflow store knows it, None if it has no such run.
-    """
-    if run is None:
-        return f"its run {run_id or '(none)'} does not exist in this MLflow store"
-    if run.info.lifecycle_stage == "deleted":
-        return f"its run {run_id} was deleted"
-    if run.info.experiment_id != experiment_id:
-        return f"its run {run_id} belongs to another experiment (id {run.info.experiment_id})"
-    if run.data.tags.get(TAG_HASH) != config_hash:
-        return f"its run {run_id} is of another configuration"
-    return ""

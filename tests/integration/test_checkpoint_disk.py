@@ -15,7 +15,7 @@ from pipeline.tracking.recorder import RunRecorder
 from pipeline.tracking.spool import Retry
 from pipeline.tracking.vocab import TAG_CHECKPOINT_WARNING
 from pipeline.train import checkpoints
-from pipeline.train.rank import checkpoint
+from pipeline.train.rank import epoch_checkpoint
 from tests.helpers.disk import fill
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def test_a_failed_checkpoint_write_never_becomes_the_resume_point(small_disk, ml
     recorder = RunRecorder(client, run_id, tmp_path / "spool", Retry(1, 0.01))
     folder = small_disk(256) / "trial"
     model, ckpt = _model_and_checkpoint(tf)
-    saver = checkpoint.EpochCheckpoint(folder, ckpt, recorder)
+    saver = epoch_checkpoint.EpochCheckpoint(folder, ckpt, recorder)
     saver.on_epoch_end(0, {"loss": 1.0})
     epoch_one = [w.copy() for w in model.get_weights()]
 
@@ -56,9 +56,9 @@ def test_a_failed_checkpoint_write_never_becomes_the_resume_point(small_disk, ml
     state = checkpoints.read_state(folder)
     assert state["epoch"] == 1
     fresh, fresh_ckpt = _model_and_checkpoint(tf)
-    checkpoint.restore(fresh_ckpt, state)
+    epoch_checkpoint.restore(fresh_ckpt, state)
     for restored, saved in zip(fresh.get_weights(), epoch_one, strict=True):
         np.testing.assert_array_equal(restored, saved)
-    checkpoint.EpochCheckpoint(folder, fresh_ckpt, recorder).on_epoch_end(1, {"loss": 0.5})
+    epoch_checkpoint.EpochCheckpoint(folder, fresh_ckpt, recorder).on_epoch_end(1, {"loss": 0.5})
     assert checkpoints.read_state(folder)["epoch"] == 2
     assert not list(folder.glob("epoch-0001*"))  # the older checkpoint was retired

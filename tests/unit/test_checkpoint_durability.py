@@ -14,7 +14,7 @@ import pytest
 from pipeline.tracking.recorder import NullRecorder
 from pipeline.tracking.vocab import TAG_CHECKPOINT_WARNING
 from pipeline.train import checkpoints
-from pipeline.train.rank import checkpoint, distributed
+from pipeline.train.rank import distributed, epoch_checkpoint
 
 tf = pytest.importorskip("tensorflow")
 
@@ -37,7 +37,7 @@ def _model_and_checkpoint(seed: int = 0):
 
 def _saved(folder: Path) -> tuple[list[np.ndarray], dict]:
     model, ckpt = _model_and_checkpoint()
-    checkpoint.EpochCheckpoint(folder, ckpt, _Tags()).on_epoch_end(0, {"loss": 1.0})
+    epoch_checkpoint.EpochCheckpoint(folder, ckpt, _Tags()).on_epoch_end(0, {"loss": 1.0})
     return model.get_weights(), checkpoints.read_state(folder)
 
 
@@ -82,7 +82,7 @@ def test_an_unreadable_checkpoint_starts_afresh_with_a_warning_and_a_tag(
     _, ckpt = _model_and_checkpoint(seed=1)
     recorder = _Tags()
     said: list[str] = []
-    assert not checkpoint.restored_everywhere(ckpt, state, recorder, said.append)
+    assert not epoch_checkpoint.restored_everywhere(ckpt, state, recorder, said.append)
     warning = recorder.tags[TAG_CHECKPOINT_WARNING]
     assert f"checkpoint {state['prefix']} (epoch 1) could not be restored" in warning
     assert "starting afresh from epoch 0" in warning and "\n" not in warning
@@ -93,7 +93,7 @@ def test_a_readable_checkpoint_is_restored(tmp_path, one_rank):
     weights, state = _saved(tmp_path / "trial")
     model, ckpt = _model_and_checkpoint(seed=1)
     recorder = _Tags()
-    assert checkpoint.restored_everywhere(ckpt, state, recorder, print)
+    assert epoch_checkpoint.restored_everywhere(ckpt, state, recorder, print)
     for restored, saved in zip(model.get_weights(), weights, strict=True):
         np.testing.assert_array_equal(restored, saved)
     assert recorder.tags == {}
@@ -105,6 +105,6 @@ def test_a_failure_on_another_rank_starts_every_rank_afresh(tmp_path, monkeypatc
                         lambda values, name: np.asarray(values) + 1.0)  # one rank failed
     _, ckpt = _model_and_checkpoint(seed=1)
     recorder = _Tags()
-    assert not checkpoint.restored_everywhere(ckpt, state, recorder, print)
+    assert not epoch_checkpoint.restored_everywhere(ckpt, state, recorder, print)
     assert "on another rank" in recorder.tags[TAG_CHECKPOINT_WARNING]
 

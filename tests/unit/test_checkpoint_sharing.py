@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import RunConfig, TrackingConfig
 from pipeline.tracking.recorder import NullRecorder
+from pipeline.tracking.resume import claim_trial
 from pipeline.tracking.vocab import (
     FAILED,
     ROLE_CONFIG,
@@ -21,7 +22,6 @@ from pipeline.tracking.vocab import (
 )
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob
-from pipeline.train.rank.claiming import claim_trial
 from tests.helpers import rank_job, trial
 
 tf = pytest.importorskip("tensorflow")
@@ -54,7 +54,7 @@ def _interrupted_run(client: MlflowClient, exp_id: str) -> str:
 
 def _train_one_epoch(job: RankJob, run_id: str, bias: float) -> None:
     """What the rank does for one epoch: EpochCheckpoint into the configuration's folder."""
-    from pipeline.train.rank.checkpoint import EpochCheckpoint
+    from pipeline.train.rank.epoch_checkpoint import EpochCheckpoint
 
     model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
     model.layers[0].bias.assign([bias])

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import RunConfig, TrackingConfig
 from pipeline.tracking import spool
 from pipeline.tracking.recorder import RunRecorder
+from pipeline.tracking.resume import claim_trial
 from pipeline.tracking.vocab import (
     FAILED,
     ROLE_CONFIG,
@@ -26,7 +27,6 @@ from pipeline.tracking.vocab import (
 )
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob
-from pipeline.train.rank.claiming import claim_trial
 from tests.helpers import free_port, rank_job, trial
 
 FP, HASH = "fp", "cfg-1"
@@ -151,12 +151,13 @@ def test_a_run_whose_spool_cannot_be_delivered_is_not_resumed_past_it(sweep):
 
 
 def test_the_missing_epoch_is_not_logged_while_the_spool_holds_it(sweep):
-    from pipeline.train.rank.claiming import _log_missing_epoch
+    from pipeline.tracking.resume import log_missing_epoch
 
     client, job = sweep
     run_id = _interrupted_run(client, job.experiment_id, 2)
     _spool_epoch(job, run_id, 2)  # waiting for a replay that has not happened yet
-    _log_missing_epoch(client, run_id, {"epoch": 3, "logs": {"loss": 0.3}}, job.spool_dir)
+    log_missing_epoch(client, spool.Retry(0, 0.0), run_id, {"epoch": 3, "logs": {"loss": 0.3}},
+                      job.spool_dir)
     assert _steps(client, run_id) == [0, 1]
     spool.replay(client, Path(job.spool_dir), spool.Retry(0, 0.0))
     assert _steps(client, run_id) == [0, 1, 2]

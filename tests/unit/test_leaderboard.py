@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.report import answer, build, leaderboard
+from pipeline.report import answer, leaderboard, writer
 from pipeline.report.frame import SweepRuns, varying_params
 
 
@@ -83,7 +83,7 @@ def test_cells_are_ranked_on_validation_and_test_is_quoted_for_the_chosen_cells_
     # Validation says tanh; test would have said relu: the choice must follow validation.
     runs["final_val_accuracy"] = runs["hidden_activation"].map(
         {"relu": 0.95, "tanh": 0.96, "sigmoid": 0.90, "elu": np.nan}) + runs["replicate"] * 1e-4
-    ranked, test = build.ranking_metrics(_sweep(runs), None)
+    ranked, test = writer.ranking_metrics(_sweep(runs), None)
     assert (ranked, test) == ("final_val_accuracy", "test_accuracy")
     board = leaderboard.cell_board(runs, ["hidden_activation"], ranked)
     assert board.iloc[0]["cell"] == "tanh" and board.iloc[0]["verdict"] == "best"
@@ -92,13 +92,13 @@ def test_cells_are_ranked_on_validation_and_test_is_quoted_for_the_chosen_cells_
     assert f"tanh {tanh_test:.4f}" in line and "relu" not in line
     champion = leaderboard.best_replicate(runs, "tanh", ranked)
     assert champion["replicate"] == 2  # the best validation replicate, whatever its test score
-    assert build.ranking_metrics(_sweep(runs), "test_loss") == ("test_loss", None)
+    assert writer.ranking_metrics(_sweep(runs), "test_loss") == ("test_loss", None)
 
 
 def test_without_a_validation_metric_the_test_metric_ranks():
-    assert build.ranking_metrics(_sweep(_runs()), None) == ("test_accuracy", None)
+    assert writer.ranking_metrics(_sweep(_runs()), None) == ("test_accuracy", None)
     regression = _runs().assign(final_val_mae=0.1)
-    assert build.ranking_metrics(_sweep(regression, "regression"), None) == (
+    assert writer.ranking_metrics(_sweep(regression, "regression"), None) == (
         "final_val_mae", "test_rmse")
 
 

@@ -158,7 +158,7 @@ def test_a_users_own_loss_is_named_by_its_attribute_and_other_factors_compactly(
 
 
 def test_a_claimed_run_is_named_and_tagged_with_its_cell(client, tmp_path):
-    from pipeline.train.rank.claiming import claim_trial
+    from pipeline.tracking.resume import claim_trial
     from tests.helpers import rank_job
 
     exp = client.create_experiment("e")

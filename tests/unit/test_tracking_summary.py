@@ -1,5 +1,5 @@
 """The sweep's summary on its parent run and the runs view the UI link opens, against a real
-SQLite MLflow store; the report is a stand-in with the fields of pipeline.report.build.Report."""
+SQLite MLflow store; the report is a stand-in with the fields of pipeline.report.writer.Report."""
 
 from __future__ import annotations
 

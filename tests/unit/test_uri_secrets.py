@@ -13,8 +13,8 @@ from pipeline.cli import run_job
 from pipeline.config import RunConfig, TrackingConfig
 from pipeline.errors import PipelineError
 from pipeline.tracking import spool
+from pipeline.tracking.resume import claim_trial
 from pipeline.tracking.vocab import ROLE_SWEEP, TAG_ROLE, UNSTARTED
-from pipeline.train.rank.claiming import claim_trial
 from tests.helpers import free_port, rank_job, trial
 
 SECRET = "s3cr3t-Pa55"

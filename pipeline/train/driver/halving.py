@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from mlflow.tracking import MlflowClient
 
 from pipeline.config.schema import HalvingConfig
 from pipeline.errors import ConfigError
 from pipeline.tracking import runs as runs_store
+from pipeline.tracking.store import Client
 from pipeline.tracking.vocab import PAUSED, TAG_STATUS
 from pipeline.train.contract import Trial
 
@@ -67,7 +67,7 @@ def decide(scores: dict[str, float], higher: bool, eta: int) -> tuple[list[str],
     return ranked[:keep], ranked[keep:]
 
 
-def cell_scores(client: MlflowClient, exp_id: str, trials: list[Trial], metric: str,
+def cell_scores(client: Client, exp_id: str, trials: list[Trial], metric: str,
                 epoch: int) -> dict[str, float]:
     """Each cell's mean over its replicates of ``metric`` at ``epoch`` (the last logged value
     up to it, for a replicate that stopped early); NaN when a replicate has none."""
@@ -80,7 +80,7 @@ def cell_scores(client: MlflowClient, exp_id: str, trials: list[Trial], metric: 
     return {cell: float(np.mean(vs)) for cell, vs in values.items()}
 
 
-def prune(client: MlflowClient, exp_id: str, trials: list[Trial], rung: Rung,
+def prune(client: Client, exp_id: str, trials: list[Trial], rung: Rung,
           higher: bool) -> list[str]:
     """Mark the paused runs of the rung's pruned cells pruned; their trial names."""
     cutoff = min((rung.scores[c] for c in rung.kept), key=lambda v: v if higher else -v)
@@ -99,7 +99,7 @@ def prune(client: MlflowClient, exp_id: str, trials: list[Trial], rung: Rung,
     return names
 
 
-def run_rungs(client: MlflowClient, exp_id: str, trials: list[Trial], cfg: HalvingConfig,
+def run_rungs(client: Client, exp_id: str, trials: list[Trial], cfg: HalvingConfig,
               metric: tuple[str, bool], train: Callable[[list[Trial]], None],
               log: Callable[[str], None] = logger.info) -> tuple[list[Rung], list[str]]:
     """Every rung, from the first to the survivors' full training: (decisions, pruned runs).

@@ -15,13 +15,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
 from pipeline.config import SweepConfig
 from pipeline.errors import ConfigError
 from pipeline.tracking import runs, spool, spool_file, store
+from pipeline.tracking.store import Client, Run
 from pipeline.tracking.vocab import SKIPPED, TAG_HASH, TAG_STATUS, UNSTARTED
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
@@ -53,7 +52,7 @@ def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | N
 class Launches:
     """The launches of one sweep invocation and what they produced."""
 
-    def __init__(self, client: MlflowClient, job: RankJob, num_proc: int,
+    def __init__(self, client: Client, job: RankJob, num_proc: int,
                  log: Callable[[str], None], executable: str = sys.executable) -> None:
         self.client, self.job, self.num_proc, self.log = client, job, num_proc, log
         self.executable = executable  # the ranks' interpreter, as the executors resolve it

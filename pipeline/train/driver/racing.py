@@ -20,13 +20,12 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from mlflow.tracking import MlflowClient
-
 from pipeline.config.schema import RacingConfig
 from pipeline.errors import ConfigError
 from pipeline.report import verdicts
 from pipeline.report.verdicts import CellVerdict
 from pipeline.tracking import runs as runs_store
+from pipeline.tracking.store import Client
 from pipeline.tracking.vocab import FINISHED, TAG_STATUS
 from pipeline.train.contract import Trial
 
@@ -95,7 +94,7 @@ def _which(reps: Iterable[int]) -> str:
     return f"replicate {got[0]}" if len(got) == 1 else f"replicates {got[0]}-{got[-1]}"
 
 
-def scores(client: MlflowClient, exp_id: str, trials: Iterable[Trial],
+def scores(client: Client, exp_id: str, trials: Iterable[Trial],
            metric: str) -> dict[str, dict[int, float]]:
     """cell -> {replicate -> last validation ``metric``} for the given (attempted) trials;
     NaN for a replicate that did not finish (failed, diverged, never recorded)."""
@@ -110,7 +109,7 @@ def scores(client: MlflowClient, exp_id: str, trials: Iterable[Trial],
     return out
 
 
-def run_race(client: MlflowClient, exp_id: str, trials: list[Trial], todo: list[Trial],
+def run_race(client: Client, exp_id: str, trials: list[Trial], todo: list[Trial],
              cfg: RacingConfig, min_effect: float, metric: tuple[str, bool],
              train: Callable[[list[Trial]], None],
              log: Callable[[str], None] = logger.info) -> Race:
@@ -163,7 +162,7 @@ def _next(pending: dict[str, Trial], cell: str) -> Trial:
     return min((t for t in pending.values() if t.cell_hash == cell), key=lambda t: t.replicate)
 
 
-def tag(client: MlflowClient, exp_id: str, trials: list[Trial], reasons: dict[str, str]) -> None:
+def tag(client: Client, exp_id: str, trials: list[Trial], reasons: dict[str, str]) -> None:
     """Every recorded run of a cell gets the cell's stop reason."""
     found = runs_store.latest_by_hash(client, exp_id, {t.config_hash for t in trials})
     for cell, why in reasons.items():

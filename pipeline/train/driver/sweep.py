@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
 from pipeline.config import SweepConfig, expand_grid
@@ -23,6 +22,7 @@ from pipeline.model import pairing
 from pipeline.storage import recover
 from pipeline.tasks import validation_metric
 from pipeline.tracking import claims, runs, spool, store
+from pipeline.tracking.store import Client
 from pipeline.tracking.vocab import FAILED, FINISHED
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
 from pipeline.train.driver import groups, halving, layout, racing
@@ -176,7 +176,7 @@ class Launcher:
     """Trains a list of trials on the sweep's layout and adds what came of them to the result
     (called once, or once per rung of successive halving or round of racing)."""
 
-    client: MlflowClient
+    client: Client
     job: RankJob
     shape: groups.Layout
     max_attempts: int
@@ -219,7 +219,7 @@ def preflight(trials: list[Trial], sweep: str, log: Callable[[str], None]) -> li
     return lines
 
 
-def replay_spool(client: MlflowClient, folder: Path, retry: spool.Retry,
+def replay_spool(client: Client, folder: Path, retry: spool.Retry,
                  log: Callable[[str], None] = logger.info) -> spool.ReplayReport:
     """Deliver what earlier sweeps spooled, one line per run, so done runs count as done."""
     report = spool.replay(client, folder, retry)

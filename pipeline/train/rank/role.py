@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pipeline.tracking.null_recorder import NullRecorder
 from pipeline.train.contract import RankJob
 from pipeline.train.rank.background import Background
-from pipeline.train.rank.claiming import ClaimAhead, NoClaims
+from pipeline.train.rank.claim_ahead import ClaimAhead, NoClaims
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -48,14 +48,10 @@ class Role:
         ``held``: the last step MLflow has of each metric (a resumed run), not logged again."""
         if not self.root:
             return NullRecorder()
-        from mlflow.tracking import MlflowClient
+        from pipeline.tracking.recorder import open_recorder
 
-        from pipeline.tracking.recorder import RunRecorder
-        from pipeline.tracking.spool import Retry
-
-        t = self.job.tracking
-        return RunRecorder(MlflowClient(self.job.tracking_uri), run_id, self.job.spool_dir,
-                           Retry(t.retries, t.backoff_seconds), say=self.say, held=held)
+        return open_recorder(self.job.tracking_uri, self.job.tracking, run_id,
+                             self.job.spool_dir, say=self.say, held=held)
 
     def checkpointer(self, folder: Path, ckpt: tf.train.Checkpoint,
                      recorder: Recorder) -> tf.keras.callbacks.Callback:
@@ -64,7 +60,7 @@ class Role:
 
         if not self.root:
             return tf.keras.callbacks.Callback()
-        from pipeline.train.rank.checkpoint import EpochCheckpoint
+        from pipeline.train.rank.epoch_checkpoint import EpochCheckpoint
 
         return EpochCheckpoint(folder, ckpt, recorder)
 

@@ -94,10 +94,10 @@ def _restored(trial: Trial, manifest: Manifest, built: BuiltModel, state: dict |
               ) -> tuple[BuiltModel, tf.train.Checkpoint, dict | None]:
     """The compiled model and its checkpoint object, restored from ``state`` when every rank
     could read it; otherwise a fresh model and no state (the configuration starts afresh)."""
-    from pipeline.train.rank import checkpoint
+    from pipeline.train.rank import epoch_checkpoint
 
     ckpt = _compiled(trial, built)
-    if not state or checkpoint.restored_everywhere(ckpt, state, recorder, role.say):
+    if not state or epoch_checkpoint.restored_everywhere(ckpt, state, recorder, role.say):
         return built, ckpt, state
     built = _fresh_model(trial, manifest)
     return built, _compiled(trial, built), None
@@ -202,7 +202,7 @@ def _callbacks(trial: Trial, recorder: Recorder, role: Role,
     es = trial.config.training.early_stopping
     if es.patience > 0:  # also on averaged logs, so the decision is the same on every rank
         callbacks.append(tf.keras.callbacks.EarlyStopping(es.monitor, es.min_delta, es.patience))
-    # Checkpoint first: its state also carries the epoch's logs (see claiming's missing epoch).
+    # Checkpoint first: its state also carries the epoch's logs (tracking.resume, missing epoch).
     callbacks += [checkpointer, EpochLogger(recorder, role.say),
                   # [hvd] allreduce of each rank's CPU and memory, every rank, every epoch
                   RankResources(distributed.rank(), distributed.size(), recorder,

@@ -1,17 +1,15 @@
-"""Rank 0's claim on each configuration, taken one configuration ahead.
+"""Starting or resuming one configuration's run: the claim, the checkpoint it may resume, and
+what MLflow already holds of it.
 
-A claim (pipeline.tracking.claims) waits a settle time, a second by default, so that a rival sweep
-claiming at the same moment is seen. Paid before every configuration, that wait was most of
-a sweep's set-up time per configuration; ``ClaimAhead`` claims the next configuration in a
-thread while the current one trains, so the wait passes unseen. A claimed run carries a
-heartbeat from the moment it is claimed, so no other sweep takes it for an orphan while it
-waits its turn.
+Rank 0 calls ``claim_trial`` for each configuration (one ahead, in a thread: see
+pipeline.train.rank.claim_ahead) and broadcasts the ``Start`` to the other ranks. Every
+MLflow call here goes through the sweep's retry; none raises to the caller, because the other
+ranks wait in a broadcast for the answer.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +37,6 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
-    from pipeline.tracking.claims import Heartbeat
     from pipeline.tracking.spool import Retry
     from pipeline.train.contract import RankJob, Trial
 
@@ -57,76 +54,25 @@ class Start:
     held: dict[str, int] = field(default_factory=dict)  # metric -> last step MLflow has
 
 
-class ClaimAhead:
-    """Rank 0: claims configurations in threads; ``take`` waits for a claim's outcome."""
-
-    def __init__(self, job: RankJob) -> None:
-        self._job = job
-        self._pending: dict[str, tuple[threading.Thread, dict]] = {}
-
-    def start(self, trial: Trial) -> None:
-        """Begin claiming ``trial`` in the background."""
-        box: dict = {}
-        thread = threading.Thread(target=self._claim, args=(trial, box), daemon=True,
-                                  name=f"claim-{trial.config_hash}")
-        thread.start()
-        self._pending[trial.config_hash] = (thread, box)
-
-    def take(self, trial: Trial) -> tuple[Start, Heartbeat | None]:
-        """The claim's outcome, and the heartbeat already keeping a claimed run alive."""
-        if trial.config_hash not in self._pending:
-            self.start(trial)
-        thread, box = self._pending.pop(trial.config_hash)
-        thread.join()
-        return box["start"], box.get("heartbeat")
-
-    def _claim(self, trial: Trial, box: dict) -> None:
-        from pipeline.tracking.claims import Heartbeat
-
-        try:
-            start = claim_trial(self._job, trial)
-        except Exception as exc:  # claim_trial catches MLflow's; this is a last resort
-            from pipeline.tracking.store import scrub
-
-            start = Start(None, status=UNSTARTED,
-                          reason=scrub(f"claim failed ({exc})", self._job.tracking_uri))
-        if start.run_id is not None:
-            box["heartbeat"] = Heartbeat(self._job.tracking_uri, start.run_id,
-                                         self._job.tracking.lease_seconds).__enter__()
-        box["start"] = start
-
-
-class NoClaims:
-    """The claims of ranks other than 0: none; they follow rank 0's broadcast decision."""
-
-    def start(self, trial: Trial) -> None:
-        pass
-
-    def take(self, trial: Trial) -> tuple[None, None]:
-        return None, None
-
-
 def claim_trial(job: RankJob, trial: Trial) -> Start:
     """Resume or start this configuration's run, unless someone else has it.
 
     Never raises for MLflow's sake: the other ranks wait in a broadcast for this answer.
     """
-    from mlflow.tracking import MlflowClient
-
     from pipeline.tracking.claims import ClaimRequest, claim
     from pipeline.tracking.spool import Retry, first_line
-    from pipeline.tracking.store import log_config_params, log_dataset_input, scrub
+    from pipeline.tracking.store import client_for, log_config_params, log_dataset_input, scrub
 
-    client = MlflowClient(job.tracking_uri)
+    client = client_for(job.tracking_uri)
     retry = Retry(job.tracking.retries, job.tracking.backoff_seconds)
     try:
-        state = _resumable_state(client, retry, job, trial)
-        if state and not _spool_delivered(client, retry, job, state["run_id"]):
+        state = resumable_state(client, retry, job, trial)
+        if state and not spool_delivered(client, retry, job, state["run_id"]):
             return Start(None, status=UNSTARTED, reason=(
                 f"run {state['run_id']} has records in the spool that MLflow does not take "
                 f"yet; resuming it now would log its epochs out of order (see {job.spool_dir})"))
         req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash,
-                           job.fingerprint, _run_tags(job, trial),
+                           job.fingerprint, run_tags(job, trial),
                            state["run_id"] if state else None, job.force)
         got = retry.call(lambda: claim(client, req, job.tracking, run_name(trial)))
         if got.run_id is None:
@@ -136,8 +82,8 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
             retry.call(lambda: log_dataset_input(client, got.run_id, job.dataset or "dataset",
                                                  job.fingerprint, job.data_dir))
             return Start(got.run_id)
-        client.set_tag(got.run_id, TAG_RESUMED_FROM, str(state["epoch"]))
-        _log_missing_epoch(client, got.run_id, state, job.spool_dir)
+        retry.call(lambda: client.set_tag(got.run_id, TAG_RESUMED_FROM, str(state["epoch"])))
+        log_missing_epoch(client, retry, got.run_id, state, job.spool_dir)
         return Start(got.run_id, state, held=retry.call(lambda: held_steps(client, got.run_id)))
     except Exception as exc:
         why = scrub(first_line(exc), job.tracking_uri)
@@ -145,7 +91,7 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
                      reason=f"MLflow unusable when it was due to start ({why})")
 
 
-def _run_tags(job: RankJob, trial: Trial) -> dict[str, str]:
+def run_tags(job: RankJob, trial: Trial) -> dict[str, str]:
     """The tags of this configuration's run, as for a new run."""
     tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
             TAG_DATASET: job.fingerprint, TAG_CELL: trial.cell_hash,
@@ -156,8 +102,8 @@ def _run_tags(job: RankJob, trial: Trial) -> dict[str, str]:
     return tags
 
 
-def _resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
-                     trial: Trial) -> dict | None:
+def resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
+                    trial: Trial) -> dict | None:
     """The checkpoint to resume from, if its run is one this sweep may take over.
 
     ``latest.json`` outlives the store it was written against (a new tracking store, a
@@ -170,8 +116,8 @@ def _resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
     if not state:
         return None
     run_id = str(state.get("run_id") or "")
-    run = _find_run(client, retry, run_id)
-    why = checkpoints.not_resumable(run_id, run, job.experiment_id, trial.config_hash)
+    run = find_run(client, retry, run_id)
+    why = not_resumable(run_id, run, job.experiment_id, trial.config_hash)
     if not why:
         return state
     log.info(f"    checkpoint in {folder} not resumed: {why}; starting afresh")
@@ -180,7 +126,23 @@ def _resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
     return None
 
 
-def _find_run(client: MlflowClient, retry: Retry, run_id: str) -> Run | None:
+def not_resumable(run_id: str, run: Run | None, experiment_id: str, config_hash: str) -> str:
+    """Why the run a checkpoint names may not be resumed by this sweep ('' if it may).
+
+    ``run`` is that run as this MLflow store knows it, None if it has no such run.
+    """
+    if run is None:
+        return f"its run {run_id or '(none)'} does not exist in this MLflow store"
+    if run.info.lifecycle_stage == "deleted":
+        return f"its run {run_id} was deleted"
+    if run.info.experiment_id != experiment_id:
+        return f"its run {run_id} belongs to another experiment (id {run.info.experiment_id})"
+    if run.data.tags.get(TAG_HASH) != config_hash:
+        return f"its run {run_id} is of another configuration"
+    return ""
+
+
+def find_run(client: MlflowClient, retry: Retry, run_id: str) -> Run | None:
     """The run, or None if this store has no run of that id (any other failure raises)."""
     from mlflow.exceptions import MlflowException
 
@@ -194,7 +156,7 @@ def _find_run(client: MlflowClient, retry: Retry, run_id: str) -> Run | None:
         raise
 
 
-def _spool_delivered(client: MlflowClient, retry: Retry, job: RankJob, run_id: str) -> bool:
+def spool_delivered(client: MlflowClient, retry: Retry, job: RankJob, run_id: str) -> bool:
     """Deliver what the interrupted run left in the spool before it goes on, so an old status
     never lands after the new ones; False if some of it is still waiting."""
     from pipeline.tracking import spool, spool_file
@@ -207,21 +169,22 @@ def _spool_delivered(client: MlflowClient, retry: Retry, job: RankJob, run_id: s
     return spool_file.waiting(job.spool_dir, run_id) is None
 
 
-def _log_missing_epoch(client: MlflowClient, run_id: str, state: dict,
-                       spool_dir: str | Path) -> None:
+def log_missing_epoch(client: MlflowClient, retry: Retry, run_id: str, state: dict,
+                      spool_dir: str | Path) -> None:
     """The checkpointed epoch's metrics, if the crash came before they reached MLflow or the
     spool (which the next replay delivers): logged once, never twice."""
     from pipeline.tracking.spool_file import spooled_steps
 
     last = state["epoch"] - 1
-    if any(m.step == last for m in client.get_metric_history(run_id, "loss")):
+    history = retry.call(lambda: client.get_metric_history(run_id, "loss"))
+    if any(m.step == last for m in history):
         return
     if last in spooled_steps(spool_dir, run_id, "loss"):
         return
     logs = state.get("logs", {})
     for key in EPOCH_METRICS:
         if key in logs:
-            client.log_metric(run_id, key, logs[key], step=last)
+            retry.call(lambda k=key: client.log_metric(run_id, k, logs[k], step=last))
 
 
 def held_steps(client: MlflowClient, run_id: str) -> dict[str, int]:
