@@ -90,6 +90,28 @@ class Trial:
         return epochs if self.budget is None else min(self.budget, epochs)
 
 
+@dataclass(frozen=True)
+class BoardAddress:
+    """Where a group's rank 0 asks the driver for its next trial (driver.board): the key
+    authenticates both ends, so it travels only inside the pickled job."""
+
+    host: str
+    port: int
+    authkey: bytes = field(repr=False)
+    group: int = 0
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The trial a group trains next, the one it may claim ahead, and its number of the
+    sweep's runs so far (for the progress line)."""
+
+    trial: Trial
+    following: Trial | None
+    number: int
+    total: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class RankJob:
     """Everything a rank needs; pickled by the driver and sent to every rank."""
@@ -117,6 +139,9 @@ class RankJob:
     # from there on) and the prefix of rank 0's console lines, "" for a sweep's only launch.
     first_slot: int = 0
     label: str = ""
+    # The driver's board, where rank 0 asks for each next trial (the ranks live for the whole
+    # sweep); None: train ``trials`` in order and end.
+    board: BoardAddress | None = None
 
 
 @dataclass

@@ -38,7 +38,7 @@ def estimate_left(done: Sequence[tuple[str, float]], left: Sequence[str]) -> flo
 
 @dataclass
 class Tracker:
-    """The runs of one launch as they finish, and the lines that report them.
+    """The runs of a sweep as they finish, and the lines that report them.
 
     ``metric`` is the per-epoch validation metric the report ranks cells by (``higher`` is
     better), read at each run's last epoch: the best configuration so far is the one whose
@@ -54,6 +54,14 @@ class Tracker:
     scores: dict[str, list[float]] = field(default_factory=dict)  # cell name -> metric
     finished: int = 0
 
+    @property
+    def total(self) -> int:
+        return len(self.trials)
+
+    def plan(self, trials: list[Trial]) -> None:
+        """More runs to come (the next rung or round)."""
+        self.trials.extend(trials)
+
     def record(self, trial: Trial, outcome: TrialOutcome, seconds: float) -> None:
         self.finished += 1
         if outcome.status not in _UNTIMED:
@@ -62,16 +70,23 @@ class Tracker:
         if math.isfinite(value):
             self.scores.setdefault(_cell_name(trial), []).append(value)
 
-    def lines(self, now: float | None = None, clock: str | None = None) -> list[str]:
-        """Two lines after a finished run: what is done and left, then the trial table."""
+    def lines(self, now: float | None = None, clock: str | None = None,
+              running: int | None = None, left: list[Trial] | None = None,
+              parallel: int = 1) -> list[str]:
+        """Two lines after a finished run: what is done and left, then the trial table.
+        ``running``: runs in training now (default one, while any is left); ``left``: the
+        runs not finished (default: those after the finished ones, in plan order);
+        ``parallel``: trials trained side by side (concurrent groups)."""
         now = time.monotonic() if now is None else now
         stamp = clock or time.strftime("%H:%M:%S")
         total, done = len(self.trials), self.finished
         line = f"{stamp}     {done}/{total} runs done in {_clock(now - self.began)}"
-        left = estimate_left(self.timed, [_cell(t) for t in self.trials[done:]])
-        if done < total and left is not None:
-            line += f"; about {_clock(left)} left"
-        running = 1 if done < total else 0  # one launch trains one trial at a time
+        todo = self.trials[done:] if left is None else left
+        estimate = estimate_left(self.timed, [_cell(t) for t in todo])
+        if done < total and estimate is not None:
+            line += f"; about {_clock(estimate / max(parallel, 1))} left"
+        if running is None:
+            running = 1 if done < total else 0
         table = (f"{stamp}     trials: {done} done, {running} running, "
                  f"{total - done - running} left; {self._best()}")
         return [line, table]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,12 +46,14 @@ def checkpointed(client: MlflowClient, experiment: str, checkpoints: Path) -> li
 
 def kill_checkpointed_rank(uri: str, experiment: str, checkpoints: Path, killed: dict,
                            wanted: Callable[[Run], bool] = lambda run: True,
-                           timeout: float = 300) -> None:
+                           timeout: float = 600, stop: threading.Event | None = None) -> None:
     """SIGKILL the rank training a ``wanted`` trial that has a checkpoint to resume from;
-    ``killed`` gets its pid and run id. Gives up after ``timeout`` seconds."""
+    ``killed`` gets its pid and run id. Gives up after ``timeout`` seconds, or once ``stop``
+    is set (the sweep ended: nothing is left to kill)."""
     client = MlflowClient(uri)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not killed:
+    stop = stop or threading.Event()
+    while time.monotonic() < deadline and not killed and not stop.is_set():
         for run in checkpointed(client, experiment, checkpoints):
             pid = int(run.data.tags[TAG_TRAINER].rsplit(":", 1)[1])
             if wanted(run) and pid in {proc.pid for proc in rank_processes(uri)}:

@@ -113,9 +113,10 @@ def test_two_one_rank_trials_at_once_log_what_one_at_a_time_logs(tmp_path, spark
 def test_a_rank_killed_in_one_trial_spares_the_other(tmp_path, spark, data):
     folder = tmp_path / "crash"
     killed: dict = {}
+    ended = threading.Event()
     killer = threading.Thread(target=kill_checkpointed_rank,
                               args=(f"sqlite:///{folder / 'mlflow.db'}", "crash",
-                                    folder / "ckpt", killed))
+                                    folder / "ckpt", killed), kwargs={"stop": ended})
     killer.start()
     result, client, said = _sweep(folder, """
 name: crash
@@ -127,6 +128,7 @@ base:
 grid:
   model.hidden_activation: [relu, tanh]
 """, spark, data, num_proc=2, ranks_per_trial=1)
+    ended.set()
     killer.join()
     assert killed, "no rank was killed: training finished too fast"
     assert not result.failed

@@ -66,18 +66,21 @@ def _sweep_killing(folder: Path, spark, data: Path, body: str, experiment: str,
     """``_sweep`` while a thread SIGKILLs the rank of the first ``wanted`` run that has a
     checkpoint; also returns what was killed (pid, run id), empty if nothing was."""
     killed: dict = {}
+    ended = threading.Event()
     killer = threading.Thread(target=kill_checkpointed_rank, args=(
-        f"sqlite:///{folder / 'mlflow.db'}", experiment, folder / "ckpt", killed, wanted, 240))
+        f"sqlite:///{folder / 'mlflow.db'}", experiment, folder / "ckpt", killed, wanted),
+        kwargs={"stop": ended})
     killer.start()
     try:
         result, client, said = _sweep(folder, spark, data, body)
     finally:
+        ended.set()
         killer.join()
     return result, client, said, killed
 
 
 @pytest.mark.slow(reason=(
-    "a race of three cells over two rounds: a launch per round and the decisions between them"))
+    "a race of three cells over two rounds on the same ranks, and the decisions between them"))
 def test_a_race_stops_the_failing_cell_early_and_spends_replicates_on_the_open_ones(
         tmp_path, spark, data):
     result, client, said = _sweep(tmp_path, spark, data)

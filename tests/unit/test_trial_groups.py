@@ -1,4 +1,4 @@
-"""Concurrent trials' pure parts: how the ranks form groups and the trials are shared out."""
+"""Concurrent trials' pure parts: how the ranks form groups and the order they take trials in."""
 
 from dataclasses import replace
 
@@ -7,7 +7,7 @@ import pytest
 from pipeline.config import RunConfig, apply_overrides
 from pipeline.errors import ConfigError
 from pipeline.train.contract import BatchPlan, Trial
-from pipeline.train.driver.groups import Layout, layout, split
+from pipeline.train.driver.groups import Layout, layout, longest_first
 
 
 def _trial(name: str, epochs: int, steps: int = 10) -> Trial:
@@ -30,14 +30,12 @@ def test_impossible_groups_are_refused_in_one_line(ranks, message):
         layout(2, ranks)
 
 
-def test_trials_are_shared_by_cost_and_keep_the_plans_order_in_a_group():
+def test_groups_take_the_longest_trials_first_and_keep_the_plans_order_among_equals():
     trials = [_trial("a", 1), _trial("b", 4), _trial("c", 2), _trial("d", 2), _trial("e", 1)]
-    shares = split(trials, 2)  # costs 10, 40, 20, 20, 10: two groups of 50
-    assert [[t.name for t in s] for s in shares] == [["a", "b"], ["c", "d", "e"]]
-    assert sorted(t.name for s in shares for t in s) == ["a", "b", "c", "d", "e"]
+    assert [t.name for t in longest_first(trials)] == ["b", "c", "d", "a", "e"]
 
 
-def test_a_budget_counts_as_the_cost_and_empty_groups_are_dropped():
-    halved = [replace(_trial("a", 8), budget=1)]
-    assert halved[0].stop_epoch == 1
-    assert len(split(halved, 4)) == 1
+def test_a_budget_counts_as_the_cost():
+    halved = replace(_trial("a", 8), budget=1)
+    assert halved.stop_epoch == 1
+    assert [t.name for t in longest_first([halved, _trial("b", 2)])] == ["b", "a"]

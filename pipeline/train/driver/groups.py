@@ -1,9 +1,11 @@
-"""Concurrent trials: the ranks split into groups, each group a Horovod launch of its own.
+"""Trial groups: the ranks split into groups, each group a Horovod launch of its own.
 
 On small models the per-step allreduce dominates a step, so every rank on one trial at a
 time is the slowest way through a grid; several trials at once, each a data-parallel job on
 fewer ranks, finish it sooner (BENCHMARKS.md). Each group is its own ``horovod.spark.run``
-(its own Spark job, Gloo rendezvous and retries), started from a driver thread, so what a
+(its own Spark job, Gloo rendezvous and retries), started once from a driver thread and
+living for the whole sweep: every group takes its next trial from one board (driver.board),
+so a group that finishes early takes more, and rungs and rounds cost no relaunch. What a
 launch guarantees (claims, checkpoints, exact test metrics, relaunch after a crash) holds
 for each group, and a crash in one group leaves the others training.
 """
@@ -19,7 +21,9 @@ from pipeline.errors import ConfigError
 from pipeline.tracking import store
 from pipeline.train.contract import RankJob, Trial
 from pipeline.train.driver import signals
+from pipeline.train.driver.board import Board
 from pipeline.train.driver.launch import Launches
+from pipeline.train.progress import Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -55,64 +59,68 @@ def layout(num_proc: int, ranks_per_trial: int | None,
     return Layout(ranks_per_trial, groups)
 
 
-def split(trials: list[Trial], groups: int) -> list[list[Trial]]:
-    """Longest trial first onto the least loaded group (cost: epochs x steps); each group
-    then trains its share in the plan's order. Empty groups are dropped."""
-    shares: list[list[Trial]] = [[] for _ in range(groups)]
-    load = [0] * groups
-    order = {t.config_hash: i for i, t in enumerate(trials)}
-    for trial in sorted(trials, key=_cost, reverse=True):
-        g = load.index(min(load))
-        shares[g].append(trial)
-        load[g] += _cost(trial)
-    return [sorted(s, key=lambda t: order[t.config_hash]) for s in shares if s]
+def longest_first(trials: list[Trial]) -> list[Trial]:
+    """The order groups take trials in: longest first (cost: epochs x steps), the plan's
+    order among equals, so no group starts a long trial when the others are nearly done."""
+    return sorted(trials, key=_cost, reverse=True)
 
 
 def _cost(trial: Trial) -> int:
     return trial.stop_epoch * trial.batches.steps_per_epoch
 
 
-def run_groups(job: RankJob, shape: Layout, max_attempts: int, log: Callable[[str], None],
-               executable: str) -> list[Launches]:
-    """Every trial of ``job`` trained by ``shape.groups`` concurrent launches; their records.
+class Groups:
+    """The sweep's trial groups: launched at the first batch of trials, fed from one board
+    for the whole sweep (every rung and round), ended by ``close``."""
 
-    An interrupt cancels every group's Spark job before it propagates, so no launch is left
-    running behind the driver.
-    """
-    shares = split(job.trials, shape.groups)
-    if len(shares) <= 1:
-        launches = Launches(store.connect(job.tracking_uri), job, shape.ranks, log, executable)
-        launches.run(max_attempts)
-        return [launches]
-    group = [Launches(store.connect(job.tracking_uri),  # a client per thread
-                      replace(job, trials=share, first_slot=g * shape.ranks,
-                              label=f"[trials {g + 1}/{len(shares)}] "),
-                      shape.ranks, log, executable)
-             for g, share in enumerate(shares)]
-    signals.allow_thread_launches()
-    errors: list[BaseException] = []
-    threads = [threading.Thread(target=_run, args=(launches, max_attempts, errors),
-                                name=f"trials-{g + 1}", daemon=True)
-               for g, launches in enumerate(group)]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
+    def __init__(self, job: RankJob, shape: Layout, max_attempts: int,
+                 log: Callable[[str], None], executable: str, host: str = "127.0.0.1",
+                 tracker: Tracker | None = None) -> None:
+        self.shape, self.log = shape, log
+        self.board = Board(shape.groups, tracker, log, host)
+        many = shape.groups > 1
+        self.launches = [
+            Launches(store.connect(job.tracking_uri),  # a client per thread
+                     replace(job, first_slot=g * shape.ranks,
+                             label=f"[trials {g + 1}/{shape.groups}] " if many else ""),
+                     shape.ranks, log, executable, self.board, g)
+            for g in range(shape.groups)]
+        self._max_attempts = max_attempts
+        self._threads: list[threading.Thread] = []
+
+    def train(self, trials: list[Trial]) -> list[Trial]:
+        """Train ``trials`` on the groups (launching them the first time); returns once every
+        one is settled, with those no group could train (every launch attempt used)."""
+        if not self._threads:
+            self._start()
+        self.board.submit(longest_first(trials) if self.shape.groups > 1 else trials)
+        return self.board.wait()
+
+    def close(self, interrupted: bool = False) -> None:
+        """End the groups: their ranks finish what they hold and exit. ``interrupted``: stop
+        them at once (their Spark jobs cancelled), as after Ctrl-C or a driver error."""
+        self.board.close()
+        if interrupted:
+            self.board.halt()
+            signals.stop_launches()
+            _cancel_spark_jobs()
+        for thread in self._threads:
             thread.join()
-    except BaseException:
-        signals.stop_launches()
-        _cancel_spark_jobs()
-        raise
-    if errors:
-        raise errors[0]
-    return group
+        self.board.shutdown()
 
+    def _start(self) -> None:
+        signals.allow_thread_launches()
+        self._threads = [threading.Thread(target=self._run, args=(launches,),
+                                          name=f"trials-{g + 1}", daemon=True)
+                         for g, launches in enumerate(self.launches)]
+        for thread in self._threads:
+            thread.start()
 
-def _run(launches: Launches, max_attempts: int, errors: list[BaseException]) -> None:
-    try:
-        launches.run(max_attempts)
-    except BaseException as exc:  # handed to the driver's thread, which raises it
-        errors.append(exc)
+    def _run(self, launches: Launches) -> None:
+        try:
+            launches.run(self._max_attempts)
+        except BaseException as exc:  # handed to the driver's thread, which raises it
+            self.board.fail(exc)
 
 
 def _cancel_spark_jobs() -> None:

@@ -6,7 +6,8 @@ their replicates' validation metric at that same epoch, keeps the best ``1/eta``
 marks the others' runs pruned (status ``pruned``, the epoch they reached, the decision in
 words; checkpoints kept, so a later sweep can take them further). The last rung trains the
 survivors to their full epochs, tested and recorded like any run. The decision is made on
-the driver between launches, so every rank of a trial learns it together, in its next job.
+the driver between rungs, while the groups' ranks wait on the board for their next trial
+(driver.board): a rung costs no new launch.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Horovod launches from the Spark driver: slots, the ranks' environment, retries.
 
-All configurations still to do go to one ``horovod.spark.run`` launch. If the launch fails
-(a rank crashed, a host went away), the configurations that finished are already in MLflow;
-the driver marks the interrupted one failed and relaunches with the rest, up to
-``max_attempts`` launches.
+Each trial group is one ``horovod.spark.run`` launch for the whole sweep, fed by the board.
+If the launch fails (a rank crashed, a host went away), the configurations that finished are
+already in MLflow; the driver marks the interrupted one failed and relaunches, and the new
+launch resumes it from its checkpoint before going on, up to ``max_attempts`` launches.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pipeline.tracking.store import Client, Run
 from pipeline.tracking.vocab import SKIPPED, TAG_HASH, TAG_STATUS, UNSTARTED
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
+from pipeline.train.driver.board import Board
 from pipeline.train.driver.slots import count_slots
 
 
@@ -50,47 +51,67 @@ def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | N
 
 
 class Launches:
-    """The launches of one sweep invocation and what they produced."""
+    """The launches of one trial group, and what its trials came to.
+
+    The group's ranks take their trials from ``board`` (driver.board) and live until it is
+    closed. A failed launch hands back the trials it held: those MLflow shows finished (or
+    whose records wait in the spool) are settled here, the rest go first in the queue, and
+    the group launches again, up to ``max_attempts`` launches in the sweep.
+    """
 
     def __init__(self, client: Client, job: RankJob, num_proc: int,
-                 log: Callable[[str], None], executable: str = sys.executable) -> None:
+                 log: Callable[[str], None], executable: str = sys.executable,
+                 board: Board | None = None, group: int = 0) -> None:
         self.client, self.job, self.num_proc, self.log = client, job, num_proc, log
         self.executable = executable  # the ranks' interpreter, as the executors resolve it
         self.outcomes: list[TrialOutcome] = []
         self.rank_outcomes: list[list[TrialOutcome]] = []  # each rank's, last good launch
         self.elsewhere: list[tuple[str, str]] = []  # (configuration, reason)
         self.unstarted: dict[str, str] = {}  # configuration -> why
-        self.remaining: list[Trial] = list(job.trials)
+        self.remaining: list[Trial] = list(job.trials)  # held when a launch failed
         self.spooled: list[str] = []  # spool files a failed launch left that did not replay
+        if board is None:  # the job's own trials, then the end
+            board = Board(1, log=log)
+            board.submit(list(job.trials))
+            board.close()
+        self.board, self.group = board, group
+        board.on_outcome(group, self._sort_one)
 
     def run(self, max_attempts: int) -> None:
         for attempt in range(1, max_attempts + 1):
-            if not self.remaining:
+            if self.board.drained() or self.board.halted():
                 return
-            self._attempt(attempt, max_attempts)
+            if self._attempt(attempt, max_attempts):
+                return
+        self.board.give_up(self.group)
 
-    def _attempt(self, attempt: int, max_attempts: int) -> None:
+    def _attempt(self, attempt: int, max_attempts: int) -> bool:
+        """One launch of the group; whether it ended well (the board said the sweep is over)."""
         import horovod.spark
 
         from pipeline.train.rank.entry import run_rank
 
         started = time.perf_counter()
+        job = replace(self.job, board=self.board.address(self.group))
         try:
-            per_rank = horovod.spark.run(run_rank, args=(replace(self.job, trials=self.remaining),),
-                                         num_proc=self.num_proc, use_gloo=True,
-                                         env=rank_env(self.job, self.executable),
+            per_rank = horovod.spark.run(run_rank, args=(job,), num_proc=self.num_proc,
+                                         use_gloo=True, env=rank_env(self.job, self.executable),
                                          executable=self.executable,
                                          verbose=1 if self.job.verbose else 0)
         except Exception as exc:  # a failed launch is retried, not fatal
             line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             line = store.scrub(line, self.job.tracking_uri)
-            self.log(f"launch {attempt}/{max_attempts} failed after "
+            self.log(f"{self.job.label}launch {attempt}/{max_attempts} failed after "
                      f"{time.perf_counter() - started:.0f}s: {line}")
+            held = self.board.take_back(self.group)
+            self.remaining = held
             self._after_failure()
-            return
-        self._sort(per_rank[0])
+            retry = {t.config_hash for t in self.remaining}
+            self.board.put_back(self.remaining, [t for t in held if t.config_hash not in retry])
+            return False
         self.rank_outcomes = per_rank
         self.remaining = []
+        return True
 
     def _after_failure(self) -> None:
         job, client = self.job, self.client
@@ -100,7 +121,7 @@ class Launches:
         for line in spool.report_lines(spool.replay(client, Path(job.spool_dir), retry)):
             self.log(line)
         runs.fail_stale_children(client, job.experiment_id, job.parent_run_id,
-                                 self._trained_something, {t.config_hash for t in job.trials})
+                                 self._trained_something, {t.config_hash for t in self.remaining})
         finished = store.done_hashes(client, job.experiment_id, job.fingerprint)
         hashes = {t.config_hash for t in self.remaining} & finished
         self.outcomes += [_outcome_from_run(r) for r in runs.finished_children(
@@ -128,15 +149,15 @@ class Launches:
             self.spooled.append(str(path))
             self.remaining.remove(trial)
 
-    def _sort(self, outcomes: list[TrialOutcome]) -> None:
-        """Rank 0's outcomes: trained, done elsewhere, or not started (MLflow was down)."""
-        for o in outcomes:
-            if o.status == SKIPPED:
-                self.elsewhere.append((o.name, o.reason))
-            elif o.status == UNSTARTED:
-                self.unstarted[o.name] = o.reason
-            else:
-                self.outcomes.append(o)
+    def _sort_one(self, o: TrialOutcome) -> None:
+        """An outcome rank 0 reported: trained, done elsewhere, or not started (MLflow was
+        down)."""
+        if o.status == SKIPPED:
+            self.elsewhere.append((o.name, o.reason))
+        elif o.status == UNSTARTED:
+            self.unstarted[o.name] = o.reason
+        else:
+            self.outcomes.append(o)
 
 
 def _outcome_from_run(run: Run) -> TrialOutcome:

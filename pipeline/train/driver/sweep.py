@@ -16,7 +16,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from pipeline.config import SweepConfig, expand_grid
-from pipeline.data.manifest import load_manifest
+from pipeline.data.manifest import Manifest, load_manifest
 from pipeline.errors import ConfigError
 from pipeline.model import pairing
 from pipeline.storage import recover
@@ -30,6 +30,7 @@ from pipeline.train.driver.halving import Rung
 from pipeline.train.driver.launch import Launches, rank_python, resolve_num_proc
 from pipeline.train.driver.plan import plan_trials
 from pipeline.train.driver.racing import Race
+from pipeline.train.progress import Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -127,17 +128,15 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
                           probe_rows=sweep.diagnostics_probe_rows,
                           probe_seed=sweep.base.training.seed, task=manifest.task)
             launch = Launcher(client, job, shape, sweep.max_attempts, result, log,
-                              rank_python(spark))
-            if racing_on:
-                result.race = racing.run_race(
-                    client, exp_id, trials, todo, sweep.racing, sweep.report.min_effect,
-                    validation_metric(manifest.task), launch, log)
-            elif halving_on:
-                result.rungs, result.pruned = halving.run_rungs(
-                    client, exp_id, todo, sweep.halving, validation_metric(manifest.task),
-                    launch, log)
-            else:
-                launch(todo)
+                              rank_python(spark), board_host(spark),
+                              Tracker([], *validation_metric(manifest.task)))
+            interrupted = True  # until the schedule returns: the ranks are stopped, not awaited
+            try:
+                schedule(launch, client, exp_id, trials, todo, sweep, manifest, racing_on,
+                         halving_on, result, log)
+                interrupted = False
+            finally:
+                launch.close(interrupted)
             status = FAILED if result.failed else FINISHED
         except Exception:
             status = FAILED
@@ -147,6 +146,31 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
             if runs.finish_parent(parent_log, status):
                 result.spooled.append(str(parent_log.path))
     return result
+
+
+def schedule(launch: Launcher, client: Client, exp_id: str, trials: list[Trial],
+             todo: list[Trial], sweep: SweepConfig, manifest: Manifest, racing_on: bool,
+             halving_on: bool, result: SweepResult, log: Callable[[str], None]) -> None:
+    """The trials to do, as the sweep's schedule hands them to ``launch``: racing's rounds,
+    halving's rungs, or all at once."""
+    metric = validation_metric(manifest.task)
+    if racing_on:
+        result.race = racing.run_race(client, exp_id, trials, todo, sweep.racing,
+                                      sweep.report.min_effect, metric, launch, log)
+    elif halving_on:
+        result.rungs, result.pruned = halving.run_rungs(client, exp_id, todo, sweep.halving,
+                                                        metric, launch, log)
+    else:
+        launch(todo)
+
+
+def board_host(spark: SparkSession) -> str:
+    """Where the ranks reach the driver's board: loopback on one machine, else the address
+    Spark's executors reach the driver at."""
+    context = spark.sparkContext
+    if layout.is_local(context.master):
+        return "127.0.0.1"
+    return context.getConf().get("spark.driver.host", "127.0.0.1")
 
 
 def choose_schedule(sweep: SweepConfig, opts: SweepOptions) -> tuple[bool, bool]:
@@ -171,34 +195,36 @@ def choose_layout(master: str, sweep: SweepConfig, opts: SweepOptions, num_proc:
     return shape
 
 
-@dataclass
 class Launcher:
-    """Trains a list of trials on the sweep's layout and adds what came of them to the result
-    (called once, or once per rung of successive halving or round of racing)."""
+    """Trains lists of trials on the sweep's layout and adds what came of them to the result
+    (called once, or once per rung of successive halving or round of racing: the groups'
+    ranks live across the calls). ``close`` ends them."""
 
-    client: Client
-    job: RankJob
-    shape: groups.Layout
-    max_attempts: int
-    result: SweepResult
-    log: Callable[[str], None]
-    executable: str
+    def __init__(self, client: Client, job: RankJob, shape: groups.Layout, max_attempts: int,
+                 result: SweepResult, log: Callable[[str], None], executable: str,
+                 host: str, tracker: Tracker) -> None:
+        self.client, self.job, self.result = client, job, result
+        self.groups = groups.Groups(job, shape, max_attempts, log, executable, host, tracker)
 
     def __call__(self, trials: list[Trial]) -> None:
-        job, result = replace(self.job, trials=trials), self.result
-        done = groups.run_groups(job, self.shape, self.max_attempts, self.log, self.executable)
-        remaining: list[Trial] = []
-        for launches in done:
+        job, result = self.job, self.result
+        remaining = self.groups.train(trials)
+        for launches in self.groups.launches:  # what each group settled since the last call
             result.outcomes += launches.outcomes
             result.elsewhere += launches.elsewhere
             result.unstarted.update(launches.unstarted)
             result.spooled += [o.spool for o in launches.outcomes if o.spool] + launches.spooled
-            remaining += launches.remaining
             # Unstarted configurations have no run (MLflow was down): the next invocation runs them.
-            result.failed += [t.name for t in launches.remaining] + list(launches.unstarted)
-        result.rank_outcomes = _by_rank(done)
+            result.failed += list(launches.unstarted)
+            launches.outcomes, launches.elsewhere, launches.spooled = [], [], []
+            launches.unstarted = {}
+        result.failed += [t.name for t in remaining]
         runs.record_failures(self.client, job.experiment_id, job.parent_run_id, job.sweep,
                              job.fingerprint, remaining)
+
+    def close(self, interrupted: bool) -> None:
+        self.groups.close(interrupted)
+        self.result.rank_outcomes = _by_rank(self.groups.launches)
 
 
 def _by_rank(done: list[Launches]) -> list[list[TrialOutcome]]:

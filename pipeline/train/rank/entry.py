@@ -1,7 +1,9 @@
-"""What each Horovod rank runs: every pending configuration of a sweep, one after another.
+"""What each Horovod rank runs: the sweep's trials, one after another, as the driver hands
+them out (rank.pull), until the sweep is over.
 
-One Horovod launch trains the whole list, so the sweep pays TensorFlow's import, the task
-services and Gloo's rendezvous once, not per configuration. Each rank reads its own shards
+One Horovod launch lives for the whole sweep (every rung of successive halving, every round
+of racing), so the sweep pays TensorFlow's import, the task services and Gloo's rendezvous
+once, not per configuration nor per round. Each rank reads its own shards
 once and reuses them for every configuration. Only rank 0 talks to MLflow (see Role).
 """
 
@@ -23,6 +25,7 @@ from pipeline.train.rank import distributed
 from pipeline.train.rank.data import load_rank_data
 from pipeline.train.rank.devices import pin_cpu_cores, use_one_gpu
 from pipeline.train.rank.pinning import pin_cores
+from pipeline.train.rank.pull import assignments
 from pipeline.train.rank.role import role_for
 from pipeline.train.rank.trainer import train_trial
 
@@ -48,20 +51,25 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
     role.say(f"rank 0 of {distributed.size()}: {sys.executable}, package "
              f"{Path(__file__).parents[2]}, {gpu.reason if gpu else 'CPU'}")
     outcomes = []
-    tracker = Tracker(job.trials, *validation_metric(job.task))
+    # Progress lines: the driver's board prints them for a sweep (it sees every group);
+    # a job with its own list of trials prints its own.
+    tracker = Tracker(list(job.trials), *validation_metric(job.task)) if job.board is None else None
     try:
-        for k, trial in enumerate(job.trials, 1):
-            role.say(f"{time.strftime('%H:%M:%S')} [{k}/{len(job.trials)}] {trial.name} "
+        for got in assignments(role.trials):
+            trial = got.trial
+            role.say(f"{time.strftime('%H:%M:%S')} [{got.number}/{got.total}] {trial.name} "
                      f"({trial.config_hash})")
-            following = job.trials[k] if k < len(job.trials) else None
             started = time.monotonic()
-            outcomes.append(train_trial(job, trial, manifest, data, role, following))
-            tracker.record(trial, outcomes[-1], time.monotonic() - started)
-            for line in tracker.lines():
-                role.say(line)
+            outcomes.append(train_trial(job, trial, manifest, data, role, got.following))
+            if tracker is not None:
+                tracker.record(trial, outcomes[-1], time.monotonic() - started)
+                for line in tracker.lines():
+                    role.say(line)
     finally:
         role.records.wait()  # what finished is recorded, even when a later one failed
-    return outcomes  # every rank's: the driver reads rank 0's, tests compare them
+        if role.trials is not None:
+            role.trials.close()
+    return outcomes  # every rank's: tests compare them
 
 
 def _quiet_tensorflow(job: RankJob) -> None:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.tracking.null_recorder import NullRecorder
-from pipeline.train.contract import RankJob
+from pipeline.train.contract import RankJob, TrialOutcome
 from pipeline.train.rank.background import Background
 from pipeline.train.rank.claim_ahead import ClaimAhead, NoClaims
+from pipeline.train.rank.pull import BoardLink, JobList, source_for
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -42,6 +43,12 @@ class Role:
     claims: ClaimAhead | NoClaims
     records: Background | Discard
     job: RankJob
+    trials: JobList | BoardLink | None = None  # rank 0's source of trials (rank.pull)
+
+    def report(self, outcome: TrialOutcome) -> None:
+        """Rank 0 tells the driver a trial is settled, its records written."""
+        if self.trials is not None:
+            self.trials.report(outcome)
 
     def recorder(self, run_id: str, held: dict[str, int] | None = None) -> Recorder:
         """The recorder for a claimed run: live on rank 0, a do-nothing twin elsewhere.
@@ -72,5 +79,5 @@ class Role:
 
 def role_for(rank: int, job: RankJob) -> Role:
     if rank == 0:
-        return Role(True, ClaimAhead(job), Background(), job)
+        return Role(True, ClaimAhead(job), Background(), job, source_for(job, root=True))
     return Role(False, NoClaims(), Discard(), job)

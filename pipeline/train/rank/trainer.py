@@ -35,7 +35,7 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
 
     Rank 0 claims ``following`` while this configuration trains, and records this one in a
     thread while ``following`` is set up and trains; the outcome it returns is complete once
-    ``role.records.wait()`` has returned.
+    ``role.records.wait()`` has returned, and the driver hears of it (``role.report``) then.
     """
     began = time.perf_counter()
     built = _fresh_model(trial, manifest)
@@ -47,7 +47,9 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
         role.claims.start(following)  # its settle time passes while this one trains
     if start.run_id is None:
         role.say(f"    -> {start.status}: {start.reason}")
-        return TrialOutcome(trial.name, trial.config_hash, start.status, start.reason)
+        skipped = TrialOutcome(trial.name, trial.config_hash, start.status, start.reason)
+        role.report(skipped)
+        return skipped
     recorder = role.recorder(start.run_id, start.held)
     held = ExitStack()  # the run's heartbeat (running since its claim) and log, until recorded
     if beat is not None:
@@ -72,6 +74,7 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
         outcome.record_seconds = time.perf_counter() - recording
         if recorder.offline:
             outcome.spool = str(recorder.path)
+        role.report(outcome)  # after the records: the driver may read them back now
 
     # Records run while the next configuration is set up and trains: most of their time is
     # spent waiting on MLflow's store and the disk (bench/README.md).
