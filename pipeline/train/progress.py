@@ -3,8 +3,9 @@ and a one-line table of the trials after each finished run.
 
 The estimate reads the history of the runs so far, by configuration: a run whose
 configuration already had replicates finish is expected to take their mean, any other the
-median run. The launch's first run is left out once others have finished: it pays for graph
-tracing and the first pass over the input, which the later runs do not. No TensorFlow, so
+median run. Each group's first run is left out once others have finished: it pays for
+graph tracing and the first pass over the input, which the later runs do not; trials side by
+side (concurrent groups) share the remainder. No TensorFlow, so
 the rank, the driver and tests can use it alike; the interval is the report's own.
 """
 
@@ -23,12 +24,14 @@ from pipeline.train.contract import Trial, TrialOutcome
 _UNTIMED = (SKIPPED, UNSTARTED)
 
 
-def estimate_left(done: Sequence[tuple[str, float]], left: Sequence[str]) -> float | None:
+def estimate_left(done: Sequence[tuple[str, float]], left: Sequence[str],
+                  warmups: int = 1) -> float | None:
     """Seconds the runs of configurations ``left`` will take, from ``done``: (configuration,
-    seconds) of the runs timed so far, in the order they finished. None before any."""
+    seconds) of the runs timed so far, in the order they finished; ``warmups``: how many runs
+    paid a launch's warm-up (one per group of ranks). None before any."""
     if not done:
         return None
-    steady = list(done[1:]) or list(done)  # without the warm-up run, once there are others
+    steady = list(done[warmups:]) or list(done)  # without the warm-up runs, once there are others
     typical = statistics.median(seconds for _, seconds in steady)
     by_cell: dict[str, list[float]] = {}
     for cell, seconds in steady:
@@ -82,7 +85,7 @@ class Tracker:
         total, done = len(self.trials), self.finished
         line = f"{stamp}     {done}/{total} runs done in {_clock(now - self.began)}"
         todo = self.trials[done:] if left is None else left
-        estimate = estimate_left(self.timed, [_cell(t) for t in todo])
+        estimate = estimate_left(self.timed, [_cell(t) for t in todo], warmups=parallel)
         if done < total and estimate is not None:
             line += f"; about {_clock(estimate / max(parallel, 1))} left"
         if running is None:

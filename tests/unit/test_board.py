@@ -125,3 +125,19 @@ def test_rank_zero_talks_to_the_board_over_an_authenticated_socket():
     with pytest.raises(AuthenticationError):
         Client((address.host, address.port), authkey=b"not the key")
     board.shutdown()
+
+
+def test_a_runs_time_ends_when_its_group_asks_for_the_next_not_when_its_records_land(
+        monkeypatch):
+    from pipeline.train.driver import board as board_module
+
+    clock = iter([0.0, 0.0, 9.0, 9.0, 20.0, 20.0, 20.0])  # the board's reads, in order
+    monkeypatch.setattr(board_module.time, "monotonic", lambda: next(clock))
+    tracker = Tracker([], "val_accuracy", higher=True)
+    board = Board(1, tracker, lambda line: None)
+    a, b = _trial("a"), _trial("b")
+    board.submit([a, b])
+    board.next(0, wait=0)  # a starts at 0
+    board.next(0, wait=0)  # a trained for 9 s; b starts
+    board.done(0, _outcome(a))  # a's records land at 20: not a's time
+    assert tracker.timed == [("a", 9.0)]

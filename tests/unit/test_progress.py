@@ -33,6 +33,15 @@ def test_after_three_runs_of_a_uniform_grid_the_estimate_is_within_a_quarter():
     assert abs(_naive(seconds[:3], len(cells)) - actual) / actual > 0.25
 
 
+def test_each_groups_first_run_is_left_out_as_warm_up():
+    # Two groups side by side: both first runs paid a launch's warm-up (as measured on the
+    # default sweep: about 32 s against 9 s for the runs after them).
+    done = [("a", 32.0), ("b", 33.0), ("c", 9.0)]
+    assert estimate_left(done, ["d", "e"], warmups=2) == pytest.approx(18.0)
+    assert estimate_left(done, ["d", "e"]) == pytest.approx(2 * 21.0)  # one warm-up assumed
+    assert estimate_left(done[:2], ["d"], warmups=2) == pytest.approx(32.5)  # nothing else yet
+
+
 def test_a_configuration_with_finished_replicates_is_expected_to_take_their_mean():
     done = [("warm", 40.0), ("slow", 30.0), ("slow", 32.0), ("fast", 5.0)]
     # slow: mean 31; any other: the median of the runs after the first (30, 32, 5): 30.

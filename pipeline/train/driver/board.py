@@ -40,6 +40,7 @@ class _Group:
     busy: list[Trial] = field(default_factory=list)
     reserved: list[Trial] = field(default_factory=list)
     connections: int = 0
+    current: tuple[str, float] | None = None  # (config hash, start) of the one training
 
     def held(self) -> list[Trial]:
         return [*self.busy, *self.reserved]
@@ -54,7 +55,9 @@ class Board:
         self._pending: deque[Trial] = deque()
         self._groups = {g: _Group() for g in range(groups)}
         self._live = set(range(groups))
-        self._started: dict[str, float] = {}  # config hash -> when it became current
+        # Config hash -> seconds it held its group: from its start until the group asked for
+        # the next (its records then go on beside the next trial, so they do not count).
+        self._took: dict[str, float] = {}
         self._open: set[str] = set()  # config hashes of submitted trials not yet settled
         self._abandoned: list[Trial] = []  # never trained: every group gave up
         self._handlers: dict[int, Callable[[TrialOutcome], None]] = {}
@@ -144,6 +147,7 @@ class Board:
             while state.connections and time.monotonic() < deadline:
                 self._cond.wait(timeout=0.2)
             held, state.busy, state.reserved = state.held(), [], []
+            state.current = None
             return held
 
     def put_back(self, retry: list[Trial], settled: list[Trial]) -> None:
@@ -175,6 +179,9 @@ class Board:
         deadline = time.monotonic() + wait
         with self._cond:
             state = self._groups[group]
+            if state.current is not None:  # the group is done training its last trial
+                self._took[state.current[0]] = time.monotonic() - state.current[1]
+                state.current = None
             while self._halted or (not state.reserved and not self._pending):
                 if self._closed or self._halted:
                     return False
@@ -182,13 +189,14 @@ class Board:
                 if left <= 0:
                     return None
                 self._cond.wait(timeout=left)
+            now = time.monotonic()
             current = state.reserved.pop() if state.reserved else self._pending.popleft()
             state.busy.append(current)
             # Claim one ahead only while every other group still has one to take: the last
             # trials of a round go to idle groups, not to a queue behind a busy one.
             if len(self._pending) >= len(self._live):
                 state.reserved.append(self._pending.popleft())
-            self._started[current.config_hash] = time.monotonic()
+            state.current = (current.config_hash, now)
             self._number += 1
             total = (self._tracker.total if self._tracker
                      else self._number + len(self._pending) + len(state.reserved))
@@ -207,16 +215,27 @@ class Board:
             if handler is not None:
                 handler(outcome)
             self._open.discard(trial.config_hash)
-            seconds = time.monotonic() - self._started.pop(trial.config_hash, time.monotonic())
-            if self._tracker is not None:
-                self._tracker.record(trial, outcome, seconds)
-                busy = [t for g in self._groups.values() for t in g.busy]
-                waiting = [t for g in self._groups.values() for t in g.reserved]
-                for line in self._tracker.lines(running=len(busy),
-                                                left=[*busy, *waiting, *self._pending],
-                                                parallel=len(self._live)):
-                    self._log(line)
+            seconds = self._took.pop(trial.config_hash, None)
+            if seconds is None and state.current and state.current[0] == trial.config_hash:
+                seconds = time.monotonic() - state.current[1]  # reported before the next ask
+                state.current = None
             self._cond.notify_all()
+            if self._tracker is not None:
+                self._progress(trial, outcome, seconds or 0.0)
+
+    def _progress(self, trial: Trial, outcome: TrialOutcome, seconds: float) -> None:
+        """The progress lines after a settled trial (under the lock). A fault here is said,
+        never raised: the lines inform, the sweep goes on."""
+        try:
+            self._tracker.record(trial, outcome, seconds)
+            busy = [t for g in self._groups.values() for t in g.busy]
+            waiting = [t for g in self._groups.values() for t in g.reserved]
+            for line in self._tracker.lines(running=len(busy),
+                                            left=[*busy, *waiting, *self._pending],
+                                            parallel=len(self._live)):
+                self._log(line)
+        except Exception as exc:  # progress must not stop a sweep
+            self._log(f"progress: not shown ({type(exc).__name__}: {exc})")
 
     def _accept(self, listener: Listener) -> None:
         while self._listener is listener:
