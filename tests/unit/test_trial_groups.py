@@ -7,7 +7,8 @@ import pytest
 from pipeline.config import RunConfig, apply_overrides
 from pipeline.errors import ConfigError
 from pipeline.train.contract import BatchPlan, Trial
-from pipeline.train.driver.groups import Layout, layout, longest_first
+from pipeline.train.driver.groups import Groups, Layout, layout, longest_first
+from tests.helpers import rank_job
 
 
 def _trial(name: str, epochs: int, steps: int = 10) -> Trial:
@@ -39,3 +40,11 @@ def test_a_budget_counts_as_the_cost():
     halved = replace(_trial("a", 8), budget=1)
     assert halved.stop_epoch == 1
     assert [t.name for t in longest_first([halved, _trial("b", 2)])] == ["b", "a"]
+
+
+def test_nothing_to_train_starts_no_launch(tmp_path):
+    job = rank_job([], tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    groups = Groups(job, Layout(1, 2), 1, lambda line: None, "python")
+    assert groups.train([]) == []
+    assert groups._threads == []  # no group was launched
+    groups.close()

@@ -90,7 +90,10 @@ class Groups:
 
     def train(self, trials: list[Trial]) -> list[Trial]:
         """Train ``trials`` on the groups (launching them the first time); returns once every
-        one is settled, with those no group could train (every launch attempt used)."""
+        one is settled, with those no group could train (every launch attempt used). Nothing
+        to train launches nothing (a rerun of a finished sweep pays no Horovod start-up)."""
+        if not trials:
+            return []
         if not self._threads:
             self._start()
         self.board.submit(longest_first(trials) if self.shape.groups > 1 else trials)
