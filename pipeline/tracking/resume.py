@@ -17,15 +17,18 @@ from typing import TYPE_CHECKING
 from pipeline.tracking.labels import cell_label, run_name
 from pipeline.tracking.vocab import (
     EPOCH_METRICS,
+    FAILED,
     ROLE_CONFIG,
     SKIPPED,
     TAG_CELL,
     TAG_CONFIGURATION,
     TAG_DATASET,
     TAG_HASH,
+    TAG_PARENT,
     TAG_REPLICATE,
     TAG_RESUMED_FROM,
     TAG_ROLE,
+    TAG_STATUS,
     TAG_SWEEP,
     TAG_TASK,
     TAG_WARNINGS,
@@ -67,13 +70,13 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
     retry = Retry(job.tracking.retries, job.tracking.backoff_seconds)
     try:
         state = resumable_state(client, retry, job, trial)
-        if state and not spool_delivered(client, retry, job, state["run_id"]):
+        resume_id = state["run_id"] if state else retried_run(client, retry, job, trial)
+        if resume_id and not spool_delivered(client, retry, job, resume_id):
             return Start(None, status=UNSTARTED, reason=(
-                f"run {state['run_id']} has records in the spool that MLflow does not take "
+                f"run {resume_id} has records in the spool that MLflow does not take "
                 f"yet; resuming it now would log its epochs out of order (see {job.spool_dir})"))
         req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash,
-                           job.fingerprint, run_tags(job, trial),
-                           state["run_id"] if state else None, job.force)
+                           job.fingerprint, run_tags(job, trial), resume_id, job.force)
         got = retry.call(lambda: claim(client, req, job.tracking, run_name(trial)))
         if got.run_id is None:
             return Start(None, reason=got.reason)
@@ -82,8 +85,10 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
             retry.call(lambda: log_dataset_input(client, got.run_id, job.dataset or "dataset",
                                                  job.fingerprint, job.data_dir))
             return Start(got.run_id)
-        retry.call(lambda: client.set_tag(got.run_id, TAG_RESUMED_FROM, str(state["epoch"])))
-        log_missing_epoch(client, retry, got.run_id, state, job.spool_dir)
+        epoch = state["epoch"] if state else 0  # no checkpoint: retrained from the start
+        retry.call(lambda: client.set_tag(got.run_id, TAG_RESUMED_FROM, str(epoch)))
+        if state:
+            log_missing_epoch(client, retry, got.run_id, state, job.spool_dir)
         return Start(got.run_id, state, held=retry.call(lambda: held_steps(client, got.run_id)))
     except Exception as exc:
         why = scrub(first_line(exc), job.tracking_uri)
@@ -124,6 +129,20 @@ def resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
     if run is None or run.info.lifecycle_stage == "deleted":
         checkpoints.clear(folder)
     return None
+
+
+def retried_run(client: MlflowClient, retry: Retry, job: RankJob, trial: Trial) -> str | None:
+    """This sweep's failed run of the configuration, when a relaunch retries it without a
+    checkpoint (the launch died before the first one reached the disk). The retry goes on in
+    that run from epoch 0, its recorder skipping the steps already logged, so the
+    configuration keeps one run in the sweep; a new run beside it would count it twice."""
+    from pipeline.tracking.store import search_all
+
+    found = retry.call(lambda: search_all(client, job.experiment_id, (
+        f"tags.{TAG_HASH} = '{trial.config_hash}' and tags.{TAG_ROLE} = '{ROLE_CONFIG}' "
+        f"and tags.`{TAG_PARENT}` = '{job.parent_run_id}' and tags.{TAG_STATUS} = '{FAILED}'")))
+    found = [r for r in found if r.info.lifecycle_stage == "active"]
+    return max(found, key=lambda r: r.info.start_time or 0).info.run_id if found else None
 
 
 def not_resumable(run_id: str, run: Run | None, experiment_id: str, config_hash: str) -> str:

@@ -18,9 +18,11 @@ from pipeline.tracking.vocab import (
     FAILED,
     ROLE_CONFIG,
     ROLE_SWEEP,
+    RUNNING,
     TAG_DATASET,
     TAG_HASH,
     TAG_PARENT,
+    TAG_RESUMED_FROM,
     TAG_ROLE,
     TAG_STATUS,
     UNSTARTED,
@@ -184,3 +186,32 @@ def test_a_resumed_run_logs_each_epoch_and_diagnostic_step_once(sweep):
         history = client.get_metric_history(run_id, key)
         assert sorted(m.step for m in history) == list(steps), key
         assert [m.value for m in history if m.step == 3] != [9.0]  # the first value stays
+
+
+def _failed_in_this_sweep(client: MlflowClient, job: RankJob, epochs_logged: int) -> str:
+    """A run of this sweep whose launch died before its first checkpoint reached the disk
+    (marked failed by the driver, runs.fail_stale_children); no checkpoint folder."""
+    run_id = _interrupted_run(client, job.experiment_id, epochs_logged)
+    client.set_tag(run_id, TAG_PARENT, job.parent_run_id)
+    client.log_metric(run_id, "diag.out.saturation", 0.5, step=0)  # logged at initialisation
+    return run_id
+
+
+def test_a_retry_without_a_checkpoint_goes_on_in_the_sweeps_failed_run_from_epoch_0(sweep):
+    client, job = sweep
+    run_id = _failed_in_this_sweep(client, job, epochs_logged=1)
+    start = claim_trial(job, job.trials[0])
+    assert start.run_id == run_id  # one run per configuration in the sweep, not a second
+    assert start.state is None  # nothing to restore: trained from the start
+    assert start.held == {"loss": 0, "diag.out.saturation": 0}  # and not logged twice
+    run = client.get_run(run_id)
+    assert run.data.tags[TAG_RESUMED_FROM] == "0" and run.data.tags[TAG_STATUS] == RUNNING
+    assert _steps(client, run_id) == [0]
+
+
+def test_another_sweeps_failed_run_without_a_checkpoint_is_left_alone(sweep):
+    client, job = sweep
+    theirs = _interrupted_run(client, job.experiment_id, 1)  # parent: an old sweep
+    start = claim_trial(job, job.trials[0])
+    assert start.run_id not in (None, theirs) and start.held == {}
+    assert client.get_run(theirs).data.tags[TAG_STATUS] == FAILED
