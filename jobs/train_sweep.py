@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.cli import EXIT_FAILED, EXIT_SPOOLED, console_logging, run_job
 from pipeline.config import SweepConfig, load_sweep_config
+from pipeline.config.resolve import Overrides, resolve
 from pipeline.train.driver.plan import check_heads_before_session
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep = load_sweep_config(args.config)  # every name checked: no session for a typo
     if args.replay_spool:
         return replay_only(sweep, args)
+    # The command line merged and every range checked, before any JVM starts.
+    resolve(sweep, Overrides(epochs=args.epochs, repeats=args.repeats, num_proc=args.num_proc,
+                             ranks_per_trial=args.ranks_per_trial, halving=args.halving,
+                             racing=args.racing))
     data_dir = Path(args.data or Path("data/processed") / sweep.dataset)
     check_heads_before_session(sweep, args.config, data_dir)
     if args.check:

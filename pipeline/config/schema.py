@@ -228,6 +228,12 @@ class HalvingConfig:
     min_epochs: int = 1
     eta: int = 2
 
+    def __post_init__(self) -> None:
+        if self.min_epochs < 1:
+            raise ConfigError(f"halving.min_epochs: must be at least 1, got {self.min_epochs}")
+        if self.eta < 2:
+            raise ConfigError(f"halving.eta: must be at least 2, got {self.eta}")
+
 
 @dataclass(frozen=True)
 class RacingConfig:

@@ -24,7 +24,10 @@ from pipeline.tracking.vocab import (
     TAG_CONFIGURATION,
     TAG_DATASET,
     TAG_HASH,
+    TAG_LOCAL_BATCH,
+    TAG_LR_SCALE,
     TAG_PARENT,
+    TAG_RANKS,
     TAG_REPLICATE,
     TAG_RESUMED_FROM,
     TAG_ROLE,
@@ -62,6 +65,8 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
 
     Never raises for MLflow's sake: the other ranks wait in a broadcast for this answer.
     """
+    from mlflow.entities import RunTag
+
     from pipeline.tracking.claims import ClaimRequest, claim
     from pipeline.tracking.spool import Retry, first_line
     from pipeline.tracking.store import client_for, log_config_params, log_dataset_input, scrub
@@ -86,7 +91,9 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
                                                  job.fingerprint, job.data_dir))
             return Start(got.run_id)
         epoch = state["epoch"] if state else 0  # no checkpoint: retrained from the start
-        retry.call(lambda: client.set_tag(got.run_id, TAG_RESUMED_FROM, str(epoch)))
+        tags = {**plan_tags(trial), TAG_RESUMED_FROM: str(epoch)}
+        retry.call(lambda: client.log_batch(got.run_id, tags=[
+            RunTag(k, v) for k, v in tags.items()]))
         if state:
             log_missing_epoch(client, retry, got.run_id, state, job.spool_dir)
         return Start(got.run_id, state, held=retry.call(lambda: held_steps(client, got.run_id)))
@@ -101,10 +108,18 @@ def run_tags(job: RankJob, trial: Trial) -> dict[str, str]:
     tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
             TAG_DATASET: job.fingerprint, TAG_CELL: trial.cell_hash,
             TAG_CONFIGURATION: cell_label(trial),
-            TAG_REPLICATE: str(trial.replicate), TAG_TASK: job.task}
+            TAG_REPLICATE: str(trial.replicate), TAG_TASK: job.task, **plan_tags(trial)}
     if trial.warnings:  # checked on the driver against the dataset's task
         tags[TAG_WARNINGS] = "; ".join(trial.warnings)
     return tags
+
+
+def plan_tags(trial: Trial) -> dict[str, str]:
+    """How this launch trains the configuration: its ranks, each rank's batch and the
+    learning rate's scale (pipeline.train.contract.BatchPlan)."""
+    plan = trial.batches
+    return {TAG_RANKS: str(plan.ranks), TAG_LOCAL_BATCH: str(plan.local_batch),
+            TAG_LR_SCALE: f"{plan.lr_scale:g}"}
 
 
 def resumable_state(client: MlflowClient, retry: Retry, job: RankJob,

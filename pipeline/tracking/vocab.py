@@ -23,6 +23,10 @@ TAG_CELL = "cell"            # identity of the configuration its replicates shar
 TAG_CONFIGURATION = "configuration"  # that configuration in words (pipeline.tracking.labels)
 TAG_REPLICATE = "replicate"  # 0, 1, ... within the cell (its seed is training.seed + this)
 TAG_WARNINGS = "warnings"    # combinations that run but make little sense
+# How the run's launch trained it (a resumed run on another layout gets the new values):
+TAG_RANKS = "ranks"              # Horovod ranks of its trial group
+TAG_LOCAL_BATCH = "local_batch"  # each rank's batch
+TAG_LR_SCALE = "lr_scale"        # the factor applied to optimizer.learning_rate
 TAG_ERROR = "error"          # the end of a failed configuration's traceback
 TAG_RESUMED_FROM = "resumed_from_epoch"
 TAG_CHECKPOINT_WARNING = "checkpoint_warning"

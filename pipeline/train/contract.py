@@ -50,8 +50,6 @@ class BatchPlan:
 def plan_batches(cfg: RunConfig, manifest: Manifest, ranks: int, name: str) -> BatchPlan:
     """The plan for ``cfg`` on ``ranks`` ranks; ConfigError when the batch cannot be split."""
     t = cfg.training
-    if t.batch_size < 1:
-        raise ConfigError(f"{name}: training.batch_size must be at least 1, got {t.batch_size}")
     if t.batch_mode == "global" and t.batch_size % ranks:
         raise ConfigError(f"{name}: training.batch_size {t.batch_size} is not divisible by "
                           f"{ranks} ranks (it is the global batch)")

@@ -155,3 +155,30 @@ def test_sweep_refuses_a_dataset_with_a_missing_shard(tmp_path, spark, capsys, m
     assert code == 2
     err = capsys.readouterr().err
     assert f"shard train/{victim.name} listed but missing" in err
+
+
+@pytest.mark.parametrize("body, flags, message", [
+    ("", ["--repeats", "0"], "--repeats: must be at least 1, got 0"),
+    ("", ["--ranks-per-trial", "0"], "--ranks-per-trial: must be at least 1, got 0"),
+    ("halving: {enabled: true}\n", ["--racing"], "racing and halving are mutually exclusive"),
+    ("halving: {enabled: true, eta: 1}\n", [], "halving.eta: must be at least 2, got 1"),
+    ("grid:\n  training.epochs: [2, 0]\n", [],
+     "epochs=0: training.epochs must be at least 1, got 0"),
+    ("racing: {enabled: true, budget_runs: 1}\n", [],
+     "racing.budget_runs: 1 is below the first round's 1 configurations x 2"),
+])
+def test_sweep_out_of_range_values_are_refused_before_any_jvm(tmp_path, body, flags, message):
+    """The command line's values and the file's ranges, checked in one place at load time
+    (pipeline.config.resolve): no Java to be found, so a session started first would fail
+    on Java instead."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(f"name: s\ndataset: tiny\n{body}")
+    env = submit_env(JAVA_HOME=str(tmp_path / "no-java"))
+    proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "train_sweep.py"),
+                           "--config", str(sweep), "--data", str(tmp_path / "data"), *flags],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+                          check=False)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("train_sweep: error: ") and message in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing written

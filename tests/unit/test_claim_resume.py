@@ -215,3 +215,16 @@ def test_another_sweeps_failed_run_without_a_checkpoint_is_left_alone(sweep):
     start = claim_trial(job, job.trials[0])
     assert start.run_id not in (None, theirs) and start.held == {}
     assert client.get_run(theirs).data.tags[TAG_STATUS] == FAILED
+
+
+def test_new_and_resumed_runs_carry_how_their_launch_trains_them(sweep):
+    client, job = sweep
+    plan = job.trials[0].batches
+    wanted = {"ranks": str(plan.ranks), "local_batch": str(plan.local_batch),
+              "lr_scale": f"{plan.lr_scale:g}"}
+    fresh = claim_trial(job, job.trials[0]).run_id
+    assert {k: client.get_run(fresh).data.tags.get(k) for k in wanted} == wanted
+    resumed = _failed_in_this_sweep(client, job, epochs_logged=1)
+    client.delete_run(fresh)  # so the retry is the only run of the configuration left
+    assert claim_trial(job, job.trials[0]).run_id == resumed
+    assert {k: client.get_run(resumed).data.tags.get(k) for k in wanted} == wanted

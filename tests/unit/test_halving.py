@@ -17,11 +17,11 @@ def test_budgets_grow_eta_fold_and_end_at_the_epochs():
     assert budgets(1, HalvingConfig(True, 1, 2)) == [1]  # nothing to halve: one full rung
 
 
-@pytest.mark.parametrize("cfg, message", [(HalvingConfig(True, 0, 2), "min_epochs"),
-                                          (HalvingConfig(True, 1, 1), "eta")])
-def test_budgets_refuse_settings_that_never_halve(cfg, message):
+@pytest.mark.parametrize("values, message", [((True, 0, 2), "min_epochs"),
+                                             ((True, 1, 1), "eta")])
+def test_settings_that_never_halve_are_refused_when_the_file_is_read(values, message):
     with pytest.raises(ConfigError, match=message):
-        budgets(5, cfg)
+        HalvingConfig(*values)
 
 
 def test_the_best_fraction_is_kept_in_the_metrics_direction():

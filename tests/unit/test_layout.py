@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import SweepConfig, parse
+from pipeline.config.resolve import resolve
 from pipeline.errors import ConfigError
 from pipeline.train.driver import layout
 from pipeline.train.driver.sweep import SweepOptions, choose_layout
@@ -47,7 +48,7 @@ def _sweep(**fields: object) -> SweepConfig:
 def test_the_sweep_says_its_layout_and_why_in_one_line():
     said: list[str] = []
     sweep = _sweep(grid={"model.hidden_activation": ["relu", "tanh"]}, repeats=3)
-    shape = choose_layout("local[2]", sweep, SweepOptions(None), 2, said.append)
+    shape = choose_layout("local[2]", sweep, 2, said.append)
     assert (shape.ranks, shape.groups) == (1, 2)
     [line] = said
     assert line.startswith("sweep s: layout: 2 trials at once, 1 Horovod rank each; "
@@ -56,12 +57,12 @@ def test_the_sweep_says_its_layout_and_why_in_one_line():
 
 def test_ranks_per_trial_from_the_options_or_the_sweep_override_the_rule():
     said: list[str] = []
-    shape = choose_layout("local[2]", _sweep(repeats=3), SweepOptions(None, ranks_per_trial=2),
-                          2, said.append)
+    asked = resolve(_sweep(repeats=3), SweepOptions(None, ranks_per_trial=2).overrides()).sweep
+    shape = choose_layout("local[2]", asked, 2, said.append)
     assert (shape.ranks, shape.groups) == (2, 1)
-    shape = choose_layout("local[2]", _sweep(repeats=3, ranks_per_trial=2), SweepOptions(None),
-                          2, said.append)
+    shape = choose_layout("local[2]", _sweep(repeats=3, ranks_per_trial=2), 2, said.append)
     assert (shape.ranks, shape.groups) == (2, 1)
     assert all("as asked" in line for line in said)
+    too_many = resolve(_sweep(), SweepOptions(None, ranks_per_trial=3).overrides()).sweep
     with pytest.raises(ConfigError, match="--ranks-per-trial: 3 ranks per trial"):
-        choose_layout("local[2]", _sweep(), SweepOptions(None, ranks_per_trial=3), 2, said.append)
+        choose_layout("local[2]", too_many, 2, said.append)

@@ -60,7 +60,7 @@ def test_numbers_out_of_range_are_refused_before_anything_starts(key, value, mes
 
 
 def test_an_epochs_override_of_zero_is_refused():
-    with pytest.raises(ConfigError, match="training.epochs must be at least 1, got 0"):
+    with pytest.raises(ConfigError, match="--epochs: must be at least 1, got 0"):
         plan_trials(_sweep(), _manifest(), 1, epochs=0)
 
 

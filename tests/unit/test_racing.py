@@ -8,12 +8,13 @@ import pytest
 
 from pipeline.config import RacingConfig, RunConfig
 from pipeline.config.parse import parse
+from pipeline.config.resolve import resolve
 from pipeline.config.schema import SweepConfig
 from pipeline.errors import ConfigError
 from pipeline.report import verdicts
 from pipeline.train.contract import Trial
 from pipeline.train.driver import racing
-from pipeline.train.driver.sweep import SweepOptions, choose_schedule
+from pipeline.train.driver.sweep import SweepOptions
 
 # Per cell, replicate k's validation accuracy (the same seed k in every cell).
 GOOD = [0.900, 0.902, 0.901, 0.903, 0.900, 0.902]
@@ -148,14 +149,17 @@ def test_racing_settings_are_typed_and_checked():
 def test_racing_and_halving_at_once_are_refused_in_one_line(tmp_path):
     sweep = parse(SweepConfig, {"name": "s", "dataset": "d", "halving": {"enabled": True}})
     with pytest.raises(ConfigError, match="mutually exclusive"):
-        choose_schedule(sweep, SweepOptions(tmp_path, racing=True))
-    assert choose_schedule(sweep, SweepOptions(tmp_path, racing=True, halving=False)) == (
-        False, True)
+        resolve(sweep, SweepOptions(tmp_path, racing=True).overrides())
+    merged = resolve(sweep, SweepOptions(tmp_path, racing=True, halving=False).overrides())
+    assert (merged.sweep.halving.enabled, merged.sweep.racing.enabled) == (False, True)
 
 
-def test_a_budget_below_the_first_round_is_refused(monkeypatch):
-    with pytest.raises(ConfigError, match="below the first round"):
-        _race(monkeypatch, {"a": GOOD, "b": BAD}, RacingConfig(True, 2, 6, budget_runs=3))
+def test_a_budget_below_the_first_round_is_refused_when_the_sweep_is_resolved():
+    sweep = parse(SweepConfig, {"name": "s", "dataset": "d",
+                                "grid": {"model.hidden_activation": ["relu", "tanh"]},
+                                "racing": {"enabled": True, "budget_runs": 3}})
+    with pytest.raises(ConfigError, match=r"3 is below the first round's 2 configurations x 2"):
+        resolve(sweep)
 
 
 def _board_runs(race: bool):

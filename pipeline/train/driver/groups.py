@@ -47,8 +47,6 @@ def layout(num_proc: int, ranks_per_trial: int | None,
     """``num_proc`` ranks in groups of ``ranks_per_trial`` (None: one group of them all)."""
     if ranks_per_trial is None:
         return Layout(num_proc, 1)
-    if ranks_per_trial < 1:
-        raise ConfigError(f"--ranks-per-trial: must be at least 1, got {ranks_per_trial}")
     if ranks_per_trial > num_proc:
         raise ConfigError(f"--ranks-per-trial: {ranks_per_trial} ranks per trial, but the sweep "
                           f"has {num_proc} ranks (--num-proc, or Spark's task slots)")

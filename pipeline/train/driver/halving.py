@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline.config.schema import HalvingConfig
-from pipeline.errors import ConfigError
 from pipeline.tracking import runs as runs_store
 from pipeline.tracking.store import Client
 from pipeline.tracking.vocab import PAUSED, TAG_STATUS
@@ -43,10 +42,6 @@ class Rung:
 def budgets(epochs: int, cfg: HalvingConfig) -> list[int]:
     """The rungs' epochs: min_epochs, min_epochs x eta, ... while below ``epochs``, then
     ``epochs`` itself (the last rung trains the survivors to the end)."""
-    if cfg.min_epochs < 1:
-        raise ConfigError(f"halving.min_epochs: must be at least 1, got {cfg.min_epochs}")
-    if cfg.eta < 2:
-        raise ConfigError(f"halving.eta: must be at least 2, got {cfg.eta}")
     out, budget = [], cfg.min_epochs
     while budget < epochs:
         out.append(budget)

@@ -32,8 +32,6 @@ def resolve_num_proc(spark: SparkSession, sweep: SweepConfig, requested: int | N
                      log: Callable[[str], None] = print) -> int:
     """The launch's rank count, checked against the slots Spark has before anything starts."""
     wanted = requested or sweep.num_proc
-    if wanted is not None and wanted < 1:
-        raise ConfigError(f"--num-proc: must be at least 1, got {wanted}")
     count = count_slots(spark, wanted)
     if count.slots < 0:  # not countable (dynamic allocation without a maximum)
         if wanted is None:

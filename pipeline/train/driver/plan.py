@@ -6,13 +6,12 @@ No TensorFlow here: names are checked against ``pipeline.model.names``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.config import RunConfig, SweepConfig, apply_overrides, config_hash, expand_grid
+from pipeline.config import RunConfig, SweepConfig, apply_overrides, config_hash
 from pipeline.config.known import check_heads
-from pipeline.config.schema import MAX_REPEATS, check_at_most
+from pipeline.config.resolve import Overrides, check_numbers, resolve
 from pipeline.data.manifest import MANIFEST_NAME, Manifest, load_manifest
 from pipeline.errors import ConfigError, DataError
 from pipeline.model import names
@@ -26,22 +25,19 @@ def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
                 epochs: int | None, repeats: int | None = None,
                 log: Callable[[str], None] = logger.info) -> list[Trial]:
     """Resolve every grid point and each of its replicates, and check they can run, before
-    anything starts. Grid points that resolve to the same configuration are planned once."""
+    anything starts. Grid points that resolve to the same configuration are planned once.
+    The command line's values and every range are checked by ``pipeline.config.resolve``;
+    here, what needs the dataset."""
+    resolved = resolve(sweep, Overrides(epochs=epochs, repeats=repeats))
     manifest.shard_files(Path("."), "train", 0, num_proc)  # raises if too few shards
-    if repeats is not None and repeats < 1:
-        raise ConfigError(f"--repeats: must be at least 1, got {repeats}")
-    if repeats is not None:
-        check_at_most("--repeats", repeats, "1", MAX_REPEATS)
     spec = task_spec(manifest.task)
     log(f"sweep {sweep.name}: {manifest.dataset} is a {manifest.task} dataset: {spec.head}, "
         f"ranked by {spec.primary_metric} ({'higher' if spec.higher_is_better else 'lower'} "
         "is better); heads and losses checked against its rules")
     trials: list[Trial] = []
     seen: dict[str, str] = {}
-    for point in expand_grid(sweep):
+    for point in resolved.points:
         cell = point.config
-        if epochs is not None:
-            cell = apply_overrides(cell, {"training.epochs": epochs}, "--epochs")
         check_names(cell)
         check_training(point.name, cell, manifest.task)
         warnings = check_task(point.name, cell, manifest)
@@ -53,7 +49,7 @@ def plan_trials(sweep: SweepConfig, manifest: Manifest, num_proc: int,
         seen[cell_hash] = point.name
         for line in warnings:
             log(f"sweep {sweep.name}: warning: {point.name}: {line}")
-        trials += _replicates(point.name, cell, cell_hash, repeats or sweep.repeats, manifest,
+        trials += _replicates(point.name, cell, cell_hash, resolved.sweep.repeats, manifest,
                               num_proc, tuple(warnings))
     return trials
 
@@ -110,50 +106,9 @@ def check_names(cfg: RunConfig) -> None:
 
 
 def check_training(name: str, cfg: RunConfig, task: str = "multiclass") -> None:
-    t = cfg.training
+    """What the dataset's task decides: the metric early stopping watches."""
     monitors = epoch_metrics(task)
-    if t.early_stopping.monitor not in monitors:
+    if cfg.training.early_stopping.monitor not in monitors:
         raise ConfigError(f"{name}: training.early_stopping.monitor must be one of "
                           f"{', '.join(monitors)} for a {task} dataset")
-    if t.epochs < 1:
-        raise ConfigError(f"{name}: training.epochs must be at least 1, got {t.epochs}")
     check_numbers(name, cfg)
-
-
-SEED_LIMIT = 2**32  # NumPy's and TensorFlow's seeds
-
-
-def check_numbers(name: str, cfg: RunConfig) -> None:
-    """Values the types admit but training cannot use, refused before anything starts (in a
-    rank they would fail one configuration after another, or train on NaN)."""
-    o, m, t = cfg.optimizer, cfg.model, cfg.training
-    es = t.early_stopping
-    rules = [
-        (_at_least_zero(o.learning_rate), "optimizer.learning_rate must be a finite number >= 0",
-         o.learning_rate),
-        (_at_least_zero(o.momentum), "optimizer.momentum must be a finite number >= 0",
-         o.momentum),
-        (_positive(o.decay_rate), "optimizer.decay_rate must be a finite number above 0",
-         o.decay_rate),
-        (o.decay_steps >= 1, "optimizer.decay_steps must be at least 1", o.decay_steps),
-        (_at_least_zero(o.warmup_epochs), "optimizer.warmup_epochs must be a finite number >= 0",
-         o.warmup_epochs),
-        (0.0 <= m.dropout < 1.0, "model.dropout must be in [0, 1)", m.dropout),
-        (all(units >= 1 for units in m.hidden_layers),
-         "model.hidden_layers: every layer needs at least 1 unit", list(m.hidden_layers)),
-        (0 <= t.seed < SEED_LIMIT, "training.seed must be in [0, 2**32)", t.seed),
-        (es.patience >= 0, "training.early_stopping.patience must be at least 0", es.patience),
-        (_at_least_zero(es.min_delta),
-         "training.early_stopping.min_delta must be a finite number >= 0", es.min_delta),
-    ]
-    for ok, rule, value in rules:
-        if not ok:
-            raise ConfigError(f"{name}: {rule}, got {value}")
-
-
-def _positive(x: float) -> bool:
-    return math.isfinite(x) and x > 0
-
-
-def _at_least_zero(x: float) -> bool:
-    return math.isfinite(x) and x >= 0

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pipeline.config.schema import RacingConfig
-from pipeline.errors import ConfigError
 from pipeline.report import verdicts
 from pipeline.report.verdicts import CellVerdict
 from pipeline.tracking import runs as runs_store
@@ -126,9 +125,6 @@ def run_race(client: Client, exp_id: str, trials: list[Trial], todo: list[Trial]
         return [t for t in trials if t.config_hash not in pending]
 
     first = [t for t in todo if t.replicate < cfg.initial]
-    if budget < len(cells) * cfg.initial:
-        raise ConfigError(f"racing.budget_runs: {budget} is below the first round's "
-                          f"{len(cells)} configurations x {cfg.initial} initial replicates")
     rounds: list[Round] = []
     batch, given = first, cells
     while True:

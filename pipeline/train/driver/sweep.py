@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from pipeline.config import SweepConfig, expand_grid
+from pipeline.config.resolve import Overrides, resolve
 from pipeline.data.manifest import Manifest, load_manifest
-from pipeline.errors import ConfigError
 from pipeline.model import pairing
 from pipeline.storage import recover
 from pipeline.tasks import validation_metric
@@ -55,6 +55,12 @@ class SweepOptions:
     # Records MLflow could not take, per run: <spool_dir>/<experiment>/<run_id>.jsonl.
     spool_dir: Path = Path("spool")
 
+    def overrides(self) -> Overrides:
+        """What these options set over the sweep file (pipeline.config.resolve merges them)."""
+        return Overrides(epochs=self.epochs, repeats=self.repeats, num_proc=self.num_proc,
+                         ranks_per_trial=self.ranks_per_trial, halving=self.halving,
+                         racing=self.racing)
+
 
 @dataclass
 class SweepResult:
@@ -81,16 +87,15 @@ class SweepResult:
 
 def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
               log: Callable[[str], None] = logger.info) -> SweepResult:
-    halving_on, racing_on = choose_schedule(sweep, opts)
+    sweep = resolve(sweep, opts.overrides()).sweep  # the command line merged, ranges checked
+    halving_on, racing_on = sweep.halving.enabled, sweep.racing.enabled
     restored = recover(opts.data_dir)  # a prepare killed mid-swap left it aside
     if restored:
         log(f"WARNING: {restored}")
     manifest = load_manifest(opts.data_dir, verify=True)  # sizes, rows, sha256
-    if racing_on:  # every replicate a cell may get is planned; the race picks which train
-        opts = replace(opts, repeats=sweep.racing.max_replicates)
-    num_proc = resolve_num_proc(spark, sweep, opts.num_proc, log)
-    shape = choose_layout(spark.sparkContext.master, sweep, opts, num_proc, log)
-    trials = plan_trials(sweep, manifest, shape.ranks, opts.epochs, opts.repeats, log)
+    num_proc = resolve_num_proc(spark, sweep, sweep.num_proc, log)
+    shape = choose_layout(spark.sparkContext.master, sweep, num_proc, log)
+    trials = plan_trials(sweep, manifest, shape.ranks, opts.epochs, log=log)
     uri = store.tracking_uri(opts.tracking_uri)
     client = store.connect(uri)
     experiment = opts.experiment or sweep.name
@@ -173,23 +178,12 @@ def board_host(spark: SparkSession) -> str:
     return context.getConf().get("spark.driver.host", "127.0.0.1")
 
 
-def choose_schedule(sweep: SweepConfig, opts: SweepOptions) -> tuple[bool, bool]:
-    """(halving, racing) as asked, else the sweep's; never both (halving stops cells by epochs,
-    racing by replicates: their decisions would fight over the same runs)."""
-    halving_on = sweep.halving.enabled if opts.halving is None else opts.halving
-    racing_on = sweep.racing.enabled if opts.racing is None else opts.racing
-    if halving_on and racing_on:
-        raise ConfigError("racing and halving are mutually exclusive: turn one off "
-                          "(--no-halving or --no-racing)")
-    return halving_on, racing_on
-
-
-def choose_layout(master: str, sweep: SweepConfig, opts: SweepOptions, num_proc: int,
+def choose_layout(master: str, sweep: SweepConfig, num_proc: int,
                   log: Callable[[str], None]) -> groups.Layout:
-    """Ranks per trial as asked, else by the rule in ``layout``; said in one line first."""
-    runs = len(expand_grid(sweep)) * (opts.repeats or sweep.repeats)
-    choice = layout.choose(num_proc, runs, layout.is_local(master),
-                           opts.ranks_per_trial or sweep.ranks_per_trial)
+    """Ranks per trial as asked (``sweep`` resolved), else by the rule in ``layout``; said in
+    one line first."""
+    runs = len(expand_grid(sweep)) * sweep.repeats
+    choice = layout.choose(num_proc, runs, layout.is_local(master), sweep.ranks_per_trial)
     shape = groups.layout(num_proc, choice.ranks_per_trial, log)
     log(f"sweep {sweep.name}: layout: {shape.describe()}; {choice.why}")
     return shape
