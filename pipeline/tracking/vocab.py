@@ -29,6 +29,7 @@ TAG_LOCAL_BATCH = "local_batch"  # each rank's batch
 TAG_LR_SCALE = "lr_scale"        # the factor applied to optimizer.learning_rate
 TAG_ERROR = "error"          # the end of a failed configuration's traceback
 TAG_RESUMED_FROM = "resumed_from_epoch"
+TAG_RESUMED_IN_MEMORY = "resumed_in_memory"  # the epoch a kept model went on from
 TAG_CHECKPOINT_WARNING = "checkpoint_warning"
 
 # Leases and claims (pipeline.tracking.claims)

@@ -191,6 +191,9 @@ def test_halving_prunes_by_the_replicates_mean(halving, monkeypatch):
         else:  # the survivors went on from their rung-2 checkpoints
             assert run.data.tags["resumed_from_epoch"] == "2" and steps == [0, 1, 2, 3]
             assert "test_accuracy" in run.data.metrics
+    # A promoted trial goes back to the group that paused it, whose ranks kept its model
+    # (the exact numbers of that resume: test_promoted_runs_resume_exactly, below).
+    assert any(r.data.tags.get("resumed_in_memory") for r in runs.values())
     assert any("halving: rung 1/3: 4 configurations (8 runs) to epoch 1" in s for s in said)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)  # what the report reads
     _report_keeps_pruned_cells_apart(folder / "report")

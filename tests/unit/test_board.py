@@ -141,3 +141,19 @@ def test_a_runs_time_ends_when_its_group_asks_for_the_next_not_when_its_records_
     board.next(0, wait=0)  # a trained for 9 s; b starts
     board.done(0, _outcome(a))  # a's records land at 20: not a's time
     assert tracker.timed == [("a", 9.0)]
+
+
+def test_a_trial_of_a_later_round_goes_back_to_the_group_that_trained_it():
+    """Its ranks kept its model when it paused at the rung (rank.kept_models); another
+    group takes it only when its own group has nothing else of its own to take."""
+    board = Board(2)
+    a, b, c, d = (_trial(n) for n in "abcd")
+    board.submit([a, b])
+    for group in (0, 1):
+        trial = board.next(group, wait=0).trial
+        board.done(group, _outcome(trial))
+    assert board.wait() == []
+    board.submit([a, b, c, d])  # the next rung, a and b first in the queue
+    assert board.next(1, wait=0).trial is b  # group 1's own, ahead of a
+    assert board.next(0, wait=0).trial is a
+    assert board.next(1, wait=0).trial is c  # nothing of its own left: the queue's first

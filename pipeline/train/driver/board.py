@@ -59,6 +59,7 @@ class Board:
         # the next (its records then go on beside the next trial, so they do not count).
         self._took: dict[str, float] = {}
         self._open: set[str] = set()  # config hashes of submitted trials not yet settled
+        self._home: dict[str, int] = {}  # config hash -> the group that first trained it
         self._abandoned: list[Trial] = []  # never trained: every group gave up
         self._handlers: dict[int, Callable[[TrialOutcome], None]] = {}
         self._closed = self._halted = False
@@ -190,18 +191,40 @@ class Board:
                     return None
                 self._cond.wait(timeout=left)
             now = time.monotonic()
-            current = state.reserved.pop() if state.reserved else self._pending.popleft()
+            current = state.reserved.pop() if state.reserved else self._take(group)
             state.busy.append(current)
             # Claim one ahead only while every other group still has one to take: the last
             # trials of a round go to idle groups, not to a queue behind a busy one.
-            if len(self._pending) >= len(self._live):
-                state.reserved.append(self._pending.popleft())
+            ahead = self._take(group, steal=False) if len(self._pending) >= len(self._live) \
+                else None
+            if ahead is not None:  # never one another group's ranks kept the model of
+                state.reserved.append(ahead)
             state.current = (current.config_hash, now)
             self._number += 1
             total = (self._tracker.total if self._tracker
                      else self._number + len(self._pending) + len(state.reserved))
             return Assignment(current, state.reserved[0] if state.reserved else None,
                               self._number, total)
+
+    def _take(self, group: int, steal: bool = True) -> Trial | None:
+        """The next pending trial for ``group``, under the lock: the first it trained before
+        (a trial paused at a rung, whose model its ranks kept: rank.kept_models), else the
+        first no other live group trained, else (``steal``) the queue's first."""
+        others = self._live - {group}
+        free = None
+        for i, trial in enumerate(self._pending):
+            home = self._home.get(trial.config_hash)
+            if home == group:
+                del self._pending[i]
+                return trial
+            if free is None and home not in others:
+                free = i
+        if free is None and not steal:
+            return None
+        trial = self._pending[free or 0]
+        del self._pending[free or 0]
+        self._home[trial.config_hash] = group
+        return trial
 
     def done(self, group: int, outcome: TrialOutcome) -> None:
         """Rank 0 of ``group`` reports a trial settled (its records written)."""

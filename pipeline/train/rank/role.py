@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from pipeline.tracking.null_recorder import NullRecorder
 from pipeline.train.contract import RankJob, TrialOutcome
 from pipeline.train.rank.background import Background
 from pipeline.train.rank.claim_ahead import ClaimAhead, NoClaims
+from pipeline.train.rank.kept_models import KeptModels
 from pipeline.train.rank.pull import BoardLink, JobList, source_for
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class Role:
     records: Background | Discard
     job: RankJob
     trials: JobList | BoardLink | None = None  # rank 0's source of trials (rank.pull)
+    # Every rank's: paused trials' compiled models, for their next rung (rank.kept_models).
+    kept: KeptModels = field(default_factory=KeptModels)
 
     def report(self, outcome: TrialOutcome) -> None:
         """Rank 0 tells the driver a trial is settled, its records written."""

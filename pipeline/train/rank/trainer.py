@@ -12,12 +12,21 @@ from typing import TYPE_CHECKING
 
 from pipeline.data.manifest import Manifest
 from pipeline.tasks import primary_metric
-from pipeline.tracking.vocab import DIVERGED, FAILED, FINISHED, PAUSED, TAG_ERROR, TAG_RUNG_EPOCH
+from pipeline.tracking.vocab import (
+    DIVERGED,
+    FAILED,
+    FINISHED,
+    PAUSED,
+    TAG_ERROR,
+    TAG_RESUMED_IN_MEMORY,
+    TAG_RUNG_EPOCH,
+)
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
 from pipeline.train.rank import distributed
 from pipeline.train.rank.data import RankData, datasets
 from pipeline.train.rank.evaluation import TestResult, evaluate_test
+from pipeline.train.rank.kept_models import Kept
 from pipeline.train.rank.results import record_results
 from pipeline.train.rank.role import Role
 
@@ -38,7 +47,6 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
     ``role.records.wait()`` has returned, and the driver hears of it (``role.report``) then.
     """
     began = time.perf_counter()
-    built = _fresh_model(trial, manifest)
     claimed, beat = role.claims.take(trial)
     # [hvd] rank 0 read the checkpoint and claimed the configuration; every rank follows its
     # decision, so all skip together or all train (and read the same checkpoint).
@@ -56,12 +64,14 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
         held.push(beat)
     held.callback(recorder.close)
     try:
-        built, ckpt, state = _restored(trial, manifest, built, start.state, recorder, role)
+        built, ckpt, state = _model_for(trial, manifest, start.state, recorder, role)
         outcome, test = _fit_and_test(job, trial, manifest, data, built, ckpt, state, recorder,
                                       role, began)
     except BaseException:
         held.close()
         raise
+    if test is None:  # paused at its rung: its next rung may go on with this very model
+        role.kept.keep(trial.config_hash, Kept(built, ckpt, start.run_id, outcome.epochs_run))
 
     def record() -> None:
         recording = time.perf_counter()
@@ -90,6 +100,19 @@ def _fresh_model(trial: Trial, manifest: Manifest) -> BuiltModel:
     tf.keras.backend.clear_session()
     tf.keras.utils.set_random_seed(trial.config.training.seed)  # same seed on every rank
     return build_for(trial.config, manifest.problem())
+
+
+def _model_for(trial: Trial, manifest: Manifest, state: dict | None, recorder: Recorder,
+               role: Role) -> tuple[BuiltModel, tf.train.Checkpoint, dict | None]:
+    """The model to train: the one this group kept when the trial paused at its last rung,
+    if it is what the checkpoint ``state`` holds (rank.kept_models), else a fresh one with
+    the checkpoint read into it."""
+    if state:
+        kept = role.kept.take(trial.config_hash, state)
+        if kept is not None:
+            recorder.set_tag(TAG_RESUMED_IN_MEMORY, str(state["epoch"]))
+            return kept.built, kept.ckpt, state
+    return _restored(trial, manifest, _fresh_model(trial, manifest), state, recorder, role)
 
 
 def _restored(trial: Trial, manifest: Manifest, built: BuiltModel, state: dict | None,

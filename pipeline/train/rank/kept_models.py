@@ -1,0 +1,66 @@
+"""Compiled models of paused trials, kept in the rank's memory for their next rung.
+
+Successive halving pauses every trial at a rung's budget and resumes the promoted ones at the
+next. The ranks live for the whole sweep, so a promoted trial that comes back to the group
+that paused it can go on with the model it left: built, compiled, its training function
+already traced, its optimizer state in place. Reading the checkpoint back into a fresh model
+would pay the build, the compile and the tracing again for every resumed segment.
+
+A kept model is used only when it is exactly what the checkpoint holds (same run, same
+epoch) and every rank of the group kept it; otherwise the checkpoint is read as before.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.train.rank import distributed
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from pipeline.model.build import BuiltModel
+
+# Paused trials kept at once (the oldest goes first): a group's share of a rung's trials of a
+# dense model is a few megabytes each with its optimizer state.
+LIMIT = 64
+
+
+@dataclass(frozen=True)
+class Kept:
+    built: BuiltModel
+    ckpt: tf.train.Checkpoint
+    run_id: str
+    epoch: int  # epochs trained: the checkpoint's "epoch"
+
+
+class KeptModels:
+    """This rank's kept models, by configuration hash."""
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self._kept: OrderedDict[str, Kept] = OrderedDict()
+        self._limit = limit
+
+    def keep(self, config_hash: str, kept: Kept) -> None:
+        self._kept[config_hash] = kept
+        self._kept.move_to_end(config_hash)
+        while len(self._kept) > self._limit:
+            self._kept.popitem(last=False)
+
+    def take(self, config_hash: str, state: dict) -> Kept | None:
+        """The kept model of ``config_hash`` if every rank holds one matching the checkpoint
+        ``state``; None (and nothing kept for it) otherwise. [hvd] one allreduce, on every
+        rank of the group, for every resumed trial."""
+        kept = self._kept.pop(config_hash, None)
+        usable = (kept is not None and kept.run_id == state.get("run_id")
+                  and kept.epoch == state.get("epoch"))
+        missing = distributed.allreduce_sum(np.array([0.0 if usable else 1.0]),
+                                            name=f"kept.{config_hash}.{state.get('epoch')}")
+        return kept if usable and not missing[0] else None
+
+    def __len__(self) -> int:
+        return len(self._kept)
