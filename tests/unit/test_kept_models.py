@@ -54,3 +54,23 @@ def test_the_oldest_goes_first_past_the_limit(ranks):
         models.keep(name, _kept(run_id=name))
     assert len(models) == 2 and models.take("a", {"run_id": "a", "epoch": 2}) is None
     assert models.take("c", {"run_id": "c", "epoch": 2}) is not None
+
+
+def test_the_oldest_goes_first_past_the_byte_budget(ranks):
+    models = KeptModels(limit=10, limit_bytes=100)
+    for name in "abc":
+        models.keep(name, Kept(object(), object(), name, 2, nbytes=40))
+    assert len(models) == 2 and models.take("a", {"run_id": "a", "epoch": 2}) is None
+
+
+def test_a_kept_models_bytes_count_its_weights_and_optimizer_slots():
+    import tensorflow as tf
+
+    from pipeline.train.rank.kept_models import variable_bytes
+
+    model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])
+    opt = tf.keras.optimizers.Adam()
+    model.compile(optimizer=opt, loss="mse")
+    model.fit(tf.zeros((4, 3)), tf.zeros((4, 2)), verbose=0)  # the slots now exist
+    weights = (3 * 2 + 2) * 4  # float32 kernel and bias
+    assert variable_bytes(tf.train.Checkpoint(model=model, optimizer=opt)) >= 3 * weights

@@ -26,7 +26,7 @@ from pipeline.train.contract import RankJob, Trial, TrialOutcome
 from pipeline.train.rank import distributed
 from pipeline.train.rank.data import RankData, datasets
 from pipeline.train.rank.evaluation import TestResult, evaluate_test
-from pipeline.train.rank.kept_models import Kept
+from pipeline.train.rank.kept_models import Kept, variable_bytes
 from pipeline.train.rank.results import record_results
 from pipeline.train.rank.role import Role
 
@@ -71,7 +71,8 @@ def train_trial(job: RankJob, trial: Trial, manifest: Manifest, data: RankData, 
         held.close()
         raise
     if test is None:  # paused at its rung: its next rung may go on with this very model
-        role.kept.keep(trial.config_hash, Kept(built, ckpt, start.run_id, outcome.epochs_run))
+        role.kept.keep(trial.config_hash, Kept(built, ckpt, start.run_id, outcome.epochs_run,
+                                                variable_bytes(ckpt)))
 
     def record() -> None:
         recording = time.perf_counter()
