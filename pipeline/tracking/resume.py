@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from pipeline.tracking.spool import Retry
+    from pipeline.train.checkpoints import CheckpointState
     from pipeline.train.contract import RankJob, Trial
 
 log = logging.getLogger("pipeline.rank")
@@ -54,7 +55,7 @@ class Start:
     """Rank 0's decision for one configuration, broadcast to every rank."""
 
     run_id: str | None          # None: not trained here, ``status`` and ``reason`` say why
-    state: dict | None = None   # checkpoint to resume from
+    state: CheckpointState | None = None  # checkpoint to resume from
     status: str = SKIPPED       # SKIPPED: done or another sweep's; UNSTARTED: MLflow was down
     reason: str = ""
     held: dict[str, int] = field(default_factory=dict)  # metric -> last step MLflow has
@@ -75,7 +76,7 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
     retry = Retry(job.tracking.retries, job.tracking.backoff_seconds)
     try:
         state = resumable_state(client, retry, job, trial)
-        resume_id = state["run_id"] if state else retried_run(client, retry, job, trial)
+        resume_id = state.run_id if state else retried_run(client, retry, job, trial)
         if resume_id and not spool_delivered(client, retry, job, resume_id):
             return Start(None, status=UNSTARTED, reason=(
                 f"run {resume_id} has records in the spool that MLflow does not take "
@@ -90,7 +91,7 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
             retry.call(lambda: log_dataset_input(client, got.run_id, job.dataset or "dataset",
                                                  job.fingerprint, job.data_dir))
             return Start(got.run_id)
-        epoch = state["epoch"] if state else 0  # no checkpoint: retrained from the start
+        epoch = state.epoch if state else 0  # no checkpoint: retrained from the start
         tags = {**plan_tags(trial), TAG_RESUMED_FROM: str(epoch)}
         retry.call(lambda: client.log_batch(got.run_id, tags=[
             RunTag(k, v) for k, v in tags.items()]))
@@ -123,7 +124,7 @@ def plan_tags(trial: Trial) -> dict[str, str]:
 
 
 def resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
-                    trial: Trial) -> dict | None:
+                    trial: Trial) -> CheckpointState | None:
     """The checkpoint to resume from, if its run is one this sweep may take over.
 
     ``latest.json`` outlives the store it was written against (a new tracking store, a
@@ -135,7 +136,7 @@ def resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
     state = checkpoints.read_state(folder)
     if not state:
         return None
-    run_id = str(state.get("run_id") or "")
+    run_id = state.run_id
     run = find_run(client, retry, run_id)
     why = not_resumable(run_id, run, job.experiment_id, trial.config_hash)
     if not why:
@@ -203,19 +204,19 @@ def spool_delivered(client: MlflowClient, retry: Retry, job: RankJob, run_id: st
     return spool_file.waiting(job.spool_dir, run_id) is None
 
 
-def log_missing_epoch(client: MlflowClient, retry: Retry, run_id: str, state: dict,
+def log_missing_epoch(client: MlflowClient, retry: Retry, run_id: str, state: CheckpointState,
                       spool_dir: str | Path) -> None:
     """The checkpointed epoch's metrics, if the crash came before they reached MLflow or the
     spool (which the next replay delivers): logged once, never twice."""
     from pipeline.tracking.spool_file import spooled_steps
 
-    last = state["epoch"] - 1
+    last = state.epoch - 1
     history = retry.call(lambda: client.get_metric_history(run_id, "loss"))
     if any(m.step == last for m in history):
         return
     if last in spooled_steps(spool_dir, run_id, "loss"):
         return
-    logs = state.get("logs", {})
+    logs = state.logs
     for key in EPOCH_METRICS:
         if key in logs:
             retry.call(lambda k=key: client.log_metric(run_id, k, logs[k], step=last))

@@ -5,6 +5,8 @@ One place, so the sweep, the ranks, the report and the tests agree on spelling.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pipeline import tasks
 
 # Tags on every run of a sweep
@@ -48,17 +50,33 @@ TAG_PRUNED = "pruned"          # on a pruned run: the rung's decision, in words
 # Racing (pipeline.train.driver.racing)
 TAG_RACE = "race"  # on every run of a cell: why it has the replicates it has
 
-# Statuses (the TAG_STATUS values)
-FINISHED, DIVERGED, FAILED, RUNNING = "finished", "diverged", "failed", "running"
+
+
+class Status(StrEnum):
+    """A run's status tag (TAG_STATUS), and a trial's outcome. Members are strings, so tags
+    written and read as text compare equal to them."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    DIVERGED = "diverged"  # stopped on a non-finite loss: done, and counted against its cell
+    FAILED = "failed"
+    # Successive halving: PAUSED, trained to its rung's budget and waiting for the decision
+    # (checkpoint kept); PRUNED, stopped there by the decision (not comparable with finished).
+    PAUSED = "paused"
+    PRUNED = "pruned"
+    # Outcomes a rank reports for a configuration it did not train (never a tag): SKIPPED,
+    # done or claimed by another sweep; UNSTARTED, MLflow was unusable when its turn came.
+    SKIPPED = "skipped"
+    UNSTARTED = "unstarted"
+
+
+FINISHED, DIVERGED = Status.FINISHED, Status.DIVERGED
+FAILED, RUNNING = Status.FAILED, Status.RUNNING
+PAUSED, PRUNED = Status.PAUSED, Status.PRUNED
+SKIPPED, UNSTARTED = Status.SKIPPED, Status.UNSTARTED
 DONE_STATUSES = (FINISHED, DIVERGED)
-# Successive halving: PAUSED, trained to its rung's budget and waiting for the decision
-# (checkpoint kept); PRUNED, stopped there by the decision (not comparable with finished runs).
-PAUSED, PRUNED = "paused", "pruned"
 # The MLflow run status each status tag ends a run with (anything else: FINISHED).
 MLFLOW_END_STATUS = {FAILED: "FAILED", PAUSED: "SCHEDULED", PRUNED: "KILLED"}
-# Outcomes a rank reports for a configuration it did not train (never a tag): SKIPPED, done
-# or claimed by another sweep; UNSTARTED, MLflow was unusable when its turn came.
-SKIPPED, UNSTARTED = "skipped", "unstarted"
 
 # Params of a sweep's parent run
 PARAM_GRID_AXES = "grid_axes"

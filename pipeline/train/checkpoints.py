@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,16 +33,39 @@ def job_dir(job: RankJob, config_hash: str) -> Path:
     return trial_dir(job.checkpoint_dir, job.experiment_id, config_hash)
 
 
-def read_state(folder: Path) -> dict | None:
-    """``{"epoch": epochs done, "prefix": checkpoint path, "run_id": MLflow run}`` or None."""
+@dataclass(frozen=True)
+class CheckpointState:
+    """What ``latest.json`` says: the epochs done, the checkpoint's path prefix, the MLflow
+    run it belongs to, and that epoch's (rank-averaged) logs, logged from here if the process
+    died before MLflow had them."""
+
+    epoch: int
+    prefix: str
+    run_id: str = ""
+    logs: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> CheckpointState | None:
+        """None for anything but a well-formed state (start over rather than resume from
+        something unknown)."""
+        try:
+            data = json.loads(text)
+            return cls(int(data["epoch"]), str(data["prefix"]), str(data.get("run_id") or ""),
+                       {str(k): float(v) for k, v in (data.get("logs") or {}).items()})
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+
+def read_state(folder: Path) -> CheckpointState | None:
+    """The folder's committed checkpoint, or None (none, unreadable, or its files missing)."""
     path = folder / STATE
     if not path.is_file():
         return None
-    try:
-        state = json.loads(path.read_text())
-    except ValueError:
-        return None  # unreadable: start over rather than resume from something unknown
-    if not Path(f"{state.get('prefix', '')}.index").is_file():
+    state = CheckpointState.from_json(path.read_text())
+    if state is None or not Path(f"{state.prefix}.index").is_file():
         return None
     return state
 

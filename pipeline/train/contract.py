@@ -15,6 +15,7 @@ from pipeline.config import RunConfig, TrackingConfig
 from pipeline.data.feed import steps_per_epoch
 from pipeline.data.manifest import Manifest
 from pipeline.errors import ConfigError
+from pipeline.tracking.vocab import Status
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class TrialOutcome:
 
     name: str
     config_hash: str
-    status: str
+    status: Status
     reason: str = ""
     epochs_run: int = 0
     resumed_from_epoch: int = 0

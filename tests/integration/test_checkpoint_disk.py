@@ -54,11 +54,11 @@ def test_a_failed_checkpoint_write_never_becomes_the_resume_point(small_disk, ml
     # The rerun, with room again: resumes from epoch 1's weights exactly, then saves on.
     filler.unlink()
     state = checkpoints.read_state(folder)
-    assert state["epoch"] == 1
+    assert state.epoch == 1
     fresh, fresh_ckpt = _model_and_checkpoint(tf)
     epoch_checkpoint.restore(fresh_ckpt, state)
     for restored, saved in zip(fresh.get_weights(), epoch_one, strict=True):
         np.testing.assert_array_equal(restored, saved)
     epoch_checkpoint.EpochCheckpoint(folder, fresh_ckpt, recorder).on_epoch_end(1, {"loss": 0.5})
-    assert checkpoints.read_state(folder)["epoch"] == 2
+    assert checkpoints.read_state(folder).epoch == 2
     assert not list(folder.glob("epoch-0001*"))  # the older checkpoint was retired

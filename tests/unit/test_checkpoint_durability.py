@@ -58,7 +58,7 @@ def test_the_checkpoint_and_latest_json_are_fsynced_file_and_folder(tmp_path, mo
     monkeypatch.setattr(os, "fsync", fsync)
     folder = tmp_path / "trial"
     _, state = _saved(folder)
-    prefix = state["prefix"]
+    prefix = state.prefix
     written = [str(p) for p in folder.glob("epoch-0001*")]
     assert written and all(p in synced for p in written)
     assert f"{prefix}.index" in synced
@@ -78,13 +78,13 @@ def test_an_unreadable_checkpoint_starts_afresh_with_a_warning_and_a_tag(
     elif damage == "missing data":
         data.unlink()
     else:
-        Path(f"{state['prefix']}.index").write_bytes(b"not an index")
+        Path(f"{state.prefix}.index").write_bytes(b"not an index")
     _, ckpt = _model_and_checkpoint(seed=1)
     recorder = _Tags()
     said: list[str] = []
     assert not epoch_checkpoint.restored_everywhere(ckpt, state, recorder, said.append)
     warning = recorder.tags[TAG_CHECKPOINT_WARNING]
-    assert f"checkpoint {state['prefix']} (epoch 1) could not be restored" in warning
+    assert f"checkpoint {state.prefix} (epoch 1) could not be restored" in warning
     assert "starting afresh from epoch 0" in warning and "\n" not in warning
     assert said == [f"    WARNING: {warning}"]
 

@@ -84,9 +84,9 @@ def test_experiments_sharing_a_checkpoint_dir_keep_each_others_checkpoints(tmp_p
 
     # The first experiment's relaunch resumes its run from its own, intact checkpoint.
     resumed = claim_trial(first, first.trials[0])
-    assert resumed.run_id == interrupted and resumed.state["epoch"] == 1
+    assert resumed.run_id == interrupted and resumed.state.epoch == 1
     model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
-    tf.train.Checkpoint(model=model).read(resumed.state["prefix"]).expect_partial()
+    tf.train.Checkpoint(model=model).read(resumed.state.prefix).expect_partial()
     assert model.layers[0].bias.numpy().tolist() == [1.0]
 
 

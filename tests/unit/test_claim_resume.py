@@ -123,7 +123,7 @@ def test_a_resumed_run_gets_its_spooled_epoch_once(sweep):
     _spool_epoch(job, run_id, 2)  # epoch 2 in the spool: MLflow was down when it ended
     _checkpoint(job, run_id, 3)
     start = claim_trial(job, job.trials[0])
-    assert start.run_id == run_id and start.state["epoch"] == 3
+    assert start.run_id == run_id and start.state.epoch == 3
     spool.replay(client, Path(job.spool_dir), spool.Retry(0, 0.0))
     assert _steps(client, run_id) == [0, 1, 2]  # not once from the spool, once from the state
 
@@ -158,8 +158,8 @@ def test_the_missing_epoch_is_not_logged_while_the_spool_holds_it(sweep):
     client, job = sweep
     run_id = _interrupted_run(client, job.experiment_id, 2)
     _spool_epoch(job, run_id, 2)  # waiting for a replay that has not happened yet
-    log_missing_epoch(client, spool.Retry(0, 0.0), run_id, {"epoch": 3, "logs": {"loss": 0.3}},
-                      job.spool_dir)
+    state = checkpoints.CheckpointState(3, "", logs={"loss": 0.3})
+    log_missing_epoch(client, spool.Retry(0, 0.0), run_id, state, job.spool_dir)
     assert _steps(client, run_id) == [0, 1]
     spool.replay(client, Path(job.spool_dir), spool.Retry(0, 0.0))
     assert _steps(client, run_id) == [0, 1, 2]

@@ -21,7 +21,7 @@ from pipeline.config import SweepConfig
 from pipeline.errors import ConfigError
 from pipeline.tracking import runs, spool, spool_file, store
 from pipeline.tracking.store import Client, Run
-from pipeline.tracking.vocab import SKIPPED, TAG_HASH, TAG_STATUS, UNSTARTED
+from pipeline.tracking.vocab import SKIPPED, TAG_HASH, TAG_STATUS, UNSTARTED, Status
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob, Trial, TrialOutcome
 from pipeline.train.driver.board import Board
@@ -160,7 +160,8 @@ class Launches:
 
 def _outcome_from_run(run: Run) -> TrialOutcome:
     m = run.data.metrics
-    return TrialOutcome(run.info.run_name, run.data.tags[TAG_HASH], run.data.tags[TAG_STATUS],
+    return TrialOutcome(run.info.run_name, run.data.tags[TAG_HASH],
+                        Status(run.data.tags[TAG_STATUS]),
                         epochs_run=int(m.get("epochs_run", 0)),
                         metrics={k: v for k, v in m.items() if k.startswith("test_")},
                         train_seconds=m.get("train_seconds", float("nan")))

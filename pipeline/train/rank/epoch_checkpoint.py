@@ -14,7 +14,6 @@ configuration's run gets a ``checkpoint_warning`` tag besides the warning on the
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -28,7 +27,7 @@ import tensorflow as tf
 from pipeline.storage import disk_problem
 from pipeline.tracking.spool import first_line
 from pipeline.tracking.vocab import TAG_CHECKPOINT_WARNING
-from pipeline.train.checkpoints import STATE, fsync_path, read_state
+from pipeline.train.checkpoints import STATE, CheckpointState, fsync_path, read_state
 from pipeline.train.rank import distributed
 
 if TYPE_CHECKING:
@@ -37,12 +36,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def restore(ckpt: tf.train.Checkpoint, state: dict) -> None:
+def restore(ckpt: tf.train.Checkpoint, state: CheckpointState) -> None:
     # expect_partial: optimizer slots are created lazily and restored when they appear.
-    ckpt.read(state["prefix"]).expect_partial()
+    ckpt.read(state.prefix).expect_partial()
 
 
-def restored_everywhere(ckpt: tf.train.Checkpoint, state: dict, recorder: Recorder,
+def restored_everywhere(ckpt: tf.train.Checkpoint, state: CheckpointState, recorder: Recorder,
                         say: Callable[[str], None]) -> bool:
     """Restore ``state`` into ``ckpt`` on every rank or on none; True when every rank could.
 
@@ -54,17 +53,17 @@ def restored_everywhere(ckpt: tf.train.Checkpoint, state: dict, recorder: Record
     why = _read_problem(ckpt, state)
     # [hvd] allreduce: ranks resume together or start afresh together
     failed = distributed.allreduce_sum(np.array([1.0 if why else 0.0]),
-                                       name=f"restore.{Path(state['prefix']).parent.name}")
+                                       name=f"restore.{Path(state.prefix).parent.name}")
     if not failed[0]:
         return True
-    message = (f"checkpoint {state['prefix']} (epoch {state['epoch']}) could not be restored "
+    message = (f"checkpoint {state.prefix} (epoch {state.epoch}) could not be restored "
                f"({why or 'on another rank'}); starting afresh from epoch 0")
     say(f"    WARNING: {message}")
     recorder.set_tag(TAG_CHECKPOINT_WARNING, message)
     return False
 
 
-def _read_problem(ckpt: tf.train.Checkpoint, state: dict) -> str:
+def _read_problem(ckpt: tf.train.Checkpoint, state: CheckpointState) -> str:
     """Why the checkpoint could not be read ('' when it was)."""
     try:
         restore(ckpt, state)
@@ -107,9 +106,8 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         # The epoch's (rank-averaged) logs travel with the checkpoint: if the process dies
         # between this commit and MLflow logging, the resumed run logs them from here.
         with tmp.open("w") as f:
-            f.write(json.dumps({"epoch": epoch + 1, "prefix": str(prefix),
-                                "run_id": self.recorder.run_id,
-                                "logs": {k: float(v) for k, v in (logs or {}).items()}}))
+            f.write(CheckpointState(epoch + 1, str(prefix), self.recorder.run_id,
+                                    {k: float(v) for k, v in (logs or {}).items()}).to_json())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.folder / STATE)
@@ -128,7 +126,7 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
 
     def _warn(self, epoch: int, reason: str) -> None:
         state = read_state(self.folder)
-        resume = f"epoch {state['epoch']}" if state else "the start"
+        resume = f"epoch {state.epoch}" if state else "the start"
         message = (f"checkpoint of epoch {epoch} not written to {self.folder}: {reason}; "
                    f"training goes on, an interruption now resumes from {resume}")
         log.warning("WARNING: %s", message)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
     from pipeline.model.build import BuiltModel
+    from pipeline.train.checkpoints import CheckpointState
 
 # Paused trials kept at once, and the bytes their variables (weights and optimizer slots) may
 # hold in all; the oldest goes first. A default-sweep MLP is about 2 MB with its slots; a
@@ -63,15 +64,14 @@ class KeptModels:
                 k.nbytes for k in self._kept.values()) > self._limit_bytes):
             self._kept.popitem(last=False)
 
-    def take(self, config_hash: str, state: dict) -> Kept | None:
+    def take(self, config_hash: str, state: CheckpointState) -> Kept | None:
         """The kept model of ``config_hash`` if every rank holds one matching the checkpoint
         ``state``; None (and nothing kept for it) otherwise. [hvd] one allreduce, on every
         rank of the group, for every resumed trial."""
         kept = self._kept.pop(config_hash, None)
-        usable = (kept is not None and kept.run_id == state.get("run_id")
-                  and kept.epoch == state.get("epoch"))
+        usable = kept is not None and (kept.run_id, kept.epoch) == (state.run_id, state.epoch)
         missing = distributed.allreduce_sum(np.array([0.0 if usable else 1.0]),
-                                            name=f"kept.{config_hash}.{state.get('epoch')}")
+                                            name=f"kept.{config_hash}.{state.epoch}")
         return kept if usable and not missing[0] else None
 
     def __len__(self) -> int:

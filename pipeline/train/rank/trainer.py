@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from pipeline.model.build import BuiltModel
     from pipeline.tracking.recorder import Recorder
+    from pipeline.train.checkpoints import CheckpointState
     from pipeline.train.rank.callbacks import DivergenceStop, EpochClock
 
 
@@ -103,22 +104,24 @@ def _fresh_model(trial: Trial, manifest: Manifest) -> BuiltModel:
     return build_for(trial.config, manifest.problem())
 
 
-def _model_for(trial: Trial, manifest: Manifest, state: dict | None, recorder: Recorder,
-               role: Role) -> tuple[BuiltModel, tf.train.Checkpoint, dict | None]:
+def _model_for(trial: Trial, manifest: Manifest, state: CheckpointState | None,
+               recorder: Recorder, role: Role
+               ) -> tuple[BuiltModel, tf.train.Checkpoint, CheckpointState | None]:
     """The model to train: the one this group kept when the trial paused at its last rung,
     if it is what the checkpoint ``state`` holds (rank.kept_models), else a fresh one with
     the checkpoint read into it."""
     if state:
         kept = role.kept.take(trial.config_hash, state)
         if kept is not None:
-            recorder.set_tag(TAG_RESUMED_IN_MEMORY, str(state["epoch"]))
+            recorder.set_tag(TAG_RESUMED_IN_MEMORY, str(state.epoch))
             return kept.built, kept.ckpt, state
     return _restored(trial, manifest, _fresh_model(trial, manifest), state, recorder, role)
 
 
-def _restored(trial: Trial, manifest: Manifest, built: BuiltModel, state: dict | None,
+def _restored(trial: Trial, manifest: Manifest, built: BuiltModel,
+              state: CheckpointState | None,
               recorder: Recorder, role: Role
-              ) -> tuple[BuiltModel, tf.train.Checkpoint, dict | None]:
+              ) -> tuple[BuiltModel, tf.train.Checkpoint, CheckpointState | None]:
     """The compiled model and its checkpoint object, restored from ``state`` when every rank
     could read it; otherwise a fresh model and no state (the configuration starts afresh)."""
     from pipeline.train.rank import epoch_checkpoint
@@ -139,7 +142,7 @@ def _compiled(trial: Trial, built: BuiltModel) -> tf.train.Checkpoint:
 
 
 def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData,
-                  built: BuiltModel, ckpt: tf.train.Checkpoint, state: dict | None,
+                  built: BuiltModel, ckpt: tf.train.Checkpoint, state: CheckpointState | None,
                   recorder: Recorder, role: Role,
                   began: float) -> tuple[TrialOutcome, TestResult | None]:
     """Every rank: fit and test (no test when paused at a rung's budget). ``began``: when
@@ -147,7 +150,7 @@ def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData
     cfg, plan = trial.config, trial.batches
     # [hvd] identical starting weights on every rank (rank 0's initialisation or checkpoint).
     distributed.broadcast_variables(built.train.variables)
-    initial_epoch = state["epoch"] if state else 0
+    initial_epoch = state.epoch if state else 0
     folder = checkpoints.job_dir(job, trial.config_hash)
     callbacks, diverge, clock = _callbacks(trial, recorder, role, role.checkpointer(
         folder, ckpt, recorder))
