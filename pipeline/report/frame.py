@@ -59,8 +59,11 @@ def load(client: MlflowClient, experiment: str, all_runs: bool = False) -> Sweep
         raise PipelineError(f"experiment {experiment!r} has no sweep runs")
     parent_id = parent.info.run_id if parent else ""
     runs = store.children(client, exp.experiment_id, parent_id or None)
+    if parent is not None:  # a rerun: what an earlier attempt finished, and it skipped
+        runs += store.done_before(client, exp.experiment_id, parent, runs)
     if not runs and parent_id:
-        # A re-run that skipped everything has no children of its own: show the sweep's history.
+        # A sweep recorded before its plan was (no planned.json) that skipped everything has
+        # no children of its own: show the experiment's history.
         runs = store.children(client, exp.experiment_id)
     if not runs:
         raise PipelineError(f"experiment {experiment!r} has no configuration runs to compare")

@@ -7,6 +7,7 @@ with a run whose status says so, and reads and ends the runs successive halving 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +21,7 @@ from pipeline.data.manifest import Manifest
 from pipeline.tracking import claims, labels, store
 from pipeline.tracking.spool import RunLog
 from pipeline.tracking.vocab import (
+    ARTIFACT_PLANNED,
     DONE_STATUSES,
     FAILED,
     FINISHED,
@@ -70,6 +72,13 @@ def start_parent(client: MlflowClient, exp_id: str, sweep: SweepConfig, manifest
                        "report.min_effect": sweep.report.min_effect}.items():
         client.log_param(run.info.run_id, key, value)
     return run.info.run_id
+
+
+def log_planned(client: MlflowClient, parent_id: str, trials: Iterable[Trial]) -> None:
+    """Every configuration hash the sweep planned, on its parent run (store.done_before reads
+    it back for the report)."""
+    hashes = sorted({t.config_hash for t in trials})
+    client.log_text(parent_id, json.dumps(hashes), ARTIFACT_PLANNED)
 
 
 def finish_parent(log: RunLog, status: str) -> bool:

@@ -6,7 +6,9 @@ per configuration, tagged so a re-run can tell which configurations are done.
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -16,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import RunConfig, flatten, to_dict
 from pipeline.errors import PipelineError
 from pipeline.tracking.vocab import (
+    ARTIFACT_PLANNED,
     DONE_STATUSES,
     KIND_MODEL_TRAINING,
     ROLE_CONFIG,
@@ -168,6 +171,38 @@ def latest_parent(client: MlflowClient, exp_id: str) -> Run | None:
     runs = client.search_runs([exp_id], f"tags.{TAG_ROLE} = '{ROLE_SWEEP}'",
                               order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None
+
+
+def done_before(client: MlflowClient, exp_id: str, parent: Run, have: list[Run]) -> list[Run]:
+    """Runs of configurations ``parent``'s sweep planned that an earlier attempt (or another
+    sweep) finished, so the sweep skipped them and ``have`` (its own children) lacks them:
+    one done run per configuration, on the same dataset. A sweep recorded before its plan
+    was (no planned.json) gets none."""
+    planned = planned_hashes(client, parent.info.run_id)
+    missing = planned - {r.data.tags.get(TAG_HASH) for r in have}
+    if not missing:
+        return []
+    fingerprint, found = parent.data.tags.get(TAG_DATASET), {}
+    for run in children(client, exp_id):
+        tags = run.data.tags
+        if tags.get(TAG_HASH) in missing and tags.get(TAG_STATUS) in DONE_STATUSES \
+                and tags.get(TAG_DATASET) == fingerprint:
+            found.setdefault(tags[TAG_HASH], run)
+    return list(found.values())
+
+
+def planned_hashes(client: MlflowClient, parent_id: str) -> set[str]:
+    """The configuration hashes a sweep's parent run planned (runs.log_planned); empty if it
+    has no record of them."""
+    with tempfile.TemporaryDirectory(prefix="planned-") as tmp:
+        try:
+            path = client.download_artifacts(parent_id, ARTIFACT_PLANNED, tmp)
+        except Exception:  # no such artifact: a sweep recorded before plans were
+            return set()
+        try:
+            return {str(h) for h in json.loads(Path(path).read_text())}
+        except (ValueError, TypeError):
+            return set()
 
 
 def children(client: MlflowClient, exp_id: str, parent_id: str | None = None) -> list[Run]:

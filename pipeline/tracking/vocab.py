@@ -95,6 +95,9 @@ KIND_MODEL_TRAINING = "custom_model_development"
 
 # Artifacts of a child run
 ARTIFACT_CONFIG = "resolved_config.json"
+# On a sweep's parent: every configuration hash it planned (a rerun's report finds there the
+# runs an earlier attempt finished and the rerun skipped).
+ARTIFACT_PLANNED = "planned.json"
 ARTIFACT_CONFUSION = "confusion_matrix.png"
 ARTIFACT_CURVES = "curves.png"
 

@@ -12,6 +12,7 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.report import frame
 from pipeline.tracking import store as tracking
 from tests.helpers import ROOT, SPARK_SUBMIT, load_job, submit_env, write_data_config, write_npz
 
@@ -107,3 +108,8 @@ def test_rerun_after_driver_kill_runs_only_what_is_unfinished(tmp_path, spark):
     for run in finished:
         steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
         assert steps == [0, 1, 2]
+    # The rerun's report shows every configuration, the first attempt's finished ones too.
+    shown = frame.load(client, "restart").runs
+    assert len(shown) == 3 and set(shown["status"]) == {"finished"}
+    assert done_before <= {r.data.tags["config_hash"] for r in finished
+                           if r.info.run_id in set(shown["run_id"])}

@@ -106,6 +106,7 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
     replayed = replay_spool(client, spool_dir, retry, log)
     findings = preflight(trials, sweep.name, log)
     parent = runs.start_parent(client, exp_id, sweep, manifest, num_proc, len(trials), findings)
+    runs.log_planned(client, parent, trials)  # the report finds the skipped ones from it
     # Registered once here, so that ranks starting runs at the same moment only link it.
     store.log_dataset_input(client, parent, manifest.dataset or "dataset", manifest.fingerprint,
                             str(opts.data_dir.resolve()))
