@@ -157,9 +157,14 @@ GPU_SWEEP = SWEEP + "max_attempts: 1\n"
 
 
 def gpu_submit(cluster, *args: str) -> subprocess.CompletedProcess:
-    """With conf/spark/gpu.conf; the discovery script from this checkout, not the image's."""
+    """With conf/spark/gpu.conf; the discovery script from this checkout, not the image's.
+    The stated size (two cores) keeps the driver waiting for the second executor, which on
+    the loaded test machine (the environment is packed beside) can register late."""
     return checkout_submit(cluster, "--conf", "spark.executor.resource.gpu.discoveryScript="
-                           f"{ROOT / 'scripts' / 'gpu-discovery.sh'}", *args, conf="gpu.conf")
+                           f"{ROOT / 'scripts' / 'gpu-discovery.sh'}",
+                           "--conf", "spark.cores.max=2",
+                           "--conf", "spark.scheduler.maxRegisteredResourcesWaitingTime=120s",
+                           *args, conf="gpu.conf")
 
 
 def test_gpu_scheduling_counts_slots_by_gpu(cluster, prepared, tmp_path):
