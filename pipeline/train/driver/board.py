@@ -59,7 +59,7 @@ class Board:
         # the next (its records then go on beside the next trial, so they do not count).
         self._took: dict[str, float] = {}
         self._open: set[str] = set()  # config hashes of submitted trials not yet settled
-        self._home: dict[str, int] = {}  # config hash -> the group that first trained it
+        self._home: dict[str, int] = {}  # config hash -> the group that last took it
         self._abandoned: list[Trial] = []  # never trained: every group gave up
         self._handlers: dict[int, Callable[[TrialOutcome], None]] = {}
         self._closed = self._halted = False

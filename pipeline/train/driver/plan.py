@@ -111,4 +111,3 @@ def check_training(name: str, cfg: RunConfig, task: str = "multiclass") -> None:
     if cfg.training.early_stopping.monitor not in monitors:
         raise ConfigError(f"{name}: training.early_stopping.monitor must be one of "
                           f"{', '.join(monitors)} for a {task} dataset")
-    check_numbers(name, cfg)
