@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from pipeline.tracking.spool import Retry
     from pipeline.train.checkpoints import CheckpointState
-    from pipeline.train.contract import RankJob, Trial
+    from pipeline.train.contract import RankJob, TrackingTarget, Trial
 
 log = logging.getLogger("pipeline.rank")
 
@@ -72,34 +72,36 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
     from pipeline.tracking.spool import Retry, first_line
     from pipeline.tracking.store import client_for, log_config_params, log_dataset_input, scrub
 
-    client = client_for(job.tracking_uri)
-    retry = Retry(job.tracking.retries, job.tracking.backoff_seconds)
+    target, data = job.tracking, job.data
+    client = client_for(target.uri)
+    retry = Retry(target.settings.retries, target.settings.backoff_seconds)
     try:
         state = resumable_state(client, retry, job, trial)
-        resume_id = state.run_id if state else retried_run(client, retry, job, trial)
-        if resume_id and not spool_delivered(client, retry, job, resume_id):
+        resume_id = state.run_id if state else retried_run(client, retry, target, trial)
+        if resume_id and not spool_delivered(client, retry, target, resume_id):
             return Start(None, status=UNSTARTED, reason=(
                 f"run {resume_id} has records in the spool that MLflow does not take "
-                f"yet; resuming it now would log its epochs out of order (see {job.spool_dir})"))
-        req = ClaimRequest(job.experiment_id, job.parent_run_id, trial.config_hash,
-                           job.fingerprint, run_tags(job, trial), resume_id, job.force)
-        got = retry.call(lambda: claim(client, req, job.tracking, run_name(trial)))
+                f"yet; resuming it now would log its epochs out of order "
+                f"(see {target.spool_dir})"))
+        req = ClaimRequest(target.experiment_id, target.parent_run_id, trial.config_hash,
+                           data.fingerprint, run_tags(job, trial), resume_id, job.runtime.force)
+        got = retry.call(lambda: claim(client, req, target.settings, run_name(trial)))
         if got.run_id is None:
             return Start(None, reason=got.reason)
         if req.resume_run_id is None:
             retry.call(lambda: log_config_params(client, got.run_id, trial.config))
-            retry.call(lambda: log_dataset_input(client, got.run_id, job.dataset or "dataset",
-                                                 job.fingerprint, job.data_dir))
+            retry.call(lambda: log_dataset_input(client, got.run_id, data.name or "dataset",
+                                                 data.fingerprint, data.path))
             return Start(got.run_id)
         epoch = state.epoch if state else 0  # no checkpoint: retrained from the start
         tags = {**plan_tags(trial), TAG_RESUMED_FROM: str(epoch)}
         retry.call(lambda: client.log_batch(got.run_id, tags=[
             RunTag(k, v) for k, v in tags.items()]))
         if state:
-            log_missing_epoch(client, retry, got.run_id, state, job.spool_dir)
+            log_missing_epoch(client, retry, got.run_id, state, target.spool_dir)
         return Start(got.run_id, state, held=retry.call(lambda: held_steps(client, got.run_id)))
     except Exception as exc:
-        why = scrub(first_line(exc), job.tracking_uri)
+        why = scrub(first_line(exc), target.uri)
         return Start(None, status=UNSTARTED,
                      reason=f"MLflow unusable when it was due to start ({why})")
 
@@ -107,9 +109,9 @@ def claim_trial(job: RankJob, trial: Trial) -> Start:
 def run_tags(job: RankJob, trial: Trial) -> dict[str, str]:
     """The tags of this configuration's run, as for a new run."""
     tags = {TAG_ROLE: ROLE_CONFIG, TAG_SWEEP: job.sweep, TAG_HASH: trial.config_hash,
-            TAG_DATASET: job.fingerprint, TAG_CELL: trial.cell_hash,
+            TAG_DATASET: job.data.fingerprint, TAG_CELL: trial.cell_hash,
             TAG_CONFIGURATION: cell_label(trial),
-            TAG_REPLICATE: str(trial.replicate), TAG_TASK: job.task, **plan_tags(trial)}
+            TAG_REPLICATE: str(trial.replicate), TAG_TASK: job.data.task, **plan_tags(trial)}
     if trial.warnings:  # checked on the driver against the dataset's task
         tags[TAG_WARNINGS] = "; ".join(trial.warnings)
     return tags
@@ -138,7 +140,7 @@ def resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
         return None
     run_id = state.run_id
     run = find_run(client, retry, run_id)
-    why = not_resumable(run_id, run, job.experiment_id, trial.config_hash)
+    why = not_resumable(run_id, run, job.tracking.experiment_id, trial.config_hash)
     if not why:
         return state
     log.info(f"    checkpoint in {folder} not resumed: {why}; starting afresh")
@@ -147,16 +149,17 @@ def resumable_state(client: MlflowClient, retry: Retry, job: RankJob,
     return None
 
 
-def retried_run(client: MlflowClient, retry: Retry, job: RankJob, trial: Trial) -> str | None:
+def retried_run(client: MlflowClient, retry: Retry, target: TrackingTarget,
+                trial: Trial) -> str | None:
     """This sweep's failed run of the configuration, when a relaunch retries it without a
     checkpoint (the launch died before the first one reached the disk). The retry goes on in
     that run from epoch 0, its recorder skipping the steps already logged, so the
     configuration keeps one run in the sweep; a new run beside it would count it twice."""
     from pipeline.tracking.store import search_all
 
-    found = retry.call(lambda: search_all(client, job.experiment_id, (
+    found = retry.call(lambda: search_all(client, target.experiment_id, (
         f"tags.{TAG_HASH} = '{trial.config_hash}' and tags.{TAG_ROLE} = '{ROLE_CONFIG}' "
-        f"and tags.`{TAG_PARENT}` = '{job.parent_run_id}' and tags.{TAG_STATUS} = '{FAILED}'")))
+        f"and tags.`{TAG_PARENT}` = '{target.parent_run_id}' and tags.{TAG_STATUS} = '{FAILED}'")))
     found = [r for r in found if r.info.lifecycle_stage == "active"]
     return max(found, key=lambda r: r.info.start_time or 0).info.run_id if found else None
 
@@ -191,17 +194,18 @@ def find_run(client: MlflowClient, retry: Retry, run_id: str) -> Run | None:
         raise
 
 
-def spool_delivered(client: MlflowClient, retry: Retry, job: RankJob, run_id: str) -> bool:
+def spool_delivered(client: MlflowClient, retry: Retry, target: TrackingTarget,
+                    run_id: str) -> bool:
     """Deliver what the interrupted run left in the spool before it goes on, so an old status
     never lands after the new ones; False if some of it is still waiting."""
     from pipeline.tracking import spool, spool_file
 
-    if spool_file.waiting(job.spool_dir, run_id) is None:
+    if spool_file.waiting(target.spool_dir, run_id) is None:
         return True
-    report = spool.replay_run(client, Path(job.spool_dir), run_id, retry)
+    report = spool.replay_run(client, Path(target.spool_dir), run_id, retry)
     for line in spool.report_lines(report):
         log.info(f"    {line}")
-    return spool_file.waiting(job.spool_dir, run_id) is None
+    return spool_file.waiting(target.spool_dir, run_id) is None
 
 
 def log_missing_epoch(client: MlflowClient, retry: Retry, run_id: str, state: CheckpointState,

@@ -30,7 +30,7 @@ def trial_dir(root: str | Path, experiment_id: str, config_hash: str) -> Path:
 
 def job_dir(job: RankJob, config_hash: str) -> Path:
     """The checkpoint folder of ``config_hash`` in ``job``'s experiment."""
-    return trial_dir(job.checkpoint_dir, job.experiment_id, config_hash)
+    return trial_dir(job.runtime.checkpoint_dir, job.tracking.experiment_id, config_hash)
 
 
 @dataclass(frozen=True)

@@ -112,32 +112,56 @@ class Assignment:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RankJob:
-    """Everything a rank needs; pickled by the driver and sent to every rank."""
+class TrackingTarget:
+    """Where a rank's records go: the MLflow server, experiment and parent run, the spool
+    for what MLflow could not take, and the retry and lease settings."""
 
-    data_dir: str
-    sweep: str
-    trials: list[Trial]
-    tracking_uri: str
+    uri: str
     experiment_id: str
     parent_run_id: str
-    fingerprint: str
-    dataset: str = ""  # the manifest's dataset name (the MLflow dataset input's)
-    checkpoint_dir: str = "checkpoints"
-    threads: int = 1
-    verbose: bool = False
     spool_dir: str = "spool"  # where rank 0 spools what MLflow could not take
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    force: bool = False
-    pin_threads: bool = True
+    settings: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataRef:
+    """What the ranks train on: the prepared dataset, the fingerprint the sweep planned on
+    (a rank refuses one rewritten since), its task and how its batches are fed and probed."""
+
+    path: str
+    fingerprint: str
+    name: str = ""  # the manifest's dataset name (the MLflow dataset input's)
+    task: str = "multiclass"  # the dataset's (pipeline.tasks), tagged on every run
     feed: str = "stream"
     probe_rows: int = 256  # diagnostics' probe batch (0: no diagnostics)
     probe_seed: int = 0
-    task: str = "multiclass"  # the dataset's (pipeline.tasks), tagged on every run
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """How a rank runs on its host: threads and cores, console output, where checkpoints
+    go, and whether done configurations train again."""
+
+    threads: int = 1
+    pin_threads: bool = True
     # Concurrent trials: this launch's first task slot on a host (its ranks pin the cores
     # from there on) and the prefix of rank 0's console lines, "" for a sweep's only launch.
     first_slot: int = 0
     label: str = ""
+    verbose: bool = False
+    checkpoint_dir: str = "checkpoints"
+    force: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RankJob:
+    """Everything a rank needs; pickled by the driver and sent to every rank."""
+
+    sweep: str
+    trials: list[Trial]
+    tracking: TrackingTarget
+    data: DataRef
+    runtime: Runtime = field(default_factory=Runtime)
     # The driver's board, where rank 0 asks for each next trial (the ranks live for the whole
     # sweep); None: train ``trials`` in order and end.
     board: BoardAddress | None = None

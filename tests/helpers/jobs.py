@@ -23,13 +23,19 @@ def load_job(name: str) -> ModuleType:
     return importlib.import_module(f"jobs.{name}")
 
 
-def rank_job(trials: list, **fields: object):
-    """A RankJob for ``trials`` with throw-away tracking fields, for tests that launch ranks."""
-    from pipeline.train.contract import RankJob
+def rank_job(trials: list, *, tracking: dict[str, object] | None = None,
+             data: dict[str, object] | None = None, runtime: dict[str, object] | None = None,
+             **fields: object):
+    """A RankJob for ``trials`` with throw-away tracking and data fields, for tests that launch
+    ranks. ``tracking``, ``data`` and ``runtime`` override fields of the TrackingTarget, the
+    DataRef and the Runtime; ``fields`` the job's own (``sweep``, ``board``)."""
+    from pipeline.train.contract import DataRef, RankJob, Runtime, TrackingTarget
 
-    defaults = {"data_dir": "d", "sweep": "s", "tracking_uri": "sqlite:///unused.db",
-                "experiment_id": "0", "parent_run_id": "parent", "fingerprint": "f"}
-    return RankJob(trials=trials, **{**defaults, **fields})
+    target = {"uri": "sqlite:///unused.db", "experiment_id": "0", "parent_run_id": "parent"}
+    ref = {"path": "d", "fingerprint": "f"}
+    return RankJob(trials=trials, tracking=TrackingTarget(**{**target, **(tracking or {})}),
+                   data=DataRef(**{**ref, **(data or {})}), runtime=Runtime(**(runtime or {})),
+                   **{"sweep": "s", **fields})
 
 
 def trial(name: str, cfg: object, ranks: int = 2):

@@ -145,8 +145,8 @@ def test_ranks_refuse_a_dataset_changed_after_planning(data, spark):
     from pipeline.config import RunConfig
     from pipeline.train.rank.entry import run_rank
 
-    job = rank_job([trial("t", RunConfig())], data_dir=str(data),
-                   fingerprint="not-the-current-one")
+    job = rank_job([trial("t", RunConfig())],
+                   data=dict(path=str(data), fingerprint="not-the-current-one"))
     out, err = io.StringIO(), io.StringIO()
     with pytest.raises(Exception, match="exited with non-zero status"):
         horovod.spark.run(run_rank, args=(job,), num_proc=2, use_gloo=True, verbose=0,

@@ -38,9 +38,10 @@ class _Run(NullRecorder):
 def _job(client: MlflowClient, db: str, name: str, root: str, spool: str) -> RankJob:
     exp_id = client.create_experiment(name)
     parent = client.create_run(exp_id, tags={TAG_ROLE: ROLE_SWEEP}).info.run_id
-    return rank_job([trial(HASH, RunConfig())], tracking_uri=db, experiment_id=exp_id,
-                    parent_run_id=parent, fingerprint=FP, checkpoint_dir=root,
-                    spool_dir=spool, tracking=NO_WAIT)
+    return rank_job([trial(HASH, RunConfig())],
+                    tracking=dict(uri=db, experiment_id=exp_id, parent_run_id=parent,
+                                  spool_dir=spool, settings=NO_WAIT),
+                    data=dict(fingerprint=FP), runtime=dict(checkpoint_dir=root))
 
 
 def _interrupted_run(client: MlflowClient, exp_id: str) -> str:
@@ -58,7 +59,7 @@ def _train_one_epoch(job: RankJob, run_id: str, bias: float) -> None:
 
     model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
     model.layers[0].bias.assign([bias])
-    folder = checkpoints.trial_dir(job.checkpoint_dir, job.experiment_id, HASH)
+    folder = checkpoints.trial_dir(job.runtime.checkpoint_dir, job.tracking.experiment_id, HASH)
     EpochCheckpoint(folder, tf.train.Checkpoint(model=model), _Run(run_id)).on_epoch_end(0)
 
 
@@ -72,7 +73,7 @@ def test_experiments_sharing_a_checkpoint_dir_keep_each_others_checkpoints(tmp_p
     second = _job(client, db, "second", root, spool)
 
     # The first experiment's run was interrupted after epoch 1, its checkpoint on disk.
-    interrupted = _interrupted_run(client, first.experiment_id)
+    interrupted = _interrupted_run(client, first.tracking.experiment_id)
     _train_one_epoch(first, interrupted, bias=1.0)
 
     # The second experiment trains the same configuration: its own run, its own folder,
@@ -80,7 +81,7 @@ def test_experiments_sharing_a_checkpoint_dir_keep_each_others_checkpoints(tmp_p
     start = claim_trial(second, second.trials[0])
     assert start.run_id != interrupted and start.state is None
     _train_one_epoch(second, start.run_id, bias=2.0)
-    checkpoints.clear(checkpoints.trial_dir(root, second.experiment_id, HASH))
+    checkpoints.clear(checkpoints.trial_dir(root, second.tracking.experiment_id, HASH))
 
     # The first experiment's relaunch resumes its run from its own, intact checkpoint.
     resumed = claim_trial(first, first.trials[0])

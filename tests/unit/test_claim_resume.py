@@ -47,9 +47,10 @@ def sweep(db, tmp_path, monkeypatch) -> tuple[MlflowClient, RankJob]:
     client = MlflowClient(db)
     exp_id = client.create_experiment(tmp_path.name)
     parent = client.create_run(exp_id, tags={TAG_ROLE: ROLE_SWEEP}).info.run_id
-    job = rank_job([trial(HASH, RunConfig())], tracking_uri=db, experiment_id=exp_id,
-                   parent_run_id=parent, fingerprint=FP, checkpoint_dir=str(tmp_path / "ckpt"),
-                   spool_dir=str(tmp_path / "spool"), tracking=NO_WAIT)
+    job = rank_job([trial(HASH, RunConfig())],
+                   tracking=dict(uri=db, experiment_id=exp_id, parent_run_id=parent,
+                                 spool_dir=str(tmp_path / "spool"), settings=NO_WAIT),
+                   data=dict(fingerprint=FP), runtime=dict(checkpoint_dir=str(tmp_path / "ckpt")))
     return client, job
 
 
@@ -77,7 +78,7 @@ def _checkpoint(job: RankJob, run_id: str, epoch: int) -> Path:
 
 def _spool_epoch(job: RankJob, run_id: str, epoch: int) -> None:
     log = spool.RunLog(MlflowClient(f"http://127.0.0.1:{free_port()}"), run_id,
-                       job.spool_dir, spool.Retry(0, 0.0), say=lambda m: None)
+                       job.tracking.spool_dir, spool.Retry(0, 0.0), say=lambda m: None)
     log.log_metric("loss", 0.3, step=epoch)
     log.close()
 
@@ -92,13 +93,13 @@ def test_a_checkpoint_naming_a_run_that_does_not_exist_starts_afresh(sweep):
     start = claim_trial(job, job.trials[0])
     assert start.status != UNSTARTED and start.run_id is not None, start.reason
     assert start.state is None  # not resumed from a checkpoint of a run that is gone
-    assert client.get_run(start.run_id).info.experiment_id == job.experiment_id
+    assert client.get_run(start.run_id).info.experiment_id == job.tracking.experiment_id
     assert not folder.exists()  # the stale checkpoint is cleared
 
 
 def test_a_checkpoint_naming_a_deleted_run_starts_afresh(sweep):
     client, job = sweep
-    gone = _interrupted_run(client, job.experiment_id, 2)
+    gone = _interrupted_run(client, job.tracking.experiment_id, 2)
     client.delete_run(gone)
     _checkpoint(job, gone, 2)
     start = claim_trial(job, job.trials[0])
@@ -107,30 +108,30 @@ def test_a_checkpoint_naming_a_deleted_run_starts_afresh(sweep):
 
 def test_another_experiments_run_is_never_taken_over(sweep):
     client, job = sweep
-    other = client.create_experiment(f"other-{job.experiment_id}")
+    other = client.create_experiment(f"other-{job.tracking.experiment_id}")
     theirs = _interrupted_run(client, other, 2)  # same configuration, same checkpoint folder
     _checkpoint(job, theirs, 2)
     start = claim_trial(job, job.trials[0])
     assert start.run_id not in (None, theirs) and start.state is None
     run = client.get_run(theirs)
     assert run.data.tags[TAG_PARENT] == "an-old-sweep" and run.data.tags[TAG_STATUS] == FAILED
-    assert client.get_run(start.run_id).info.experiment_id == job.experiment_id
+    assert client.get_run(start.run_id).info.experiment_id == job.tracking.experiment_id
 
 
 def test_a_resumed_run_gets_its_spooled_epoch_once(sweep):
     client, job = sweep
-    run_id = _interrupted_run(client, job.experiment_id, 2)  # epochs 0, 1 in MLflow
+    run_id = _interrupted_run(client, job.tracking.experiment_id, 2)  # epochs 0, 1 in MLflow
     _spool_epoch(job, run_id, 2)  # epoch 2 in the spool: MLflow was down when it ended
     _checkpoint(job, run_id, 3)
     start = claim_trial(job, job.trials[0])
     assert start.run_id == run_id and start.state.epoch == 3
-    spool.replay(client, Path(job.spool_dir), spool.Retry(0, 0.0))
+    spool.replay(client, Path(job.tracking.spool_dir), spool.Retry(0, 0.0))
     assert _steps(client, run_id) == [0, 1, 2]  # not once from the spool, once from the state
 
 
 def test_a_resumed_run_whose_epoch_is_nowhere_gets_it_from_the_checkpoint(sweep):
     client, job = sweep
-    run_id = _interrupted_run(client, job.experiment_id, 2)
+    run_id = _interrupted_run(client, job.tracking.experiment_id, 2)
     _checkpoint(job, run_id, 3)  # killed after the checkpoint, before epoch 2 was logged
     start = claim_trial(job, job.trials[0])
     assert start.run_id == run_id
@@ -139,9 +140,9 @@ def test_a_resumed_run_whose_epoch_is_nowhere_gets_it_from_the_checkpoint(sweep)
 
 def test_a_run_whose_spool_cannot_be_delivered_is_not_resumed_past_it(sweep):
     client, job = sweep
-    run_id = _interrupted_run(client, job.experiment_id, 2)
-    Path(job.spool_dir).mkdir()
-    (Path(job.spool_dir) / f"{run_id}.jsonl").write_text('{"op": "no-such-op"}\n')
+    run_id = _interrupted_run(client, job.tracking.experiment_id, 2)
+    Path(job.tracking.spool_dir).mkdir()
+    (Path(job.tracking.spool_dir) / f"{run_id}.jsonl").write_text('{"op": "no-such-op"}\n')
     _spool_epoch(job, run_id, 2)
     _checkpoint(job, run_id, 3)
     start = claim_trial(job, job.trials[0])
@@ -156,12 +157,12 @@ def test_the_missing_epoch_is_not_logged_while_the_spool_holds_it(sweep):
     from pipeline.tracking.resume import log_missing_epoch
 
     client, job = sweep
-    run_id = _interrupted_run(client, job.experiment_id, 2)
+    run_id = _interrupted_run(client, job.tracking.experiment_id, 2)
     _spool_epoch(job, run_id, 2)  # waiting for a replay that has not happened yet
     state = checkpoints.CheckpointState(3, "", logs={"loss": 0.3})
-    log_missing_epoch(client, spool.Retry(0, 0.0), run_id, state, job.spool_dir)
+    log_missing_epoch(client, spool.Retry(0, 0.0), run_id, state, job.tracking.spool_dir)
     assert _steps(client, run_id) == [0, 1]
-    spool.replay(client, Path(job.spool_dir), spool.Retry(0, 0.0))
+    spool.replay(client, Path(job.tracking.spool_dir), spool.Retry(0, 0.0))
     assert _steps(client, run_id) == [0, 1, 2]
 
 
@@ -170,13 +171,14 @@ def test_a_resumed_run_logs_each_epoch_and_diagnostic_step_once(sweep):
     epochs 3 and 4 failed): the resumed run re-measures step 3 and retrains epochs 3 and 4,
     and none of those steps is logged a second time."""
     client, job = sweep
-    run_id = _interrupted_run(client, job.experiment_id, epochs_logged=5)
+    run_id = _interrupted_run(client, job.tracking.experiment_id, epochs_logged=5)
     for step in range(6):  # diagnostics: at initialisation, then after every epoch
         client.log_metric(run_id, "diag.out.saturation", 0.1 * step, step=step)
     _checkpoint(job, run_id, epoch=3)
     start = claim_trial(job, job.trials[0])
     assert start.run_id == run_id and start.held == {"loss": 4, "diag.out.saturation": 5}
-    recorder = RunRecorder(client, run_id, job.spool_dir, spool.Retry(0, 0.0), held=start.held)
+    recorder = RunRecorder(client, run_id, job.tracking.spool_dir, spool.Retry(0, 0.0),
+                           held=start.held)
     recorder.log_epoch(3, {"diag.out.saturation": 9.0})  # the resume's first measurement
     for epoch in range(3, 7):
         recorder.log_epoch(epoch, {"loss": 9.0})
@@ -191,8 +193,8 @@ def test_a_resumed_run_logs_each_epoch_and_diagnostic_step_once(sweep):
 def _failed_in_this_sweep(client: MlflowClient, job: RankJob, epochs_logged: int) -> str:
     """A run of this sweep whose launch died before its first checkpoint reached the disk
     (marked failed by the driver, runs.fail_stale_children); no checkpoint folder."""
-    run_id = _interrupted_run(client, job.experiment_id, epochs_logged)
-    client.set_tag(run_id, TAG_PARENT, job.parent_run_id)
+    run_id = _interrupted_run(client, job.tracking.experiment_id, epochs_logged)
+    client.set_tag(run_id, TAG_PARENT, job.tracking.parent_run_id)
     client.log_metric(run_id, "diag.out.saturation", 0.5, step=0)  # logged at initialisation
     return run_id
 
@@ -211,7 +213,7 @@ def test_a_retry_without_a_checkpoint_goes_on_in_the_sweeps_failed_run_from_epoc
 
 def test_another_sweeps_failed_run_without_a_checkpoint_is_left_alone(sweep):
     client, job = sweep
-    theirs = _interrupted_run(client, job.experiment_id, 1)  # parent: an old sweep
+    theirs = _interrupted_run(client, job.tracking.experiment_id, 1)  # parent: an old sweep
     start = claim_trial(job, job.trials[0])
     assert start.run_id not in (None, theirs) and start.held == {}
     assert client.get_run(theirs).data.tags[TAG_STATUS] == FAILED

@@ -19,7 +19,7 @@ role = role_for(1, rank_job([]))
 role.recorder("some-run").log_epoch(0, {"loss": 1.0})
 role.claims.start(None)
 print(sorted(m for m in ("mlflow", "scipy.stats", "pandas", "pyarrow.dataset") if m in sys.modules))
-root = role_for(0, rank_job([], tracking_uri=f"sqlite:///{sys.argv[1]}"))
+root = role_for(0, rank_job([], tracking=dict(uri=f"sqlite:///{sys.argv[1]}")))
 root.recorder("some-run")
 print("mlflow" in sys.modules)
 """

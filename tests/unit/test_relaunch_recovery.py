@@ -66,9 +66,9 @@ def test_a_run_with_spooled_records_is_delivered_not_deleted_nor_trained_again(t
     _trained_offline(spool_dir, trained)
     claim_only = _claimed(client, exp_id, parent, "claimed-only")
     job = rank_job([trial("trained-offline", RunConfig()), trial("claimed-only", RunConfig())],
-                   tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
-                   fingerprint=FP, checkpoint_dir=str(tmp_path / "ckpt"),
-                   spool_dir=str(spool_dir))
+                   tracking=dict(uri=uri, experiment_id=exp_id, parent_run_id=parent,
+                                 spool_dir=str(spool_dir)),
+                   data=dict(fingerprint=FP), runtime=dict(checkpoint_dir=str(tmp_path / "ckpt")))
     said: list[str] = []
     launches = Launches(client, job, 1, said.append)
 
@@ -92,9 +92,10 @@ def test_a_run_whose_spool_cannot_be_delivered_yet_is_kept_and_not_retrained(tmp
     spool_dir.mkdir()
     (spool_dir / f"{trained}.jsonl").write_text('{"op": "no-such-op"}\n')  # refused by MLflow
     _trained_offline(spool_dir, trained)
-    job = rank_job([trial("trained-offline", RunConfig())], tracking_uri=uri,
-                   experiment_id=exp_id, parent_run_id=parent, fingerprint=FP,
-                   checkpoint_dir=str(tmp_path / "ckpt"), spool_dir=str(spool_dir))
+    job = rank_job([trial("trained-offline", RunConfig())],
+                   tracking=dict(uri=uri, experiment_id=exp_id, parent_run_id=parent,
+                                 spool_dir=str(spool_dir)),
+                   data=dict(fingerprint=FP), runtime=dict(checkpoint_dir=str(tmp_path / "ckpt")))
     launches = Launches(client, job, 1, lambda m: None)
 
     launches._after_failure()

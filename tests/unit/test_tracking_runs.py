@@ -165,10 +165,11 @@ def test_a_claimed_run_is_named_and_tagged_with_its_cell(client, tmp_path):
     parent = _parent(client, exp)
     first, second = _trials(GRID)[:2]
     for t in (first, second):
-        job = rank_job([t], tracking_uri=client.tracking_uri, experiment_id=exp,
-                       parent_run_id=parent, fingerprint="fp",
-                       checkpoint_dir=str(tmp_path / "ckpt"), spool_dir=str(tmp_path / "spool"),
-                       tracking=FAST)
+        job = rank_job([t], tracking=dict(uri=client.tracking_uri, experiment_id=exp,
+                                          parent_run_id=parent,
+                                          spool_dir=str(tmp_path / "spool"), settings=FAST),
+                       data=dict(fingerprint="fp"),
+                       runtime=dict(checkpoint_dir=str(tmp_path / "ckpt")))
         assert claim_trial(job, t).run_id is not None
     got = {r.info.run_name: r.data.tags for r in store.children(client, exp, parent)}
     assert set(got) == {"relu | ce(softmax) | lr=0.01 | s0", "relu | ce(softmax) | lr=0.01 | s1"}

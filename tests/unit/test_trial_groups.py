@@ -43,7 +43,7 @@ def test_a_budget_counts_as_the_cost():
 
 
 def test_nothing_to_train_starts_no_launch(tmp_path):
-    job = rank_job([], tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    job = rank_job([], tracking=dict(uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
     groups = Groups(job, Layout(1, 2), 1, lambda line: None, "python")
     assert groups.train([]) == []
     assert groups._threads == []  # no group was launched

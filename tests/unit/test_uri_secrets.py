@@ -55,10 +55,11 @@ def test_an_unexpected_traceback_is_masked_and_exits_1(monkeypatch, capsys):
 
 
 def test_a_claim_that_cannot_reach_mlflow_gives_a_masked_reason(tmp_path):
-    job = rank_job([trial("h", RunConfig())], tracking_uri=_uri(),
-                   checkpoint_dir=str(tmp_path / "ckpt"), spool_dir=str(tmp_path / "spool"),
-                   tracking=TrackingConfig(retries=0, backoff_seconds=0.0,
-                                           claim_settle_seconds=0.0))
+    job = rank_job([trial("h", RunConfig())],
+                   tracking=dict(uri=_uri(), spool_dir=str(tmp_path / "spool"),
+                                 settings=TrackingConfig(retries=0, backoff_seconds=0.0,
+                                                         claim_settle_seconds=0.0)),
+                   runtime=dict(checkpoint_dir=str(tmp_path / "ckpt")))
     start = claim_trial(job, job.trials[0])
     assert start.status == UNSTARTED and "127.0.0.1" in start.reason
     assert SECRET not in start.reason
@@ -85,8 +86,9 @@ def test_a_failed_launch_line_is_masked(tmp_path, monkeypatch):
     store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp_id = store.create_experiment("e")
     parent = store.create_run(exp_id, tags={TAG_ROLE: ROLE_SWEEP}).info.run_id
-    job = rank_job([trial("h", RunConfig())], tracking_uri=uri, experiment_id=exp_id,
-                   parent_run_id=parent, spool_dir=str(Path(tmp_path) / "spool"))
+    job = rank_job([trial("h", RunConfig())],
+                   tracking=dict(uri=uri, experiment_id=exp_id, parent_run_id=parent,
+                                 spool_dir=str(Path(tmp_path) / "spool")))
 
     def failed_launch(*args, **kwargs):
         raise RuntimeError(f"rank 0 exited: MlflowException: API request to {uri} failed")

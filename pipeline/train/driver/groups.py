@@ -78,9 +78,10 @@ class Groups:
         self.board = Board(shape.groups, tracker, log, host)
         many = shape.groups > 1
         self.launches = [
-            Launches(store.connect(job.tracking_uri),  # a client per thread
-                     replace(job, first_slot=g * shape.ranks,
-                             label=f"[trials {g + 1}/{shape.groups}] " if many else ""),
+            Launches(store.connect(job.tracking.uri),  # a client per thread
+                     replace(job, runtime=replace(
+                         job.runtime, first_slot=g * shape.ranks,
+                         label=f"[trials {g + 1}/{shape.groups}] " if many else "")),
                      shape.ranks, log, executable, self.board, g)
             for g in range(shape.groups)]
         self._max_attempts = max_attempts

@@ -95,11 +95,11 @@ class Launches:
             per_rank = horovod.spark.run(run_rank, args=(job,), num_proc=self.num_proc,
                                          use_gloo=True, env=rank_env(self.job, self.executable),
                                          executable=self.executable,
-                                         verbose=1 if self.job.verbose else 0)
+                                         verbose=1 if self.job.runtime.verbose else 0)
         except Exception as exc:  # a failed launch is retried, not fatal
             line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            line = store.scrub(line, self.job.tracking_uri)
-            self.log(f"{self.job.label}launch {attempt}/{max_attempts} failed after "
+            line = store.scrub(line, self.job.tracking.uri)
+            self.log(f"{self.job.runtime.label}launch {attempt}/{max_attempts} failed after "
                      f"{time.perf_counter() - started:.0f}s: {line}")
             held = self.board.take_back(self.group)
             self.remaining = held
@@ -112,32 +112,33 @@ class Launches:
         return True
 
     def _after_failure(self) -> None:
-        job, client = self.job, self.client
+        target, client = self.job.tracking, self.client
         # What the dead ranks spooled first: a run that trained while MLflow was down then
         # counts as done (or at least as trained), like any other.
-        retry = spool.Retry(job.tracking.retries, job.tracking.backoff_seconds)
-        for line in spool.report_lines(spool.replay(client, Path(job.spool_dir), retry)):
+        retry = spool.Retry(target.settings.retries, target.settings.backoff_seconds)
+        for line in spool.report_lines(spool.replay(client, Path(target.spool_dir), retry)):
             self.log(line)
-        runs.fail_stale_children(client, job.experiment_id, job.parent_run_id,
+        runs.fail_stale_children(client, target.experiment_id, target.parent_run_id,
                                  self._trained_something, {t.config_hash for t in self.remaining})
-        finished = store.done_hashes(client, job.experiment_id, job.fingerprint)
+        finished = store.done_hashes(client, target.experiment_id, self.job.data.fingerprint)
         hashes = {t.config_hash for t in self.remaining} & finished
         self.outcomes += [_outcome_from_run(r) for r in runs.finished_children(
-            client, job.experiment_id, job.parent_run_id, hashes)]
+            client, target.experiment_id, target.parent_run_id, hashes)]
         self.remaining = [t for t in self.remaining if t.config_hash not in finished]
         self._hold_spooled()
 
     def _trained_something(self, run: Run) -> bool:
         folder = checkpoints.job_dir(self.job, run.data.tags.get(TAG_HASH, ""))
         return (bool(run.data.metrics) or checkpoints.read_state(folder) is not None
-                or spool_file.waiting(self.job.spool_dir, run.info.run_id) is not None)
+                or spool_file.waiting(self.job.tracking.spool_dir, run.info.run_id) is not None)
 
     def _hold_spooled(self) -> None:
         """Configurations whose run still has records in the spool are not trained again
         here: how the run ended is in those records, which the next invocation delivers."""
         waiting = {}
-        for run in store.children(self.client, self.job.experiment_id, self.job.parent_run_id):
-            path = spool_file.waiting(self.job.spool_dir, run.info.run_id)
+        target = self.job.tracking
+        for run in store.children(self.client, target.experiment_id, target.parent_run_id):
+            path = spool_file.waiting(target.spool_dir, run.info.run_id)
             if path is not None:
                 waiting[run.data.tags.get(TAG_HASH)] = (run.info.run_id, path)
         for trial in [t for t in self.remaining if t.config_hash in waiting]:
@@ -186,8 +187,8 @@ STALL_SHUTDOWN_SECONDS = 600
 def rank_env(job: RankJob, executable: str = sys.executable) -> dict[str, str]:
     """Environment overlaid on each rank's: thread counts, quiet TensorFlow logs, Horovod's
     cycle time and stall shutdown."""
-    env = {"OMP_NUM_THREADS": str(job.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking_uri,
+    env = {"OMP_NUM_THREADS": str(job.runtime.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking.uri,
            "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms(t.config.model.architecture
                                                        for t in job.trials),
            "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": str(STALL_SHUTDOWN_SECONDS),

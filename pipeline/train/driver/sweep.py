@@ -24,7 +24,7 @@ from pipeline.tasks import validation_metric
 from pipeline.tracking import claims, runs, spool, store
 from pipeline.tracking.store import Client
 from pipeline.tracking.vocab import FAILED, FINISHED
-from pipeline.train.contract import RankJob, Trial, TrialOutcome
+from pipeline.train.contract import DataRef, RankJob, Runtime, TrackingTarget, Trial, TrialOutcome
 from pipeline.train.driver import groups, halving, layout, racing
 from pipeline.train.driver.halving import Rung
 from pipeline.train.driver.launch import Launches, rank_python, resolve_num_proc
@@ -124,15 +124,17 @@ def run_sweep(spark: SparkSession, sweep: SweepConfig, opts: SweepOptions,
                 + f", {result.skipped} already done, {len(todo)} to run: "
                 f"{shape.describe()}; MLflow: {store.redact(uri)}")
             ckpt_dir = (opts.checkpoint_dir or Path("checkpoints") / experiment).resolve()
-            job = RankJob(data_dir=str(opts.data_dir.resolve()), sweep=sweep.name, trials=todo,
-                          tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
-                          fingerprint=manifest.fingerprint, dataset=manifest.dataset,
-                          checkpoint_dir=str(ckpt_dir),
-                          threads=sweep.threads_per_rank, verbose=opts.verbose,
-                          spool_dir=str(spool_dir), tracking=settings, force=opts.force,
-                          pin_threads=sweep.pin_threads, feed=sweep.feed,
-                          probe_rows=sweep.diagnostics_probe_rows,
-                          probe_seed=sweep.base.training.seed, task=manifest.task)
+            job = RankJob(
+                sweep=sweep.name, trials=todo,
+                tracking=TrackingTarget(uri=uri, experiment_id=exp_id, parent_run_id=parent,
+                                        spool_dir=str(spool_dir), settings=settings),
+                data=DataRef(path=str(opts.data_dir.resolve()), fingerprint=manifest.fingerprint,
+                             name=manifest.dataset, task=manifest.task, feed=sweep.feed,
+                             probe_rows=sweep.diagnostics_probe_rows,
+                             probe_seed=sweep.base.training.seed),
+                runtime=Runtime(threads=sweep.threads_per_rank, pin_threads=sweep.pin_threads,
+                                verbose=opts.verbose, checkpoint_dir=str(ckpt_dir),
+                                force=opts.force))
             launch = Launcher(client, job, shape, sweep.max_attempts, result, log,
                               rank_python(spark), board_host(spark),
                               Tracker([], *validation_metric(manifest.task)))
@@ -214,8 +216,8 @@ class Launcher:
             launches.outcomes, launches.elsewhere, launches.spooled = [], [], []
             launches.unstarted = {}
         result.failed += [t.name for t in remaining]
-        runs.record_failures(self.client, job.experiment_id, job.parent_run_id, job.sweep,
-                             job.fingerprint, remaining)
+        runs.record_failures(self.client, job.tracking.experiment_id, job.tracking.parent_run_id,
+                             job.sweep, job.data.fingerprint, remaining)
 
     def close(self, interrupted: bool) -> None:
         self.groups.close(interrupted)

@@ -53,10 +53,10 @@ class ClaimAhead:
             from pipeline.tracking.store import scrub
 
             start = Start(None, status=UNSTARTED,
-                          reason=scrub(f"claim failed ({exc})", self._job.tracking_uri))
+                          reason=scrub(f"claim failed ({exc})", self._job.tracking.uri))
         if start.run_id is not None:
-            box["heartbeat"] = Heartbeat(self._job.tracking_uri, start.run_id,
-                                         self._job.tracking.lease_seconds).__enter__()
+            box["heartbeat"] = Heartbeat(self._job.tracking.uri, start.run_id,
+                                         self._job.tracking.settings.lease_seconds).__enter__()
         box["start"] = start
 
 

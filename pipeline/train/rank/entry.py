@@ -36,15 +36,17 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
     distributed.init()  # [hvd] joins the Gloo ring of this launch
     gpu = use_one_gpu(distributed.task_gpu_addresses(), distributed.local_rank(),
                       os.environ.get("CUDA_VISIBLE_DEVICES"))
-    if pin_cpu_cores(job.pin_threads, gpu):
-        pin_cores(distributed.local_rank(), distributed.local_size(), job.threads, job.first_slot)
-    root = Path(job.data_dir)
+    runtime, ref = job.runtime, job.data
+    if pin_cpu_cores(runtime.pin_threads, gpu):
+        pin_cores(distributed.local_rank(), distributed.local_size(), runtime.threads,
+                  runtime.first_slot)
+    root = Path(ref.path)
     manifest = load_manifest(root)
-    if manifest.fingerprint != job.fingerprint:  # rewritten since the sweep was planned
+    if manifest.fingerprint != ref.fingerprint:  # rewritten since the sweep was planned
         raise DataError(f"{root}: dataset changed after the sweep began (fingerprint "
-                        f"{manifest.fingerprint}, planned on {job.fingerprint})")
+                        f"{manifest.fingerprint}, planned on {ref.fingerprint})")
     data = load_rank_data(root, manifest, distributed.rank(), distributed.size(),
-                          job.feed == "stream", job.probe_rows, job.probe_seed)
+                          ref.feed == "stream", ref.probe_rows, ref.probe_seed)
     role = role_for(distributed.rank(), job)
     # Where rank 0 runs from and on what: on a cluster, the shipped environment's interpreter
     # and package, never the driver's paths.
@@ -53,7 +55,7 @@ def run_rank(job: RankJob) -> list[TrialOutcome]:
     outcomes = []
     # Progress lines: the driver's board prints them for a sweep (it sees every group);
     # a job with its own list of trials prints its own.
-    tracker = Tracker(list(job.trials), *validation_metric(job.task)) if job.board is None else None
+    tracker = Tracker(list(job.trials), *validation_metric(ref.task)) if job.board is None else None
     try:
         for got in assignments(role.trials):
             trial = got.trial
@@ -77,11 +79,11 @@ def _quiet_tensorflow(job: RankJob) -> None:
     import tensorflow as tf
 
     console_logging()  # progress lines reach the driver through stdout (rank 0's, see Role)
-    tf.config.threading.set_intra_op_parallelism_threads(job.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(max(2, job.threads))
+    tf.config.threading.set_intra_op_parallelism_threads(job.runtime.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(2, job.runtime.threads))
     tf.get_logger().setLevel("ERROR")  # keep rank output to our progress lines
     # HDF5 is chosen on purpose (pipeline.tracking.models); MLflow's signature check predicts
     # the input example with a progress bar: neither belongs in the sweep's output.
     warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
-    if not job.verbose:
+    if not job.runtime.verbose:
         tf.keras.utils.disable_interactive_logging()

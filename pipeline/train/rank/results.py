@@ -35,7 +35,7 @@ def record_results(job: RankJob, trial: Trial, recorder: Recorder, built: BuiltM
     from pipeline.report.run_figures import close, confusion_figure, history_figure
     from pipeline.tracking.models import log_model, stash_model
 
-    if not job.verbose:  # Keras keeps this per thread; MLflow's signature check predicts
+    if not job.runtime.verbose:  # Keras keeps this per thread; MLflow's signature check predicts
         tf.keras.utils.disable_interactive_logging()
     final = {**outcome.metrics, "train_seconds": outcome.train_seconds,
              "epochs_run": outcome.epochs_run}
@@ -43,7 +43,7 @@ def record_results(job: RankJob, trial: Trial, recorder: Recorder, built: BuiltM
         # NaN test metrics of a diverged run are logged as such; the status tag says why.
         recorder.log_metric(key, float(final[key]))
     recorder.log_dict({"name": trial.name, "config_hash": trial.config_hash,
-                       "dataset": job.fingerprint, "config": to_dict(trial.config)},
+                       "dataset": job.data.fingerprint, "config": to_dict(trial.config)},
                       ARTIFACT_CONFIG)
     figures = [(history_figure(figure_history(recorder, outcome, manifest.task)),
                 ARTIFACT_CURVES)]
@@ -56,9 +56,9 @@ def record_results(job: RankJob, trial: Trial, recorder: Recorder, built: BuiltM
     example = served_input(data.splits["test"][0][:5], problem)  # as the served model takes it
     reqs = model_requirements()
     recorder.log_model(
-        live=lambda: log_model(job.tracking_uri, recorder.run_id, built.inference, example, reqs,
+        live=lambda: log_model(job.tracking.uri, recorder.run_id, built.inference, example, reqs,
                                built.custom_objects, outcome.metrics,
-                               (job.dataset or "dataset", job.fingerprint)),
+                               (job.data.name or "dataset", job.data.fingerprint)),
         stash=lambda folder: stash_model(folder, trial.config, problem, built.inference,
                                          example, reqs))
     recorder.end(outcome.status)

@@ -60,8 +60,9 @@ class Role:
             return NullRecorder()
         from pipeline.tracking.recorder import open_recorder
 
-        return open_recorder(self.job.tracking_uri, self.job.tracking, run_id,
-                             self.job.spool_dir, say=self.say, held=held)
+        target = self.job.tracking
+        return open_recorder(target.uri, target.settings, run_id, target.spool_dir,
+                             say=self.say, held=held)
 
     def checkpointer(self, folder: Path, ckpt: tf.train.Checkpoint,
                      recorder: Recorder) -> tf.keras.callbacks.Callback:
@@ -77,7 +78,7 @@ class Role:
     def say(self, message: str) -> None:
         """A progress line on the driver's console, from rank 0 only."""
         if self.root:
-            log.info(self.job.label + message)
+            log.info(self.job.runtime.label + message)
 
 
 def role_for(rank: int, job: RankJob) -> Role:

@@ -165,8 +165,8 @@ def _fit_and_test(job: RankJob, trial: Trial, manifest: Manifest, data: RankData
         history = built.train.fit(train_ds, epochs=trial.stop_epoch,
                                   steps_per_epoch=plan.steps_per_epoch,
                                   initial_epoch=initial_epoch, validation_data=val_ds,
-                                  callbacks=callbacks, verbose=1 if job.verbose and role.root
-                                  else 0)
+                                  callbacks=callbacks,
+                                  verbose=1 if job.runtime.verbose and role.root else 0)
         returned = time.perf_counter()
         epochs_run = initial_epoch + len(history.history.get("loss", []))
         # Every rank reaches the same answer: the stops are decided on averaged logs.
