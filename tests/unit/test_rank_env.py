@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline.config import ModelConfig, RunConfig
 from pipeline.train.contract import RankJob
-from pipeline.train.driver.launch import horovod_cycle_time_ms, rank_env
+from pipeline.train.driver.launch import ONE_RANK_CYCLE_TIME_MS, horovod_cycle_time_ms, rank_env
 from tests.helpers import rank_job, trial
 
 
@@ -20,6 +20,14 @@ def test_dense_sweeps_run_the_short_cycle_and_any_cnn_the_long_one(monkeypatch):
     assert float(horovod_cycle_time_ms([])) == 0.1
     assert float(rank_env(_job("mlp", "mlp"))["HOROVOD_CYCLE_TIME"]) == 0.1
     assert float(rank_env(_job("cnn"))["HOROVOD_CYCLE_TIME"]) == 1.0
+
+
+def test_one_rank_launches_wake_rarely_whatever_the_architecture(monkeypatch):
+    monkeypatch.delenv("HOROVOD_CYCLE_TIME", raising=False)
+    one = rank_job([trial(a, RunConfig(model=ModelConfig(architecture=a)), ranks=1)
+                    for a in ("mlp", "cnn")])
+    assert float(rank_env(one)["HOROVOD_CYCLE_TIME"]) == ONE_RANK_CYCLE_TIME_MS
+    assert float(horovod_cycle_time_ms(["mlp"], ranks=1)) > float(horovod_cycle_time_ms(["mlp"]))
 
 
 def test_the_users_horovod_settings_win(monkeypatch):

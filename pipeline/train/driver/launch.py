@@ -189,8 +189,8 @@ def rank_env(job: RankJob, executable: str = sys.executable) -> dict[str, str]:
     cycle time and stall shutdown."""
     env = {"OMP_NUM_THREADS": str(job.runtime.threads), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": job.tracking.uri,
-           "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms(t.config.model.architecture
-                                                       for t in job.trials),
+           "HOROVOD_CYCLE_TIME": horovod_cycle_time_ms(
+               (t.config.model.architecture for t in job.trials), launch_ranks(job)),
            "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": str(STALL_SHUTDOWN_SECONDS),
            # Spark's GPU addresses are nvidia-smi's, numbered by PCI bus; CUDA numbers by
            # speed unless told otherwise (rank/devices.py). No effect without a GPU.
@@ -218,10 +218,21 @@ def _is_driver_python(executable: str) -> bool:
 # is long, and the loop's wake-ups take its compute (side by side, bench/README.md).
 CYCLE_TIME_MS_BY_ARCHITECTURE = {"cnn": 1.0}
 DEFAULT_CYCLE_TIME_MS = 0.1
+# A one-rank launch averages no gradients (Horovod skips the allreduce at size 1): the loop
+# serves only the pipeline's own few collectives per epoch, and waking often would only take
+# CPU from the trials beside it (BENCHMARKS.md, "Horovod's cycle time on one-rank launches").
+ONE_RANK_CYCLE_TIME_MS = 5.0
 
 
-def horovod_cycle_time_ms(architectures: Iterable[str]) -> str:
-    """The launch's cycle time: the longest any of its architectures asks for, since the
-    slowest steps dominate a mixed sweep's time."""
+def horovod_cycle_time_ms(architectures: Iterable[str], ranks: int = 2) -> str:
+    """The launch's cycle time: on several ranks, the longest any of its architectures asks
+    for, since the slowest steps dominate a mixed sweep's time."""
+    if ranks == 1:
+        return str(ONE_RANK_CYCLE_TIME_MS)
     wanted = [CYCLE_TIME_MS_BY_ARCHITECTURE.get(a, DEFAULT_CYCLE_TIME_MS) for a in architectures]
     return str(max(wanted, default=DEFAULT_CYCLE_TIME_MS))
+
+
+def launch_ranks(job: RankJob) -> int:
+    """How many ranks the launch of ``job`` has: its trials' (one group trains them all)."""
+    return max((t.batches.ranks for t in job.trials), default=2)
