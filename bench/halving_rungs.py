@@ -29,18 +29,28 @@ def measure(spark, data_dir: str, etas: list[int], log) -> dict:
     for name, halving in modes:
         fields = {"ranks_per_trial": 1} | ({"halving": halving} if halving else {})
         swept = sweeps.run(spark, SWEEP, data_dir, **fields)
-        outcomes = swept["outcomes"]
-        trained = sum(o.epochs_run - o.resumed_from_epoch for o in outcomes)
-        out[name] = {"wall_seconds": swept["wall_seconds"], "segments": len(outcomes),
-                     "run_epochs": trained, **_best(outcomes)}
+        out[name] = summary(swept["wall_seconds"], swept["outcomes"])
         log(f"{name}: {out[name]['wall_seconds']:.0f}s, {out[name]['segments']} segments, "
             f"{out[name]['run_epochs']} run-epochs, best {out[name]['best_cell']}")
-    full = out["full"]
-    out["ratios"] = {name: {"wall": out[name]["wall_seconds"] / full["wall_seconds"],
-                            "run_epochs": out[name]["run_epochs"] / full["run_epochs"],
-                            "same_best": out[name]["best_cell"] == full["best_cell"]}
-                     for name, _ in modes[1:]}
+    out["ratios"] = ratios(out)
     return out
+
+
+def summary(wall_seconds: float, outcomes: list) -> dict:
+    """One schedule: its wall time, the segments it trained (each launch of a run, from one
+    rung to the next) and their epochs, and its best cell."""
+    trained = sum(o.epochs_run - o.resumed_from_epoch for o in outcomes)
+    return {"wall_seconds": wall_seconds, "segments": len(outcomes), "run_epochs": trained,
+            **_best(outcomes)}
+
+
+def ratios(out: dict) -> dict:
+    """Each halving schedule against the full grid."""
+    full = out["full"]
+    return {name: {"wall": r["wall_seconds"] / full["wall_seconds"],
+                   "run_epochs": r["run_epochs"] / full["run_epochs"],
+                   "same_best": r["best_cell"] == full["best_cell"]}
+            for name, r in out.items() if name != "full"}
 
 
 def main(argv: list[str] | None = None) -> int:
