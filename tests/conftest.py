@@ -70,6 +70,17 @@ def mlflow_uri(tmp_path, monkeypatch) -> str:
 
 
 @pytest.fixture
+def mlflow_store(tmp_path, monkeypatch) -> str:
+    """``mlflow_uri`` with the store already there (tests/helpers/stores.py), for tests that
+    record something; ``mlflow_uri`` is for the tests that check nothing was written."""
+    from tests.helpers.stores import sqlite_store
+
+    uri = sqlite_store(tmp_path / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture
 def small_disk(tmp_path):
     """``small_disk(size_kb)`` -> the mount point of a fresh tmpfs, unmounted after the test."""
     from tests.helpers.disk import mount_tmpfs, unmount

@@ -21,6 +21,8 @@ from typing import TypeVar
 
 import pytest
 
+from tests.helpers.cpu import CpuGroup
+
 F = TypeVar("F", bound=Callable)
 
 # Modules whose tests take longest (measured: BENCHMARKS.md, "Test suite"), scheduled first so
@@ -43,8 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   f"slow(reason=...) (default {DEFAULT_LIMIT_SECONDS:.0f})",
                   default=str(DEFAULT_LIMIT_SECONDS))
     parser.addoption("--timeline", metavar="FILE", default=None,
-                     help="write each test phase's worker, start and stop (TSV) to FILE; "
-                          "bench/suite_timeline.py summarises it")
+                     help="write each test phase's worker, start, stop and CPU seconds (TSV) "
+                          "to FILE; bench/suite_timeline.py summarises it")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,6 +54,19 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "the reason says why it cannot be smaller")
     # pytest-xdist registers it too; a run with -p no:xdist must still accept the groups.
     config.addinivalue_line("markers", "xdist_group(name): tests that share one xdist worker")
+    timeline = config.getoption("timeline", None)
+    if timeline and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_Timeline(timeline))
+    runs_tests = hasattr(config, "workerinput") or not config.getoption("numprocesses", None)
+    if timeline and runs_tests:
+        group = CpuGroup()
+        if group.join():
+            config.stash[_CPU] = group
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _CPU in config.stash:
+        config.stash[_CPU].leave()
 
 
 def _module(item: pytest.Item) -> str:
@@ -131,6 +146,7 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureR
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
+    _charge_cpu(item.config, report)
     if call.when == "setup":
         item.stash[_SETUP_SECONDS] = call.duration
         return
@@ -153,22 +169,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             "@slow_fixture(reason=...)) saying why it cannot be")
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # On the controller under xdist, where every worker's reports arrive.
-    node = getattr(report, "node", None)
-    worker = node.gateway.id if node is not None else "main"
-    _timeline.append((worker, report.nodeid, report.when, report.start, report.stop,
-                      report.outcome))
+def _charge_cpu(config: pytest.Config, report: pytest.TestReport) -> None:
+    """The CPU used since the last phase ended goes to this phase (a new list: pytest hands
+    every phase's report the item's own)."""
+    if _CPU in config.stash:
+        report.user_properties = [*report.user_properties,
+                                  ("cpu_seconds", config.stash[_CPU].lap())]
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    path = session.config.getoption("timeline", None)
-    if not path or hasattr(session.config, "workerinput"):
-        return
-    with open(path, "w", encoding="utf-8") as out:
-        out.write("worker\tnodeid\twhen\tstart\tstop\toutcome\n")
-        for row in _timeline:
-            out.write("\t".join(str(v) for v in row) + "\n")
+class _Timeline:
+    """Registered on the controller under xdist (where every worker's reports arrive), or on
+    the only process: a plugin object per run, so a run inside a test (pytester) keeps its
+    own."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.rows: list[tuple] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        node = getattr(report, "node", None)
+        worker = node.gateway.id if node is not None else "main"
+        cpu = dict(report.user_properties).get("cpu_seconds")
+        self.rows.append((worker, report.nodeid, report.when, report.start, report.stop,
+                          report.outcome, "" if cpu is None else f"{cpu:.3f}"))
+
+    def pytest_sessionfinish(self) -> None:
+        with open(self.path, "w", encoding="utf-8") as out:
+            out.write("worker\tnodeid\twhen\tstart\tstop\toutcome\tcpu\n")
+            for row in self.rows:
+                out.write("\t".join(str(v) for v in row) + "\n")
 
 
 def _covered_seconds(shared: list[tuple[str, float, float, str]]) -> float:
@@ -201,7 +230,7 @@ def _first_report(fixture: str, item: pytest.Item) -> bool:
 
 
 _reported: set[tuple[str, str]] = set()
-_timeline: list[tuple[str, str, str, float, float, str]] = []
+_CPU = pytest.StashKey[CpuGroup]()  # the pytest process's own group, with --timeline
 _SETUP_SECONDS = pytest.StashKey[float]()
 _SHARED = pytest.StashKey[list]()
 _building: list[pytest.Item] = []

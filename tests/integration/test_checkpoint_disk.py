@@ -26,12 +26,12 @@ def _model_and_checkpoint(tf):
     return model, tf.train.Checkpoint(model=model)
 
 
-def test_a_failed_checkpoint_write_never_becomes_the_resume_point(small_disk, mlflow_uri,
+def test_a_failed_checkpoint_write_never_becomes_the_resume_point(small_disk, mlflow_store,
                                                                     capsys, tmp_path):
     import tensorflow as tf
 
     console_logging()  # the warning is a log line on the console, as in a rank
-    client = MlflowClient(mlflow_uri)
+    client = MlflowClient(mlflow_store)
     run_id = client.create_run(client.create_experiment("ckpt")).info.run_id
     recorder = RunRecorder(client, run_id, tmp_path / "spool", Retry(1, 0.01))
     folder = small_disk(256) / "trial"

@@ -17,6 +17,7 @@ from pipeline.tracking.vocab import TAG_TRAINER
 from pipeline.train.driver.sweep import SweepOptions, run_sweep
 from tests.helpers import load_job, write_data_config, write_npz
 from tests.helpers.kill import kill_checkpointed_rank, rank_processes
+from tests.helpers.stores import sqlite_store
 from tests.helpers.suite import slow_fixture
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ def data(tmp_path_factory, spark) -> Path:
 def _sweep(folder: Path, body: str, spark, data: Path, **opts):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sweep.yaml").write_text(body)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = sqlite_store(folder / "mlflow.db")
     options = SweepOptions(data, tracking_uri=uri, checkpoint_dir=folder / "ckpt",
                            spool_dir=folder / "spool", **opts)
     said: list[str] = []
@@ -83,7 +84,7 @@ class _RankCount(threading.Thread):
 def test_two_one_rank_trials_at_once_log_what_one_at_a_time_logs(tmp_path, spark, data):
     # Two ranks alive at once is what "at once" means; the runs' own start and end times
     # depend on how long each rank waited for a core to import TensorFlow and claim its run.
-    watch = _RankCount(f"sqlite:///{tmp_path / 'together' / 'mlflow.db'}")
+    watch = _RankCount(sqlite_store(tmp_path / "together" / "mlflow.db"))
     watch.start()
     together, client, said = _sweep(tmp_path / "together", TWO, spark, data, num_proc=2,
                                     ranks_per_trial=1)
@@ -115,7 +116,7 @@ def test_a_rank_killed_in_one_trial_spares_the_other(tmp_path, spark, data):
     killed: dict = {}
     ended = threading.Event()
     killer = threading.Thread(target=kill_checkpointed_rank,
-                              args=(f"sqlite:///{folder / 'mlflow.db'}", "crash",
+                              args=(sqlite_store(folder / "mlflow.db"), "crash",
                                     folder / "ckpt", killed), kwargs={"stop": ended})
     killer.start()
     result, client, said = _sweep(folder, """

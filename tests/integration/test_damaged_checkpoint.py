@@ -27,6 +27,7 @@ from pipeline.tracking.vocab import (
 from pipeline.train import checkpoints
 from pipeline.train.driver.plan import plan_trials
 from tests.helpers import load_job, prepare_tiny
+from tests.helpers.stores import sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def test_a_damaged_checkpoint_restarts_its_configuration_afresh(tmp_path, spark,
     (tmp_path / "sweep.yaml").write_text(SWEEP)
     manifest = load_manifest(data)
     [trial] = plan_trials(load_sweep_config(tmp_path / "sweep.yaml"), manifest, 1, None)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     client = MlflowClient(uri)
     exp_id = tracking.experiment_id(client, "damaged", uri)

@@ -14,6 +14,7 @@ from pipeline.data.manifest import load_manifest
 from pipeline.tracking import store as tracking
 from tests.helpers import load_job, write_data_config, write_npz
 from tests.helpers.disk import fill, mount_tmpfs, unmount
+from tests.helpers.stores import sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ def swept(tmp_path_factory, spark):
     (root / "sweep.yaml").write_text(SWEEP)
     disk = mount_tmpfs(root / "ckpt-disk", 256)
     mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    mp.setenv("MLFLOW_TRACKING_URI", sqlite_store(root / "mlflow.db"))
     try:
         fill(disk)
         code = run_job(load_job("train_sweep").main,

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.report import frame
 from pipeline.tracking import store as tracking
 from tests.helpers import ROOT, SPARK_SUBMIT, load_job, submit_env, write_data_config, write_npz
+from tests.helpers.stores import sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,7 @@ def test_rerun_after_driver_kill_runs_only_what_is_unfinished(tmp_path, spark):
     assert load_job("prepare_data").main(["--config", str(cfg)]) == 0
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(SWEEP)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     args = [str(SPARK_SUBMIT), "jobs/train_sweep.py",
             "--config", str(sweep), "--data", str(tmp_path / "processed" / "tiny"),
             "--checkpoint-dir", str(tmp_path / "ckpt")]

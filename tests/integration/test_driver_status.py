@@ -10,6 +10,7 @@ from pipeline.tracking import store, vocab
 from pipeline.train.driver import launch
 from pipeline.train.driver.sweep import SweepOptions, run_sweep
 from tests.helpers import prepare_tiny
+from tests.helpers.stores import sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ def test_an_interrupted_or_crashed_driver_ends_its_parent_run(tmp_path, spark, m
         raise fault("injected")
 
     monkeypatch.setattr(launch.Launches, "run", explode)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     with pytest.raises(fault):
         run_sweep(spark, load_sweep_config(tmp_path / "s.yaml"),
                   SweepOptions(data, num_proc=2, tracking_uri=uri,

@@ -16,6 +16,7 @@ from pipeline.data import feed
 from pipeline.data.manifest import load_manifest
 from pipeline.tracking import store as tracking
 from tests.helpers import load_job, write_data_config, write_npz
+from tests.helpers.stores import sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,7 @@ def test_ranks_read_disjoint_shards_covering_the_split(prepared):
 @pytest.fixture(scope="module")
 def sweep_run(prepared, workspace, spark):
     """Run the tiny sweep once on 2 ranks into a module-wide MLflow store."""
-    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    uri = sqlite_store(workspace / "mlflow.db")
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     sweep = workspace / "sweep.yaml"

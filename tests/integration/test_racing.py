@@ -21,6 +21,7 @@ from pipeline.tracking.vocab import TAG_CELL, TAG_REPLICATE, TAG_RESUMED_FROM
 from pipeline.train.driver.sweep import SweepOptions, run_sweep
 from tests.helpers import load_job, write_data_config, write_npz
 from tests.helpers.kill import kill_checkpointed_rank
+from tests.helpers.stores import sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ def data(tmp_path_factory, spark) -> Path:
 def _sweep(folder: Path, spark, data: Path, body: str = RACE):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sweep.yaml").write_text(body)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = sqlite_store(folder / "mlflow.db")
     options = SweepOptions(data, num_proc=2, ranks_per_trial=1, tracking_uri=uri,
                            checkpoint_dir=folder / "ckpt", spool_dir=folder / "spool")
     said: list[str] = []
@@ -69,7 +70,7 @@ def _sweep_killing(folder: Path, spark, data: Path, body: str, experiment: str,
     killed: dict = {}
     ended = threading.Event()
     killer = threading.Thread(target=kill_checkpointed_rank, args=(
-        f"sqlite:///{folder / 'mlflow.db'}", experiment, folder / "ckpt", killed, wanted),
+        sqlite_store(folder / "mlflow.db"), experiment, folder / "ckpt", killed, wanted),
         kwargs={"stop": ended, "saved": saved})
     killer.start()
     try:

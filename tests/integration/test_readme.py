@@ -17,7 +17,7 @@ def _from_python_block() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_from_python_example_runs_and_returns_a_leaderboard(tmp_path, spark, mlflow_uri,
+def test_the_from_python_example_runs_and_returns_a_leaderboard(tmp_path, spark, mlflow_store,
                                                                 capsys):
     code = _from_python_block()
     data = prepare_tiny(tmp_path)

@@ -29,6 +29,7 @@ from tests.helpers import (
     write_data_config,
     write_npz,
 )
+from tests.helpers.stores import sqlite_store
 from tests.helpers.suite import slow_fixture
 
 pytestmark = pytest.mark.integration
@@ -58,7 +59,7 @@ grid:
 def sweep(tmp_path_factory, spark):
     root = tmp_path_factory.mktemp("report")
     mp = pytest.MonkeyPatch()
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = sqlite_store(root / "mlflow.db")
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.setenv("PYTHONPATH", str(ROOT))  # ranks import tests.helpers.faults
     cfg = write_data_config(root, write_npz(root / "tiny.npz"))

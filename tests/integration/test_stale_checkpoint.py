@@ -17,6 +17,7 @@ from pipeline.tracking.vocab import TAG_LEASE, TAG_RESUMED_FROM
 from pipeline.train import checkpoints
 from pipeline.train.driver.plan import plan_trials
 from tests.helpers import load_job, prepare_tiny
+from tests.helpers.stores import sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def test_a_checkpoint_from_another_store_does_not_block_its_configuration(tmp_pa
     (folder / "latest.json").write_text(json.dumps({
         "epoch": 1, "prefix": str(folder / "epoch-0001"), "run_id": "f" * 32,
         "logs": {"loss": 1.0}}))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
 
     code = load_job("train_sweep").main([

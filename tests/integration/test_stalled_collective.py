@@ -15,6 +15,7 @@ from pipeline.tracking import store as tracking
 from pipeline.tracking.vocab import FINISHED, TAG_STATUS
 from tests.helpers import ROOT, load_job, prepare_tiny
 from tests.helpers.faults import stall_marker
+from tests.helpers.stores import sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ def test_a_stalled_collective_shuts_the_launch_down_and_the_relaunch_finishes(
         tmp_path, spark, monkeypatch, capfd):
     data = prepare_tiny(tmp_path, n_train=160, n_test=40)
     (tmp_path / "sweep.yaml").write_text(SWEEP)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # ranks import tests.helpers.faults
     # The user's setting wins over the sweep's default (600 s). Short, yet longer than a

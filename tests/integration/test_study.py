@@ -12,6 +12,7 @@ from scipy import stats
 
 from pipeline.tracking import store as tracking
 from tests.helpers import load_job, prepare_tiny
+from tests.helpers.stores import sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,7 @@ def test_a_quick_study_reports_published_against_measured_and_every_layer(tmp_pa
     data = prepare_tiny(tmp_path, n_train=600, n_test=60)
     (tmp_path / "sweep.yaml").write_text(SWEEP)
     (tmp_path / "study.yaml").write_text(STUDY)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     quick = tmp_path / "studies" / "tiny-quick.yaml"
     study = str(tmp_path / "study.yaml")

@@ -72,8 +72,8 @@ def test_regression_is_prepared_standardized_on_the_train_split(regression):
 
 
 def test_regression_sweep_logs_original_unit_metrics_the_served_model_reproduces(
-        tmp_path, spark, regression, mlflow_uri):
-    uri = mlflow_uri
+        tmp_path, spark, regression, mlflow_store):
+    uri = mlflow_store
     result = _sweep(tmp_path, """name: reg
 dataset: reg
 base:
@@ -128,12 +128,12 @@ shards: 4
 
 
 def test_multilabel_sweep_logs_its_metrics_and_tags_the_softmax_warning(
-        tmp_path, spark, multilabel, mlflow_uri):
+        tmp_path, spark, multilabel, mlflow_store):
     m = load_manifest(multilabel)
     assert (m.task, m.target.names, m.outputs) == ("multilabel", ["upper", "odd"], 2)
     assert m.target.derived_from == {"upper": [0, 1], "odd": [1, 3]}
     assert m.splits["test"].class_histogram == [80, 80]  # 40 rows of each class
-    uri = mlflow_uri
+    uri = mlflow_store
     result = _sweep(tmp_path, """name: ml
 dataset: ml
 base:
@@ -165,7 +165,7 @@ grid:
 
 
 def test_binary_auc_is_exact_over_both_ranks_test_shards(tmp_path_factory, tmp_path, spark,
-                                                          mlflow_uri):
+                                                          mlflow_store):
     """Each rank holds half the test split; the logged AUC is the full split's, which only an
     allgather of both halves' scores can give."""
     root = tmp_path_factory.mktemp("binary")
@@ -187,11 +187,11 @@ base:
   loss: binary_crossentropy
   optimizer: {learning_rate: 0.0005}
   training: {epochs: 1, batch_size: 32, seed: 2}
-""", spark, data, mlflow_uri)
+""", spark, data, mlflow_store)
     assert not result.failed
     (rank0,), (rank1,) = result.rank_outcomes
     assert rank0.metrics == rank1.metrics
-    [run] = tracking.children(MlflowClient(mlflow_uri), result.experiment_id)
+    [run] = tracking.children(MlflowClient(mlflow_store), result.experiment_id)
     x, y = feed.read_shards(m.shard_files(data, "test", 0, 1), m.layout)
     scores = np.asarray(mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
                         .predict(feed.unit_scale(x)))

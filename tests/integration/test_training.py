@@ -18,6 +18,7 @@ from pipeline.config import load_sweep_config
 from pipeline.tracking import store as tracking
 from pipeline.train.driver.sweep import SweepOptions, run_sweep
 from tests.helpers import load_job, rank_job, trial, write_data_config, write_npz
+from tests.helpers.stores import sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def _loss_steps(client: MlflowClient, run_id: str) -> list[int]:
 
 def test_ranks_agree_and_metrics_are_logged_once(tmp_path, spark, data):
     """The streaming feed (the default); the early-stopping test below uses the memory feed."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     result = _sweep(tmp_path, """
 name: agree
 dataset: tiny
@@ -69,7 +70,7 @@ base:
 
 def test_early_stopping_is_agreed_by_all_ranks(tmp_path, spark, data):
     """With a zero learning rate nothing improves: patience 1 stops after epoch 2 of 10."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     started = time.monotonic()
     result = _sweep(tmp_path, """
 name: early
@@ -111,7 +112,7 @@ def _kill_rank_when(uri: str, experiment: str, epochs_logged: int, killed: dict)
 @pytest.mark.slow(reason=("trains until a checkpoint, kills a rank and waits for the relaunched "
                           "launch to finish from it: two launches"))
 def test_rank_killed_mid_run_resumes_from_checkpoint(tmp_path, spark, data):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     killed: dict = {}
     killer = threading.Thread(target=_kill_rank_when, args=(uri, "crash", 2, killed))
     killer.start()

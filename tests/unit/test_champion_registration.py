@@ -9,6 +9,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from pipeline.report.champion import ALIAS, model_name, register_champion
+from tests.helpers.stores import sqlite_store
 
 
 class _Constant(mlflow.pyfunc.PythonModel):
@@ -17,7 +18,7 @@ class _Constant(mlflow.pyfunc.PythonModel):
 
 
 def test_a_version_left_without_the_alias_is_reused_not_registered_again(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     exp = client.create_experiment("sweep", artifact_location=str(tmp_path / "artifacts"))
     run_id = client.create_run(exp).info.run_id

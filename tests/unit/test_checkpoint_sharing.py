@@ -23,6 +23,7 @@ from pipeline.tracking.vocab import (
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob
 from tests.helpers import rank_job, trial
+from tests.helpers.stores import sqlite_store
 
 tf = pytest.importorskip("tensorflow")
 
@@ -66,7 +67,7 @@ def _train_one_epoch(job: RankJob, run_id: str, bias: float) -> None:
 def test_experiments_sharing_a_checkpoint_dir_keep_each_others_checkpoints(tmp_path,
                                                                             monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    db = sqlite_store(tmp_path / "mlflow.db")
     client = MlflowClient(db)
     root, spool = str(tmp_path / "ckpt"), str(tmp_path / "spool")
     first = _job(client, db, "first", root, spool)

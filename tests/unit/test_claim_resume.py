@@ -30,6 +30,7 @@ from pipeline.tracking.vocab import (
 from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob
 from tests.helpers import free_port, rank_job, trial
+from tests.helpers.stores import sqlite_store
 
 FP, HASH = "fp", "cfg-1"
 NO_WAIT = TrackingConfig(retries=0, backoff_seconds=0.0, claim_settle_seconds=0.0)
@@ -37,7 +38,7 @@ NO_WAIT = TrackingConfig(retries=0, backoff_seconds=0.0, claim_settle_seconds=0.
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    return sqlite_store(tmp_path_factory.mktemp("store") / "mlflow.db")
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from pipeline.tracking.vocab import (
     TAG_STATUS,
     TAG_TRAINER,
 )
+from tests.helpers.stores import sqlite_store
 
 LONG = TrackingConfig(lease_seconds=600, claim_settle_seconds=0.0)
 SHORT = TrackingConfig(lease_seconds=10, claim_settle_seconds=0.0)
@@ -32,7 +33,7 @@ MANIFEST = Manifest(dataset="d", fingerprint="fp", source_format="npz", source_s
 
 @pytest.fixture
 def store(tmp_path) -> tuple[MlflowClient, str]:
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(sqlite_store(tmp_path / "mlflow.db"))
     return client, client.create_experiment("leases")
 
 

@@ -15,12 +15,13 @@ from pipeline.model.build import build_for
 from pipeline.tasks import Problem
 from pipeline.tracking import spool
 from pipeline.tracking.models import stash_model
+from tests.helpers.stores import sqlite_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_model_record_delivered_again_logs_no_second_model(tmp_path):
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(sqlite_store(tmp_path / "mlflow.db"))
     exp = client.create_experiment("e", artifact_location=str(tmp_path / "artifacts"))
     run_id = client.create_run(exp).info.run_id
     cfg, problem = RunConfig(), Problem.classes((6, 6, 1), 3)
@@ -47,7 +48,7 @@ print("tensorflow loaded:", "tensorflow" in sys.modules)
 
 
 def test_the_driver_replays_a_spooled_model_without_importing_tensorflow(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     exp = client.create_experiment("e", artifact_location=str(tmp_path / "artifacts"))
     run_id = client.create_run(exp).info.run_id

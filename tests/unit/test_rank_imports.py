@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from tests.helpers import ROOT
+from tests.helpers.stores import sqlite_store
 
 PROBE = """
 import sys
@@ -26,6 +27,7 @@ print("mlflow" in sys.modules)
 
 
 def test_a_rank_other_than_0_imports_neither_mlflow_nor_scipy_stats_nor_pandas(tmp_path):
+    sqlite_store(tmp_path / "mlflow.db")  # rank 0's recorder opens it
     proc = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "mlflow.db")], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]

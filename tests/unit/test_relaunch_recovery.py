@@ -24,6 +24,7 @@ from pipeline.tracking.vocab import (
 )
 from pipeline.train.driver.launch import Launches
 from tests.helpers import free_port, rank_job, trial
+from tests.helpers.stores import sqlite_store
 
 FP = "fp"
 
@@ -31,7 +32,7 @@ FP = "fp"
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> tuple[str, MlflowClient, str, str]:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     exp_id = client.create_experiment("relaunch")
     parent = client.create_run(exp_id, tags={TAG_ROLE: ROLE_SWEEP}).info.run_id

@@ -75,9 +75,9 @@ def _experiment_with_a_finished_run(uri: str, name: str) -> None:
 
 
 def test_compare_refuses_an_output_holding_other_reports_and_deletes_nothing(
-        tmp_path, mlflow_uri, capsys, monkeypatch):
+        tmp_path, mlflow_store, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _experiment_with_a_finished_run(mlflow_uri, "mine")
+    _experiment_with_a_finished_run(mlflow_store, "mine")
     others = tmp_path / "data" / "reports"
     (others / "theirs").mkdir(parents=True)
     (others / "theirs" / "index.html").write_text("another experiment's report")
@@ -90,10 +90,10 @@ def test_compare_refuses_an_output_holding_other_reports_and_deletes_nothing(
     assert (others / "theirs" / "index.html").read_text() == "another experiment's report"
 
 
-def test_compare_writes_a_marked_report_it_may_replace_next_time(tmp_path, mlflow_uri,
+def test_compare_writes_a_marked_report_it_may_replace_next_time(tmp_path, mlflow_store,
                                                                  monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _experiment_with_a_finished_run(mlflow_uri, "mine")
+    _experiment_with_a_finished_run(mlflow_store, "mine")
     args = ["--experiment", "mine", "--no-register"]
     assert run_job(compare.main, args, "compare") == 0
     assert (tmp_path / "reports" / "mine" / REPORT_MARKER).is_file()
@@ -101,10 +101,10 @@ def test_compare_writes_a_marked_report_it_may_replace_next_time(tmp_path, mlflo
     assert (tmp_path / "reports" / "mine" / "index.html").is_file()
 
 
-def test_compare_refuses_an_experiment_name_that_climbs_out_of_reports(tmp_path, mlflow_uri,
+def test_compare_refuses_an_experiment_name_that_climbs_out_of_reports(tmp_path, mlflow_store,
                                                                        capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _experiment_with_a_finished_run(mlflow_uri, "../outside")
+    _experiment_with_a_finished_run(mlflow_store, "../outside")
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "keep.txt").write_text("not a report")
     assert run_job(compare.main, ["--experiment", "../outside", "--no-register"],

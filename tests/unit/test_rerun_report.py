@@ -24,13 +24,14 @@ from pipeline.tracking.vocab import (
     TAG_SWEEP,
 )
 from tests.helpers import trial
+from tests.helpers.stores import sqlite_store
 
 FP = "fp-1"
 
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     client = MlflowClient(uri)
     exp_id = client.create_experiment("rerun", artifact_location=str(tmp_path / "artifacts"))

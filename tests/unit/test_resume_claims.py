@@ -8,12 +8,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.tracking import claims, vocab
+from tests.helpers.stores import sqlite_store
 from tests.unit.test_tracking_runs import FAST, _child, _parent
 
 
 @pytest.fixture
 def client(tmp_path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return MlflowClient(sqlite_store(tmp_path / "mlflow.db"))
 
 
 def _resume(exp: str, parent: str, run_id: str) -> claims.ClaimRequest:

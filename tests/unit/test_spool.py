@@ -6,6 +6,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.tracking import spool, spool_file
 from tests.helpers import free_port
+from tests.helpers.stores import sqlite_store
 
 FAST = spool.Retry(retries=1, backoff_seconds=0.01)
 
@@ -18,7 +19,7 @@ def _offline_log(tmp_path, run_id: str) -> spool.RunLog:
 def test_records_the_server_refused_are_spooled_in_order_and_replayed_once(tmp_path,
                                                                           monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = MlflowClient(sqlite_store(tmp_path / "mlflow.db"))
     run_id = store.create_run(store.create_experiment("e")).info.run_id
     log = _offline_log(tmp_path, run_id)
     for step in range(3):
@@ -43,7 +44,7 @@ def test_records_the_server_refused_are_spooled_in_order_and_replayed_once(tmp_p
 
 def test_a_replay_that_fails_midway_keeps_only_what_is_left(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = MlflowClient(sqlite_store(tmp_path / "mlflow.db"))
     run_id = store.create_run(store.create_experiment("e")).info.run_id
     log = _offline_log(tmp_path, run_id)
     log.log_metric("loss", 0.5, step=0)

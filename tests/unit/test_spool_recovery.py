@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.tracking import spool, spool_file
 from tests.helpers import free_port
+from tests.helpers.stores import sqlite_store
 
 FAST = spool.Retry(retries=2, backoff_seconds=0.05)
 RECORDS = 12
@@ -26,7 +27,7 @@ def _no_http_retries(monkeypatch):
 @pytest.fixture(scope="module")
 def _db(tmp_path_factory) -> tuple[str, str]:
     """One real SQLite store for the module (creating one takes seconds); a run per test."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path_factory.mktemp("store") / "mlflow.db")
     return uri, MlflowClient(uri).create_experiment("e")
 
 

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.tracking import spool
 from tests.helpers import free_port
+from tests.helpers.stores import sqlite_store
 
 FAST = spool.Retry(retries=1, backoff_seconds=0.01)
 
@@ -20,7 +21,7 @@ FAST = spool.Retry(retries=1, backoff_seconds=0.01)
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(sqlite_store(tmp_path / "mlflow.db"))
     run_id = client.create_run(client.create_experiment("e")).info.run_id
     return client, run_id
 

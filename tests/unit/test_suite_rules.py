@@ -1,10 +1,14 @@
 """The suite's own rules (tests/helpers/suite.py), run on a throw-away suite with pytester: a test
 over the time limit fails unless marked slow with a reason; modules with module-scoped fixtures
-keep their tests on one xdist worker."""
+keep their tests on one xdist worker; the timeline charges each test the CPU of what it started."""
 
 from __future__ import annotations
 
+import csv
+
 import pytest
+
+from tests.helpers import cpu
 
 pytest_plugins = ["pytester"]
 
@@ -169,3 +173,31 @@ def test_the_limit_stretches_with_more_workers_than_cores(monkeypatch):
     assert suite.contention() == 2.0
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
     assert suite.contention() == 1.0
+
+
+CPU_SUITE = """
+import subprocess
+import sys
+
+def test_idle():
+    pass
+
+def test_busy_child():
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(6_000_000))"], check=True)
+"""
+
+
+def test_the_timeline_charges_each_test_the_cpu_of_the_processes_it_started(suite):
+    suite.makepyfile(test_cpu=CPU_SUITE)
+    timeline = suite.path / "timeline.tsv"
+    suite.runpytest("-p", "no:xdist", "-p", "no:cacheprovider",
+                    f"--timeline={timeline}").assert_outcomes(passed=2)
+    with timeline.open(encoding="utf-8") as f:
+        cpu_of = {(r["nodeid"].split("::")[1], r["when"]): r["cpu"]
+                  for r in csv.DictReader(f, delimiter="\t")}
+    assert len(cpu_of) == 6  # setup, call and teardown of each
+    if not cpu.available():  # no writable cgroup v1 cpuacct hierarchy: no column to fill
+        assert set(cpu_of.values()) == {""}
+        return
+    busy, idle = float(cpu_of["test_busy_child", "call"]), float(cpu_of["test_idle", "call"])
+    assert busy > 0.3 and idle < busy / 4, cpu_of

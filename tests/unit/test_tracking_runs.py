@@ -11,6 +11,7 @@ from pipeline.config import RunConfig, SweepConfig, TrackingConfig, parse
 from pipeline.tracking import claims, labels, runs, store, vocab
 from pipeline.tracking.spool import Retry, RunLog
 from tests.helpers import trial
+from tests.helpers.stores import sqlite_store
 from tests.unit.test_plan import _manifest
 
 FAST = TrackingConfig(claim_settle_seconds=0.0, lease_seconds=60.0)
@@ -18,7 +19,7 @@ FAST = TrackingConfig(claim_settle_seconds=0.0, lease_seconds=60.0)
 
 @pytest.fixture
 def client(tmp_path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return MlflowClient(sqlite_store(tmp_path / "mlflow.db"))
 
 
 def _parent(client: MlflowClient, exp: str) -> str:
@@ -194,7 +195,7 @@ def test_the_parent_counts_planned_runs_as_runs_not_configurations(client):
 
 
 def test_sweep_experiments_open_as_model_training_and_default_is_retired_while_empty(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     old = client.create_experiment("old")  # made before the tag existed
     exp = store.experiment_id(client, "new", uri)
@@ -208,7 +209,7 @@ def test_sweep_experiments_open_as_model_training_and_default_is_retired_while_e
 
 
 def test_a_default_experiment_with_runs_is_kept(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     client.create_run(store.DEFAULT_EXPERIMENT_ID)
     store.experiment_id(client, "new", uri)

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import RunConfig, apply_overrides
 from pipeline.tracking import summary, view, vocab
 from pipeline.tracking.store import log_config_params
+from tests.helpers.stores import sqlite_store
 
 ANSWER = ["Best: relu | ce(softmax), tied with relu | mse(softmax).",
           "3 configurations x up to 3 replicates: 9 runs (8 finished, 1 failed)."]
@@ -39,7 +40,7 @@ class FakeReport:
 
 @pytest.fixture
 def client(tmp_path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return MlflowClient(sqlite_store(tmp_path / "mlflow.db"))
 
 
 def test_summary_reads_the_best_cell_from_the_is_best_flag():

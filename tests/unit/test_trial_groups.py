@@ -9,6 +9,7 @@ from pipeline.errors import ConfigError
 from pipeline.train.contract import BatchPlan, Trial
 from pipeline.train.driver.groups import Groups, Layout, layout, longest_first
 from tests.helpers import rank_job
+from tests.helpers.stores import sqlite_store
 
 
 def _trial(name: str, epochs: int, steps: int = 10) -> Trial:
@@ -43,7 +44,7 @@ def test_a_budget_counts_as_the_cost():
 
 
 def test_nothing_to_train_starts_no_launch(tmp_path):
-    job = rank_job([], tracking=dict(uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    job = rank_job([], tracking=dict(uri=sqlite_store(tmp_path / "mlflow.db")))
     groups = Groups(job, Layout(1, 2), 1, lambda line: None, "python")
     assert groups.train([]) == []
     assert groups._threads == []  # no group was launched

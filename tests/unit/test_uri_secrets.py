@@ -16,6 +16,7 @@ from pipeline.tracking import spool
 from pipeline.tracking.resume import claim_trial
 from pipeline.tracking.vocab import ROLE_SWEEP, TAG_ROLE, UNSTARTED
 from tests.helpers import free_port, rank_job, trial
+from tests.helpers.stores import sqlite_store
 
 SECRET = "s3cr3t-Pa55"
 
@@ -83,7 +84,7 @@ def test_a_failed_launch_line_is_masked(tmp_path, monkeypatch):
     from pipeline.train.driver.launch import Launches
 
     uri = _uri()
-    store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = MlflowClient(sqlite_store(tmp_path / "mlflow.db"))
     exp_id = store.create_experiment("e")
     parent = store.create_run(exp_id, tags={TAG_ROLE: ROLE_SWEEP}).info.run_id
     job = rank_job([trial("h", RunConfig())],
