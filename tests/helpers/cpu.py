@@ -32,6 +32,7 @@ class CpuGroup:
         came_from = _current_group()
         if came_from is None:
             return False
+        _remove_empty(came_from)
         path = came_from / f"actloss-tests-{os.getpid()}-{next(_names)}"
         try:
             path.mkdir()
@@ -65,6 +66,16 @@ class CpuGroup:
         except OSError:
             pass
         self.path = None
+
+
+def _remove_empty(parent: Path) -> None:
+    """Groups earlier runs left: a worker's last processes can still be exiting when it
+    leaves, and the kernel removes only a group with none in it."""
+    for stale in parent.glob("actloss-tests-*"):
+        try:
+            stale.rmdir()
+        except OSError:  # still in use: another run's, or a process still running
+            continue
 
 
 def available() -> bool:
