@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pipeline.tracking.recorder import NullRecorder
 from pipeline.tracking.vocab import TAG_CHECKPOINT_WARNING
 from pipeline.train import checkpoints
 from pipeline.train.rank import distributed, epoch_checkpoint
-
-tf = pytest.importorskip("tensorflow")
 
 
 class _Tags(NullRecorder):

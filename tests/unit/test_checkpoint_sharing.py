@@ -4,7 +4,7 @@ training and clearing never touches the other's, and a relaunch of the first sti
 
 from __future__ import annotations
 
-import pytest
+import tensorflow as tf
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import RunConfig, TrackingConfig
@@ -24,8 +24,6 @@ from pipeline.train import checkpoints
 from pipeline.train.contract import RankJob
 from tests.helpers import rank_job, trial
 from tests.helpers.stores import sqlite_store
-
-tf = pytest.importorskip("tensorflow")
 
 FP, HASH = "fp", "cfg-1"
 NO_WAIT = TrackingConfig(retries=0, backoff_seconds=0.0, claim_settle_seconds=0.0)
