@@ -22,9 +22,8 @@ import sqlite3
 from functools import cache
 from pathlib import Path
 
+from pipeline.tracking.store import DEFAULT_EXPERIMENT_ID
 from tests.helpers.pack import CACHE
-
-DEFAULT_EXPERIMENT_ID = 0
 
 
 def sqlite_store(path: Path) -> str:
@@ -38,8 +37,7 @@ def sqlite_store(path: Path) -> str:
     shutil.copyfile(_empty_store(), staged)
     with sqlite3.connect(staged) as db:
         db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
-                   (str(path.parent / "mlruns" / str(DEFAULT_EXPERIMENT_ID)),
-                    DEFAULT_EXPERIMENT_ID))
+                   (str(path.parent / "mlruns" / DEFAULT_EXPERIMENT_ID), DEFAULT_EXPERIMENT_ID))
     db.close()
     staged.replace(path)  # a job that polls for the file never sees it half-copied
     return f"sqlite:///{path}"
