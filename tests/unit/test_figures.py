@@ -1,10 +1,13 @@
 """Figures a person can read: one-epoch curves still show their points, and each run's curve
 figure plots the task's own metric."""
 
+import numpy as np
 import pandas as pd
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from pipeline.report.figures import banded_figure
-from pipeline.report.run_figures import history_figure
+from pipeline.report.run_figures import confusion_figure, history_figure
 
 
 def _curves(steps):
@@ -54,3 +57,13 @@ def test_a_classification_run_curve_plots_accuracy():
     history = {"loss": [(0, 1.0)], "val_loss": [(0, 1.1)], "accuracy": [(0, 0.8)],
                "val_accuracy": [(0, 0.82)]}
     assert history_figure(history).axes[1].get_title() == "accuracy"
+
+
+@pytest.mark.parametrize("classes", [2, 10, 40])
+def test_the_confusion_matrix_fits_its_labels_and_title_inside_the_figure(classes):
+    counts = np.random.default_rng(classes).integers(0, 99_999, (classes, classes))
+    fig = confusion_figure(counts)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    drawn = fig.get_tightbbox(renderer)  # inches: every label, tick and the title
+    width, height = fig.get_size_inches()
+    assert drawn.x0 >= 0 and drawn.y0 >= 0 and drawn.x1 <= width and drawn.y1 <= height

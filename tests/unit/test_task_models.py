@@ -112,3 +112,22 @@ def test_multilabel_loss_goes_down():
                               batch_size=64, epochs=8, verbose=0).history
     assert history["loss"][-1] < 0.7 * history["loss"][0]
     assert history["accuracy"][-1] > 0.85
+
+
+@pytest.mark.parametrize(("problem", "loss", "output"), [
+    (Problem("binary", (6, 6, 1), 1), "binary_crossentropy", "sigmoid"),
+    (Problem("multilabel", (6, 6, 1), 4), "hinge", "linear"),
+    (FEATURES, "mse", "linear"),
+    (Problem.classes((6, 6, 1), 3), "categorical_crossentropy", "softmax")])
+def test_the_declared_signature_is_the_one_mlflow_infers_by_predicting(problem, loss, output):
+    from mlflow.models import infer_signature
+
+    from pipeline.tracking.models import declared_signature
+
+    built = build_for(_cfg(loss, output), problem)
+    stored = np.random.default_rng(0).integers(0, 255, (5, *problem.input_shape))
+    example = served_input(stored.astype(np.uint8 if problem.input_kind == "image"
+                                         else np.float32), problem)
+    predicted = infer_signature(example, built.inference.predict(example, verbose=0))
+    declared = declared_signature(built.inference, example)
+    assert declared == predicted and declared.outputs.inputs[0].shape == (-1, problem.outputs)
