@@ -55,8 +55,9 @@ def log_model(uri: str, run_id: str, model: tf.keras.Model, example: np.ndarray,
 
 def declared_signature(model: tf.keras.Model, example: np.ndarray) -> ModelSignature | None:
     """The signature MLflow would infer from ``model``'s prediction on ``example``, read from
-    the model's declared output instead: inferring it traces and runs a predict function on
-    every logged model. None (MLflow infers it) when the output's shape is not fully known."""
+    the model's declared output instead: inferring it costs a prediction on every logged model,
+    on top of the one MLflow's input-example check makes anyway. None (MLflow infers it) when
+    the model has several outputs or an output dimension is unknown."""
     from mlflow.models import infer_signature
 
     if len(model.outputs) != 1:

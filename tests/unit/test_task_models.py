@@ -131,3 +131,13 @@ def test_the_declared_signature_is_the_one_mlflow_infers_by_predicting(problem, 
     predicted = infer_signature(example, built.inference.predict(example, verbose=0))
     declared = declared_signature(built.inference, example)
     assert declared == predicted and declared.outputs.inputs[0].shape == (-1, problem.outputs)
+
+
+def test_a_model_with_two_outputs_leaves_its_signature_to_mlflow():
+    import tensorflow as tf
+
+    from pipeline.tracking.models import declared_signature
+
+    x = tf.keras.Input((4,))
+    model = tf.keras.Model(x, [tf.keras.layers.Dense(2)(x), tf.keras.layers.Dense(3)(x)])
+    assert declared_signature(model, np.zeros((2, 4), np.float32)) is None

@@ -82,8 +82,8 @@ def _quiet_tensorflow(job: RankJob) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(job.runtime.threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(2, job.runtime.threads))
     tf.get_logger().setLevel("ERROR")  # keep rank output to our progress lines
-    # HDF5 is chosen on purpose (pipeline.tracking.models); MLflow's signature check predicts
-    # the input example with a progress bar: neither belongs in the sweep's output.
+    # HDF5 is chosen on purpose (pipeline.tracking.models); MLflow checks the logged input
+    # example by predicting it with a progress bar: neither belongs in the sweep's output.
     warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
     if not job.runtime.verbose:
         tf.keras.utils.disable_interactive_logging()

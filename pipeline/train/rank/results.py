@@ -35,7 +35,7 @@ def record_results(job: RankJob, trial: Trial, recorder: Recorder, built: BuiltM
     from pipeline.report.run_figures import close, confusion_figure, history_figure
     from pipeline.tracking.models import log_model, stash_model
 
-    if not job.runtime.verbose:  # Keras keeps this per thread; MLflow's signature check predicts
+    if not job.runtime.verbose:  # Keras keeps this per thread; MLflow's example check predicts
         tf.keras.utils.disable_interactive_logging()
     final = {**outcome.metrics, "train_seconds": outcome.train_seconds,
              "epochs_run": outcome.epochs_run}
