@@ -125,7 +125,30 @@ def optimizer(inner: tf.keras.optimizers.Optimizer, summed: bool) -> Any:
     """``inner`` with gradients allreduced every step: averaged, or summed for a summed loss."""
     import horovod.tensorflow.keras as hvd
 
-    return hvd.DistributedOptimizer(inner, op=hvd.Sum if summed else hvd.Average)
+    wrapped = hvd.DistributedOptimizer(inner, op=hvd.Sum if summed else hvd.Average)
+    wrapped._allreduce_grads = traced_as_python(wrapped._allreduce_grads)
+    return wrapped
+
+
+# Horovod's gradient allreduce is a tf.function with AutoGraph on: the first training step a
+# rank traces has AutoGraph rewrite Horovod's source, which cost more CPU than the rest of a
+# small trial's tracing (BENCHMARKS.md, "Tracing Horovod's allreduce"). Its branches test
+# Python values only (which gradients exist, the group settings), so tracing it as plain
+# Python builds the same graph. One plain function per Horovod function, as Horovod shares
+# its own between optimizers of the same settings.
+_plain: dict[int, tuple[Any, Any]] = {}
+
+
+def traced_as_python(function: Any) -> Any:
+    """``function`` (a tf.function) traced without AutoGraph; anything else unchanged."""
+    python_function = getattr(function, "python_function", None)
+    if python_function is None:  # graph mode: Horovod hands out the Python function itself
+        return function
+    if id(function) not in _plain:
+        import tensorflow as tf
+
+        _plain[id(function)] = (function, tf.function(python_function, autograph=False))
+    return _plain[id(function)][1]
 
 
 def metric_average_callback() -> tf.keras.callbacks.Callback:
