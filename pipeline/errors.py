@@ -21,3 +21,10 @@ class DataError(PipelineError):
 
 class DeviceError(PipelineError):
     """The GPUs Spark assigned do not match the GPUs a rank can use."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type's name when it has none), at most 200
+    characters: what a warning or a log line quotes of an error."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

@@ -30,6 +30,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from pipeline.errors import first_line
 from pipeline.tracking.spool_file import (
     DELIVERED,
     append,
@@ -67,11 +68,6 @@ def retriable(exc: BaseException) -> bool:
     if isinstance(exc, MlflowException):
         return exc.get_http_status_code() >= 500 or exc.get_http_status_code() == 429
     return True
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 class RunLog:

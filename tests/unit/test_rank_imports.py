@@ -20,6 +20,10 @@ role = role_for(1, rank_job([]))
 role.recorder("some-run").log_epoch(0, {"loss": 1.0})
 role.claims.start(None)
 print(sorted(m for m in ("mlflow", "scipy.stats", "pandas", "pyarrow.dataset") if m in sys.modules))
+# What every rank imports to train (TensorFlow's Keras brings pandas along, so only MLflow
+# and scipy.stats are looked for here).
+from pipeline.train.rank import epoch_checkpoint, kept_models, results, trainer
+print(sorted(m for m in ("mlflow", "scipy.stats") if m in sys.modules))
 root = role_for(0, rank_job([], tracking=dict(uri=f"sqlite:///{sys.argv[1]}")))
 root.recorder("some-run")
 print("mlflow" in sys.modules)
@@ -31,6 +35,7 @@ def test_a_rank_other_than_0_imports_neither_mlflow_nor_scipy_stats_nor_pandas(t
     proc = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "mlflow.db")], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    other, root = proc.stdout.splitlines()[-2:]
+    other, training, root = proc.stdout.splitlines()[-3:]
     assert other == "[]"
+    assert training == "[]"  # the training modules too, checkpoints included
     assert root == "True"  # rank 0's recorder is the real one

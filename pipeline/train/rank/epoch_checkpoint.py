@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
+from pipeline.errors import first_line
 from pipeline.storage import disk_problem
-from pipeline.tracking.spool import first_line
 from pipeline.tracking.vocab import TAG_CHECKPOINT_WARNING
 from pipeline.train.checkpoints import STATE, CheckpointState, fsync_path, read_state
 from pipeline.train.rank import distributed
