@@ -4,7 +4,10 @@ longest (setup + call + teardown, as the workers saw them). When the timeline ha
 (each phase's, with every process it started: tests/helpers/cpu.py), the same by CPU, which
 is what a suite running on every core at once is short of.
 
-    python bench/suite_timeline.py reports/test-timeline.tsv [--top 20]
+    python bench/suite_timeline.py reports/test-timeline.tsv [--top 20] [--against OLD.tsv]
+
+``--against`` adds each module's CPU seconds in this run beside another run's, with their
+ratio: where a change saved (or cost) CPU, module by module.
 """
 
 from __future__ import annotations
@@ -65,12 +68,41 @@ def _cpu_lines(rows: list[dict], wall: float, top: int) -> list[str]:
     return lines
 
 
+def compare(rows: list[dict], old_rows: list[dict], top: int) -> str:
+    """Each module's CPU seconds in ``rows`` against ``old_rows``, the old run's largest
+    first."""
+    new, old = _cpu_by_module(rows), _cpu_by_module(old_rows)
+    total, before_total = sum(new.values()), sum(old.values())
+    lines = [f"CPU by module against the other run: {total:.0f} against {before_total:.0f} "
+             f"core-seconds ({_ratio(total, before_total)})", "", "    old      new  ratio  module"]
+    for module, before in sorted(old.items(), key=lambda kv: -kv[1])[:top]:
+        after = new.get(module, 0.0)
+        lines.append(f"{before:7.0f}  {after:7.0f}  {_ratio(after, before):>5}  {module}")
+    return "\n".join(lines)
+
+
+def _cpu_by_module(rows: list[dict]) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for r in rows:
+        out[r["nodeid"].split("::", 1)[0]] += r["cpu"] or 0.0
+    return out
+
+
+def _ratio(new: float, old: float) -> str:
+    return f"{new / old:.2f}" if old else "-"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("timeline", type=Path)
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--against", type=Path, metavar="OLD",
+                        help="another run's timeline: CPU by module beside it")
     args = parser.parse_args(argv)
-    print(summarise(load(args.timeline), args.top))
+    rows = load(args.timeline)
+    print(summarise(rows, args.top))
+    if args.against:
+        print("\n" + compare(rows, load(args.against), args.top))
     return 0
 
 
