@@ -54,10 +54,9 @@ def summarise(rows: list[dict], top: int) -> str:
 
 def _cpu_lines(rows: list[dict], wall: float, top: int) -> list[str]:
     per_test: dict[str, float] = defaultdict(float)
-    per_module: dict[str, float] = defaultdict(float)
     for r in rows:
         per_test[r["nodeid"]] += r["cpu"]
-        per_module[r["nodeid"].split("::", 1)[0]] += r["cpu"]
+    per_module = _cpu_by_module(rows)
     total = sum(per_test.values())
     lines = [f"CPU {total:.0f} core-seconds, {total / wall:.2f} cores busy on average",
              "", f"modules by CPU seconds (top {top})"]
