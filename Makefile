@@ -109,7 +109,8 @@ help: ## List the targets and the variables they read
 
 setup: $(SETUP_STAMP) ## Create .venv with the pinned stack and build Horovod (idempotent; GPU=1: CUDA build, NCCL)
 
-$(SETUP_STAMP): scripts/setup.sh requirements.txt constraints.txt pyproject.toml scripts/spark-env.sh
+$(SETUP_STAMP): scripts/setup.sh requirements.txt constraints.txt pyproject.toml scripts/spark-env.sh \
+		scripts/bytecode_zip.py
 	bash scripts/setup.sh
 	@rm -f $(VENV)/.setup-done*
 	@touch $@

@@ -27,7 +27,8 @@ cd "$(dirname "$0")/.."
 
 inputs_hash() {
   { find pipeline jobs conf -type f ! -path '*/__pycache__/*' ! -name '*.pyc'
-    printf '%s\n' pyproject.toml requirements.txt constraints.txt scripts/setup.sh scripts/pack.sh
+    printf '%s\n' pyproject.toml requirements.txt constraints.txt scripts/setup.sh scripts/pack.sh \
+      scripts/bytecode_zip.py
   } | LC_ALL=C sort | xargs sha256sum \
     | { cat; echo "GPU=${GPU:-} PACK_PYTHON_PREFIX=${PACK_PYTHON_PREFIX:-}"; } \
     | sha256sum | cut -c1-20

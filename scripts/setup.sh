@@ -159,6 +159,11 @@ else
   run $PIP install "$WHEEL[$extra]" -c constraints.txt || die "installing the dependencies of $WHEEL failed"
 fi
 
+# Spark puts PySpark's zipped sources first on the path of every Python process it starts;
+# bytecode beside them spares each process compiling them (scripts/bytecode_zip.py).
+run "$VENV/bin/python" scripts/bytecode_zip.py "$VENV"/lib/python3.11/site-packages/pyspark/python/lib/*.zip \
+  || die "compiling PySpark's zipped sources failed"
+
 if [ -n "$DRY_RUN" ]; then
   echo "+ horovodrun --check-build: $wanted_ops ticked"
   exit 0

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.jobs import SHORT_LIVED_JVM
+
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,11 +20,9 @@ os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 # Assigned, not defaulted: `make test` exports the Makefile's own choice (conf/spark/local.conf).
 os.environ["PIPELINE_SPARK_CONF"] = str(Path(__file__).parent / "helpers" / "spark-test.conf")
 
-# Every JVM a test starts (the session's, spark-submit's, a local cluster's daemons) lives
-# seconds to minutes, too short for the optimising JIT compiler and the parallel collector to
-# pay back their own CPU: without them such a JVM takes about half the CPU (BENCHMARKS.md).
+# The drivers' and the local clusters' daemons' JVMs, short-lived (tests/helpers/jobs.py).
 for _var in ("SPARK_SUBMIT_OPTS", "SPARK_DAEMON_JAVA_OPTS"):
-    os.environ.setdefault(_var, "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+    os.environ.setdefault(_var, SHORT_LIVED_JVM)
 
 # The tests' ranks train sets of a few hundred rows: their Horovod background loops mostly wait
 # (on the board, the claim, the records), and at the dense models' 0.1 ms cycle each loop's

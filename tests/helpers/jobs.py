@@ -10,6 +10,12 @@ from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+# Every JVM a test starts (the session's, spark-submit's, a local cluster's daemons and its
+# executors) lives seconds to minutes, too short for the optimising JIT compiler and the
+# parallel collector to pay back their own CPU: without them such a JVM takes about half the
+# CPU (BENCHMARKS.md). tests/conftest.py gives them to the drivers and daemons; executors take
+# them from their application's spark.executor.extraJavaOptions.
+SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def submit_env(**extra: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.tracking import store as tracking
 from scripts import local_cluster
 from tests.helpers import ROOT, SPARK_SUBMIT, submit_env, write_data_config, write_npz
+from tests.helpers.jobs import SHORT_LIVED_JVM
 from tests.helpers.pack import packed_env
 from tests.helpers.suite import slow_fixture
 
@@ -93,7 +94,8 @@ def submit(cluster, *args: str, packed: Path | None = None,
                      PIPELINE_SPARK_CONF=str(ROOT / "conf" / "spark" / conf))
     cmd = [str(SPARK_SUBMIT), "--master", cluster.master_url,
            "--properties-file", str(ROOT / "conf" / "spark" / conf),
-           "--conf", "spark.executor.memory=1g"]
+           "--conf", "spark.executor.memory=1g",
+           "--conf", f"spark.executor.extraJavaOptions={SHORT_LIVED_JVM}"]
     if packed:  # the driver keeps this interpreter: spark.pyspark.python would win for it too
         cmd += ["--archives", f"{packed}#environment",
                 "--conf", "spark.pyspark.python=./environment/bin/python",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT
-from tests.helpers.jobs import SPARK_SUBMIT
+from tests.helpers.jobs import SHORT_LIVED_JVM, SPARK_SUBMIT
 from tests.helpers.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -125,7 +125,8 @@ def test_a_master_with_a_secret_admits_only_workers_and_jobs_that_hold_it(tmp_pa
         assert _alive_workers(ui) == [f"http://127.0.0.1:{good_ui}"]  # the other was refused
         job = tmp_path / "job.py"
         job.write_text(JOB)
-        proc = subprocess.run([str(SPARK_SUBMIT), "--master", master, str(job)],
+        proc = subprocess.run([str(SPARK_SUBMIT), "--master", master, "--conf",
+                               f"spark.executor.extraJavaOptions={SHORT_LIVED_JVM}", str(job)],
                               env=_env(SPARK_AUTH_SECRET=SECRET, SPARK_LOCAL_IP="127.0.0.1"),
                               cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
         assert proc.returncode == 0, proc.stderr[-2000:]

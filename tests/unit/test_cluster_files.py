@@ -168,6 +168,8 @@ def test_images_install_dependencies_before_the_code_and_ship_no_build_tools(doc
     builder, runtime = stages[1], stages[2]
     # The venv (TensorFlow, Horovod) is built before any code is copied in.
     assert builder.index("scripts/setup.sh\n") < builder.index("COPY pipeline")
+    # ... with the script setup.sh runs from the checkout.
+    assert builder.index("COPY scripts/bytecode_zip.py") < builder.index("bash scripts/setup.sh")
     assert "RUNTIME=1" in builder and "g++" in builder
     for tool in ("g++", "cmake", "make ", "cuda-nvcc"):
         assert tool not in runtime, tool
