@@ -75,6 +75,15 @@ def sweep(tmp_path_factory, spark):
     mp.undo()
 
 
+@pytest.fixture(scope="module")
+def server(sweep, tmp_path_factory):
+    """One ``mlflow server`` on the sweep's store for the tests that read it over HTTP: each
+    start imports MLflow's whole server, seconds of CPU."""
+    started = MlflowServer(sweep["uri"], tmp_path_factory.mktemp("server"), free_port()).start()
+    yield started
+    started.kill(signal.SIGTERM)
+
+
 def _runs(client: MlflowClient) -> dict[str, object]:
     exp = client.get_experiment_by_name("report")
     return {r.info.run_id: r for r in tracking.children(client, exp.experiment_id)}
@@ -216,21 +225,17 @@ def test_page_renders_in_headless_chromium_with_every_image(sweep, tmp_path):
     assert {link.rsplit("/runs/", 1)[1] for link in run_links} == run_ids
 
 
-def test_mlflow_server_serves_the_sweep_over_rest(sweep, tmp_path):
-    server = MlflowServer(sweep["uri"], tmp_path, free_port()).start()
+def test_mlflow_server_serves_the_sweep_over_rest(server):
     base = server.url
-    try:
-        with urllib.request.urlopen(
-                f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=report") as r:
-            exp_id = json.load(r)["experiment"]["experiment_id"]
-        body = json.dumps({"experiment_ids": [exp_id], "filter": "tags.role = 'config'",
-                           "max_results": 100}).encode()
-        req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", data=body,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req) as r:
-            runs = json.load(r)["runs"]
-    finally:
-        server.kill(signal.SIGTERM)
+    with urllib.request.urlopen(
+            f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=report") as r:
+        exp_id = json.load(r)["experiment"]["experiment_id"]
+    body = json.dumps({"experiment_ids": [exp_id], "filter": "tags.role = 'config'",
+                       "max_results": 100}).encode()
+    req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        runs = json.load(r)["runs"]
     assert len(runs) == 8
     by_status = {next(t["value"] for t in run["data"]["tags"] if t["key"] == "status"): run
                  for run in runs}
@@ -239,14 +244,13 @@ def test_mlflow_server_serves_the_sweep_over_rest(sweep, tmp_path):
     assert {"test_accuracy", "val_accuracy", "loss"} <= metrics
 
 
-def test_the_mlflow_ui_lists_the_sweeps_runs_at_the_printed_link(sweep, tmp_path):
+def test_the_mlflow_ui_lists_the_sweeps_runs_at_the_printed_link(sweep, server, tmp_path):
     """MLflow 3's UI opens an experiment on a GenAI overview; the link the sweep prints goes
     to the training runs, and a real browser finds them there."""
     import time
 
     from pipeline.tracking.store import experiment_link
 
-    server = MlflowServer(sweep["uri"], tmp_path, free_port()).start()
     exp_id = sweep["client"].get_experiment_by_name("report").experiment_id
     parent = tracking.latest_parent(sweep["client"], exp_id).info.run_name
     listed = f"{len(_runs(sweep['client'])) + 1} matching runs"  # the replicates + the sweep
@@ -260,7 +264,6 @@ def test_the_mlflow_ui_lists_the_sweeps_runs_at_the_printed_link(sweep, tmp_path
             text = driver.execute_script("return document.body.innerText")
     finally:
         driver.quit()
-        server.kill(signal.SIGTERM)
     # the sweep's parent run is listed, its replicate runs nested under it (counted)
     assert parent in text and listed in text, text[-2000:]
 
@@ -308,29 +311,25 @@ def test_runs_are_named_by_what_the_sweep_compares_and_the_parent_holds_the_answ
 
 
 def test_the_printed_link_opens_every_replicate_run_with_the_swept_params_and_metric(
-        sweep, tmp_path, capsys):
+        sweep, server, tmp_path, capsys):
     """``make ui``'s link: the runs table, one row per replicate (not one collapsed parent),
     with the cell label, the swept parameters and the primary metric as columns."""
     import time
 
-    server = MlflowServer(sweep["uri"], tmp_path, free_port()).start()
+    assert load_job("links").main(["--ui", server.url]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    link = next(line.split(": ", 1)[1] for line in printed if line.startswith("report: "))
+    driver = chromium(tmp_path / "profile")
     try:
-        assert load_job("links").main(["--ui", server.url]) == 0
-        printed = capsys.readouterr().out.splitlines()
-        link = next(line.split(": ", 1)[1] for line in printed if line.startswith("report: "))
-        driver = chromium(tmp_path / "profile")
-        try:
-            driver.get(link)
-            deadline, text = time.monotonic() + 90, ""
-            while time.monotonic() < deadline and not (
-                    "8 matching runs" in text and "relu | ce(softmax) | s0" in text):
-                time.sleep(1)
-                text = driver.execute_script("return document.body.innerText")
-            driver.save_screenshot(str(tmp_path / "runs.png"))
-        finally:
-            driver.quit()
+        driver.get(link)
+        deadline, text = time.monotonic() + 90, ""
+        while time.monotonic() < deadline and not (
+                "8 matching runs" in text and "relu | ce(softmax) | s0" in text):
+            time.sleep(1)
+            text = driver.execute_script("return document.body.innerText")
+        driver.save_screenshot(str(tmp_path / "runs.png"))
     finally:
-        server.kill(signal.SIGTERM)
+        driver.quit()
     assert "8 matching runs" in text and "relu | ce(softmax) | s0" in text, text[-2000:]
     for column in ("configuration", "model.hidden_activation", "test_accuracy"):
         assert column in text, column
