@@ -62,8 +62,13 @@ VENV="$BUILD" PYTHON="$base_python" WHEEL="$wheel" bash scripts/setup.sh
 echo "pack: packing $BUILD into $OUT"
 mkdir -p "$(dirname "$OUT")"
 rm -f "$OUT.inputs"
+# Left out, about a third of the archive: PySpark's jars (executors run their cluster's Spark,
+# whose python/lib zips Spark puts first on their path) and TensorFlow's C++ headers (for
+# building ops; Horovod was built against them above).
+site="lib/python3.*/site-packages"
 "$DEV_VENV/bin/venv-pack" --prefix "$BUILD" --output "$OUT" --force --quiet \
   --compress-level "${PACK_COMPRESS_LEVEL:-4}" \
+  --exclude "$site/pyspark/jars/*" --exclude "$site/tensorflow/include/*" \
   ${PACK_PYTHON_PREFIX:+--python-prefix "$PACK_PYTHON_PREFIX"} || die "venv-pack failed"
 chmod 644 "$OUT"  # venv-pack leaves it readable by its owner only
 echo "$digest" >"$OUT.inputs"
