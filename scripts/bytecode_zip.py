@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import marshal
 import os
 import sys
 import tempfile
 import zipfile
-from importlib import _bootstrap_external
 from pathlib import Path
 
 MAGIC = importlib.util.MAGIC_NUMBER  # a .pyc another interpreter wrote is replaced
+CHECKED_HASH = (0b11).to_bytes(4, "little")  # PEP 552 flags: hash-based, checked at import
+
 
 def compile_zip(path: Path) -> int:
     """Give every ``.py`` in the zip at ``path`` a current ``.pyc``; the number added."""
@@ -55,8 +57,7 @@ def _bytecode(archive: Path, info: zipfile.ZipInfo, source: bytes) -> bytes | No
         code = compile(source, f"{archive}{os.sep}{info.filename}", "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
         return None
-    source_hash = importlib.util.source_hash(source)
-    return bytes(_bootstrap_external._code_to_hash_pyc(code, source_hash, checked=True))
+    return MAGIC + CHECKED_HASH + importlib.util.source_hash(source) + marshal.dumps(code)
 
 
 def _pyc_info(source: zipfile.ZipInfo) -> zipfile.ZipInfo:
