@@ -54,7 +54,12 @@ MLFLOW_PORT ?= 5000
 # (BENCHMARKS.md, "Test suite").
 ## TEST_WORKERS: pytest-xdist workers of the test targets (default 3)
 TEST_WORKERS ?= 3
-PYTEST = $(VENV_PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
+# Bytecode is written whatever the environment says: the suite starts hundreds of Python
+# processes (ranks, Spark workers, jobs) that import the pipeline, and with
+# PYTHONDONTWRITEBYTECODE set each would compile it from source, and each pytest worker would
+# rewrite every test module's asserts again (BENCHMARKS.md, "Test suite").
+PYTEST = PYTHONDONTWRITEBYTECODE= $(VENV_PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup \
+	--durations=15
 # test-fast's integration tests: each under ~20 s, together the pipeline's main paths.
 FAST_INTEGRATION ?= tests/integration/test_prepare_sources.py \
 	tests/integration/test_dataset_integrity.py tests/integration/test_diagnostics_ranks.py \

@@ -6,8 +6,8 @@ same work, and the driver's peak memory while the Spark jobs run.
 - prepare at x10: the augmented set (550,000 training rows) as a Parquet source: validate,
   carve a validation split, shuffle, shard, write.
 
-Each Spark job runs as its own spark-submit process; its driver's resident memory (the Python
-process, not the JVM) is sampled while it runs.
+Each Spark job runs as its own spark-submit process; its driver's peak resident memory (the
+Python process, not the JVM) is its high-water mark, read while it runs.
 """
 
 from __future__ import annotations
@@ -48,19 +48,45 @@ def run_job(args: list[str], env: dict[str, str] | None = None,
     return (wall, peak / 2**20, jvm / 2**20) if with_jvm else (wall, peak / 2**20)
 
 
-def _watch(proc: subprocess.Popen) -> tuple[int, int]:
-    """Peak RSS in bytes of the job's Python driver and of its JVM, sampled until it ends."""
-    peak = jvm = 0
+def _watch(proc: subprocess.Popen, every: float = 0.25, rescan: float = 2.0) -> tuple[int, int]:
+    """Peak RSS in bytes of the job's Python processes (its driver; in local mode also the
+    executors' workers) and of its JVM, until the job ends.
+
+    Each peak is the kernel's high-water mark of the process (VmHWM), so reading it now and
+    then misses nothing the process reached before its last read. Listing the descendants
+    walks every process on the machine, so it is done every ``rescan`` seconds only."""
+    pythons: set[int] = set()
+    peaks: dict[int, int] = {}
+    scanned = float("-inf")
     while proc.poll() is None:
-        try:  # spark-submit execs the JVM, which starts Python: find the Python child
-            jvm = max(jvm, psutil.Process(proc.pid).memory_info().rss)
-            for p in psutil.Process(proc.pid).children(recursive=True):
-                if "python" in p.name():
-                    peak = max(peak, p.memory_info().rss)
-        except psutil.NoSuchProcess:
-            pass
-        time.sleep(0.1)
-    return peak, jvm
+        if time.monotonic() - scanned >= rescan:
+            pythons |= _python_descendants(proc.pid)
+            scanned = time.monotonic()
+        for pid in (proc.pid, *pythons):  # spark-submit execs the JVM under its own pid
+            peaks[pid] = max(peaks.get(pid, 0), high_water_rss(pid))
+        time.sleep(every)
+    jvm = peaks.pop(proc.pid, 0)
+    return max(peaks.values(), default=0), jvm
+
+
+def _python_descendants(pid: int) -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process(pid).children(recursive=True)
+                if "python" in p.name()}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def high_water_rss(pid: int) -> int:
+    """The most resident memory process ``pid`` has had, in bytes (0: it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # reported in kB
+    return 0
 
 
 def baseline_prepare(raw: Path, out: Path, shards: int = 4, seed: int = 42) -> int:

@@ -10,9 +10,12 @@ Each sweep writes to a throw-away MLflow store and checkpoint folder.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import time
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
 
 from bench.common import ROOT, median
@@ -30,6 +33,7 @@ def run(spark, sweep_file: str, data_dir: str, epochs: int | None = None,
     sweep_fields.setdefault("ranks_per_trial", spark.sparkContext.defaultParallelism)
     sweep = replace(sweep, grid=grid if grid is not None else sweep.grid, **sweep_fields)
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        shutil.copyfile(_empty_store(), f"{tmp}/mlflow.db")
         opts = SweepOptions(Path(data_dir), epochs=epochs, experiment="bench",
                             tracking_uri=f"sqlite:///{tmp}/mlflow.db",
                             checkpoint_dir=Path(tmp) / "ckpt")
@@ -46,6 +50,19 @@ def run(spark, sweep_file: str, data_dir: str, epochs: int | None = None,
             "relaunched": not all(o.timed for o in result.outcomes),
             "rank_peak_rss_mib": [max(o.peak_rss_mib or 0.0 for o in rank)
                                   for rank in result.rank_outcomes]}
+
+
+@cache
+def _empty_store() -> Path:
+    """An empty MLflow SQLite store, built once per process and copied for each sweep: MLflow
+    builds a new store by running its whole chain of schema migrations, seconds of CPU in the
+    driver that a sweep into an existing store never pays."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    atexit.register(shutil.rmtree, folder, True)
+    SqlAlchemyStore(f"sqlite:///{folder}/empty.db", str(folder / "mlruns")).engine.dispose()
+    return folder / "empty.db"
 
 
 def diagnostics_seconds(uri: str, experiment_id: str) -> float:

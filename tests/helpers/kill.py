@@ -39,13 +39,15 @@ def checkpointed(client: MlflowClient, experiment: str, checkpoints: Path,
     """Running trials that have logged something and whose checkpoint has reached the disk
     (on a loaded machine the checkpoint can trail the metrics); ``saved`` False: those whose
     first checkpoint has not (their diagnostics at initialisation are in MLflow)."""
-    exp = client.get_experiment_by_name(experiment)
     on_disk = set()
     try:
         for f in checkpoints.rglob("latest.json"):
             on_disk.add(json.loads(f.read_text()).get("run_id"))
     except (FileNotFoundError, json.JSONDecodeError):
         return []  # a checkpoint being written or cleared as we looked: look again
+    if saved and not on_disk:
+        return []  # nothing to resume from yet: MLflow need not be asked (polled every 0.1 s)
+    exp = client.get_experiment_by_name(experiment)
     running = [run for run in (tracking.children(client, exp.experiment_id) if exp else [])
                if run.data.tags.get(TAG_STATUS) == RUNNING]
     if not saved:
