@@ -76,7 +76,8 @@ class _RankCount(threading.Thread):
     def run(self) -> None:
         while not self.done.is_set():
             self.most = max(self.most, len(rank_processes(self.uri)))
-            time.sleep(0.1)
+            # Each look reads every process's command line; the ranks live for many seconds.
+            time.sleep(0.5)
 
 
 @pytest.mark.slow(reason=("the same grid swept twice, two one-rank trials at once and one at a "

@@ -106,7 +106,7 @@ def _kill_rank_when(uri: str, experiment: str, epochs_logged: int, killed: dict)
                         return
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
-        time.sleep(0.2)
+        time.sleep(0.5)  # four epochs of 160 steps are left: seconds, not tenths
 
 
 @pytest.mark.slow(reason=("trains until a checkpoint, kills a rank and waits for the relaunched "
